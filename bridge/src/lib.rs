@@ -1,0 +1,1 @@
+//! # ctrl22-bridge

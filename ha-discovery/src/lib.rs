@@ -1,0 +1,3 @@
+//! # ctrl22-ha
+//!
+//! A typed, IO-free model of Home Assistant MQTT discovery.

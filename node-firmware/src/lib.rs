@@ -1,0 +1,14 @@
+//! # ctrl22-node
+//!
+//! The logic of one CTRL22 charging bay: the AVR charge controller (IEC 61851-1 pilot
+//! signalling, the `ccss` state machine, the setpoint watchdog, the serial parameter line
+//! protocol) and the ESP32 mesh node's wire protocol (commands, replies, heartbeats, MQTT topic
+//! scheme). The bridge and the simulator use these very types, so nothing else in the project
+//! parses mesh JSON.
+//!
+//! The core is `no_std` and needs no allocator. It never allocates current among bays (that is
+//! the bridge's job) and never closes a contactor outside state C or with less than 6 A offered.
+//!
+//! Features: `std` (default) adds `serde_json` conveniences; `sim` adds the bay simulator
+//! (`ctrl22-node-sim`).
+#![cfg_attr(not(feature = "std"), no_std)]

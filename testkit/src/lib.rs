@@ -1,0 +1,1 @@
+//! Test harness shared by the workspace's end-to-end tests.
