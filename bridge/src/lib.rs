@@ -1,1 +1,10 @@
 //! # ctrl22-bridge
+//!
+//! The site controller for a parking lot of CTRL22 charging bays behind one grid connection.
+
+pub mod allocate;
+pub mod bay;
+pub mod config;
+pub mod mesh;
+pub mod setpoint;
+pub mod site;

@@ -12,3 +12,16 @@
 //! Features: `std` (default) adds `serde_json` conveniences; `sim` adds the bay simulator
 //! (`ctrl22-node-sim`).
 #![cfg_attr(not(feature = "std"), no_std)]
+
+pub mod ccss;
+pub mod units;
+
+pub use ccss::{Ccss, CcssGroup};
+pub use units::{Deciamps, Phase, PhaseSet};
+pub mod controller;
+pub mod line;
+pub mod mesh;
+pub mod params;
+pub mod pilot;
+#[cfg(feature = "sim")]
+pub mod sim;
