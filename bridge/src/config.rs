@@ -1,1 +1,5 @@
 //! (being written)
+
+/// Placeholder until the configuration module lands.
+#[derive(Debug)]
+pub struct Config {}

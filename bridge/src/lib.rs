@@ -6,5 +6,6 @@ pub mod allocate;
 pub mod bay;
 pub mod config;
 pub mod mesh;
+pub mod runtime;
 pub mod setpoint;
 pub mod site;
