@@ -4,6 +4,7 @@
 
 pub mod allocate;
 pub mod bay;
+pub mod broker;
 pub mod config;
 pub mod mesh;
 pub mod runtime;

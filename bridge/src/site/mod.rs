@@ -1,1 +1,3 @@
-//! (being written)
+//! The site: the one owner of all bay and site state.
+
+pub mod energy;
