@@ -132,7 +132,9 @@ pub struct ChargeController {
     closed: PhaseSet,
     /// The phase set the EV drew nothing on (W9).
     rejected_phases: PhaseSet,
-    lock_mismatch_since_ms: Option<u64>,
+    /// The lock command last driven and when it was issued: the lock has
+    /// [`LOCK_TIMEOUT_MS`] from then to confirm it.
+    lock_commanded: (LockCommand, u64),
     smaxcur: Deciamps,
     phases: PhaseSet,
     watchdog: SetpointWatchdog,
@@ -162,7 +164,7 @@ impl ChargeController {
             retries: 0,
             closed: PhaseSet::NONE,
             rejected_phases: PhaseSet::NONE,
-            lock_mismatch_since_ms: None,
+            lock_commanded: (LockCommand::Open, 0),
             smaxcur: config.smaxcur,
             phases: config.phases,
             watchdog: SetpointWatchdog::new(config.wdtsec, config.fsafecur),
@@ -271,7 +273,9 @@ impl ChargeController {
             Ccss::W0 | Ccss::W1 | Ccss::W8 => in_state(WAIT_MS),
             _ => None,
         };
-        let lock_deadline = self.lock_mismatch_since_ms.map(|t| t + LOCK_TIMEOUT_MS);
+        let (lock, lock_since_ms) = self.lock_commanded;
+        let lock_unconfirmed = (lock == LockCommand::Closed) != self.last_inputs.lock_closed;
+        let lock_deadline = lock_unconfirmed.then_some(lock_since_ms + LOCK_TIMEOUT_MS);
         [state_deadline, lock_deadline, self.watchdog.deadline_ms()]
             .into_iter()
             .flatten()
@@ -302,6 +306,9 @@ impl ChargeController {
         let mut outputs = self.outputs(allocation);
         outputs.save_config = core::mem::take(&mut self.save_requested);
         outputs.soft_reset = core::mem::take(&mut self.reset_requested);
+        if outputs.lock != self.lock_commanded.0 {
+            self.lock_commanded = (outputs.lock, now_ms);
+        }
         self.last_outputs = outputs;
         outputs
     }
@@ -338,16 +345,13 @@ impl ChargeController {
         )
     }
 
-    /// Whether the lock has disagreed with its command for longer than [`LOCK_TIMEOUT_MS`].
-    /// ERR0 does not supervise: it already reports, and the lock is all it can release.
-    fn lock_jammed(&mut self, now_ms: u64, lock_closed: bool) -> bool {
-        let confirmed = (self.lock_command() == LockCommand::Closed) == lock_closed;
-        if confirmed || self.state == Ccss::Err0 {
-            self.lock_mismatch_since_ms = None;
-            return false;
-        }
-        let since = *self.lock_mismatch_since_ms.get_or_insert(now_ms);
-        now_ms.saturating_sub(since) >= LOCK_TIMEOUT_MS
+    /// Whether the lock disagrees with a command issued at least [`LOCK_TIMEOUT_MS`] ago (so a
+    /// lock that lets go long after confirming is reported at once). ERR0 does not supervise:
+    /// it already reports, and releasing the lock is all it can do.
+    fn lock_jammed(&self, now_ms: u64, lock_closed: bool) -> bool {
+        let (command, since_ms) = self.lock_commanded;
+        let confirmed = (command == LockCommand::Closed) == lock_closed;
+        !confirmed && self.state != Ccss::Err0 && now_ms.saturating_sub(since_ms) >= LOCK_TIMEOUT_MS
     }
 
     fn fail(&mut self, now_ms: u64, flag: ErrorFlags) {
@@ -355,7 +359,6 @@ impl ChargeController {
         self.state = Ccss::Err0;
         self.state_since_ms = now_ms;
         self.closed = PhaseSet::NONE;
-        self.lock_mismatch_since_ms = None;
     }
 
     /// The transition this step makes, if any.
