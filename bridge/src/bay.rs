@@ -6,7 +6,10 @@ pub use ctrl22_node::{Deciamps, Phase, PhaseSet};
 
 /// A bay is known by its node's MAC address in topic form (`d8a01d55a710`), the `<dev>` of
 /// every topic and config section.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct BayId(pub String);
 
 impl fmt::Display for BayId {

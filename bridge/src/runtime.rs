@@ -1,6 +1,157 @@
-//! The bridge's running process: one task owns the site state; adapters talk to it by messages.
+//! The bridge's running process: one task owns the [`Site`]; the mesh link, Home Assistant,
+//! HTTP and storage talk to it by messages. No locks are held across awaits: readers get
+//! snapshots through a `watch` channel, writers send [`SiteRequest`]s.
 
-use crate::config::Config;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::bay::BayId;
+use crate::config::{Config, MeshTransport};
+use crate::mesh::{self, MeshCommand, MeshEvent, MeshSender};
+use crate::site::bay::BaySettings;
+use crate::site::snapshot::SiteSnapshot;
+use crate::site::{Input, Output, SettingChange, SettingError, Site, SiteSettings, SolarReading};
+
+/// How often the site allocates and delivers setpoints.
+pub const CONTROL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Milliseconds since the Unix epoch: the clock the site core is driven by.
+#[must_use]
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// A request to the site task.
+#[derive(Debug)]
+pub enum SiteRequest {
+    /// Change a setting; the reply says whether it was accepted.
+    Apply {
+        change: SettingChange,
+        reply: oneshot::Sender<Result<(), SettingError>>,
+    },
+    /// New solar readings (or `None`: the source is down).
+    Solar(Option<SolarReading>),
+    /// An adapter refused some input (counted for `/metrics`).
+    Rejected(&'static str),
+}
+
+/// What adapters hold to read and change the site.
+#[derive(Clone, Debug)]
+pub struct SiteHandle {
+    requests: mpsc::Sender<SiteRequest>,
+    snapshot: watch::Receiver<Arc<SiteSnapshot>>,
+}
+
+impl SiteHandle {
+    /// The latest picture of the site.
+    #[must_use]
+    pub fn snapshot(&self) -> Arc<SiteSnapshot> {
+        Arc::clone(&self.snapshot.borrow())
+    }
+
+    /// A receiver that wakes on every new snapshot.
+    #[must_use]
+    pub fn subscribe(&self) -> watch::Receiver<Arc<SiteSnapshot>> {
+        self.snapshot.clone()
+    }
+
+    /// Applies a setting through the site core, the one path every setting takes.
+    ///
+    /// # Errors
+    /// The core's refusal, or [`SettingError::Invalid`] when the site task is gone.
+    pub async fn apply(&self, change: SettingChange) -> Result<(), SettingError> {
+        let (reply, answer) = oneshot::channel();
+        let gone = || SettingError::Invalid {
+            field: "site",
+            problem: "the site task has stopped".to_owned(),
+        };
+        self.requests
+            .send(SiteRequest::Apply { change, reply })
+            .await
+            .map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+
+    /// Sends a request without waiting for an answer.
+    pub async fn send(&self, request: SiteRequest) {
+        // A stopped site task means the process is shutting down; nothing to do.
+        let _ = self.requests.send(request).await;
+    }
+}
+
+/// The site core's settings from the configuration file.
+#[must_use]
+pub fn site_settings(config: &Config) -> SiteSettings {
+    let nodes = config
+        .nodes
+        .iter()
+        .map(|(dev, node)| {
+            let id = BayId(dev.clone());
+            let mut settings = BaySettings::new(&id);
+            if let Some(name) = &node.name {
+                settings.name.clone_from(name);
+            }
+            settings.rotation = node.phase_rotation.0;
+            if let Some(max) = node.max_current {
+                settings.max_current = max;
+            }
+            settings.priority = node.priority;
+            settings.mode = node.mode;
+            (id, (settings, node.circuit.clone()))
+        })
+        .collect();
+    let circuits = config
+        .site
+        .circuits
+        .iter()
+        .map(|c| crate::allocate::Circuit {
+            id: c.id.clone(),
+            parent: c.parent.clone(),
+            limit: c.max_current,
+        })
+        .collect();
+    SiteSettings {
+        name: config.site.name.clone(),
+        voltage: config.site.voltage,
+        limits: config.site.max_current,
+        circuits,
+        strategy: config.site.strategy,
+        default_mode: config.site.default_mode,
+        rotation_period_ms: millis(config.site.rotation_period),
+        min_on_ms: millis(config.site.min_on),
+        min_off_ms: millis(config.site.min_off),
+        heartbeat_timeout_ms: millis(config.mesh.heartbeat_timeout),
+        wdtsec: config.mesh.wdtsec,
+        setpoint_refresh_ms: millis(config.mesh.setpoint_refresh),
+        nodes,
+        ..SiteSettings::default()
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Starts the mesh link of `config`, forwarding node messages to `events`.
+///
+/// # Errors
+/// A bad broker URL, mesh id or listen address.
+pub async fn start_mesh_link(
+    config: &Config,
+    events: mpsc::Sender<MeshEvent>,
+) -> anyhow::Result<MeshSender> {
+    let sender = match config.mesh.transport {
+        MeshTransport::Mqtt => mesh::spawn_mqtt(&config.mqtt, &config.mesh.mesh_id, events).await,
+        MeshTransport::Tcp => mesh::spawn_tcp(config.mesh.tcp_listen, events).await,
+    };
+    sender.context("starting the mesh link")
+}
 
 /// Runs the bridge until `shutdown` resolves.
 ///
@@ -10,6 +161,158 @@ pub async fn run(
     config: Config,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    let _ = (config, shutdown);
-    anyhow::bail!("the site runtime is being built")
+    if let Some(listen) = config.mqtt.embedded {
+        let broker = crate::broker::start(listen)?;
+        tracing::info!("embedded MQTT broker on {}", broker.addr);
+    }
+    let bridge = Bridge::start(&config).await?;
+    bridge.run_until(shutdown).await
+}
+
+/// The wired-up bridge: the site task and its adapters.
+#[derive(Debug)]
+pub struct Bridge {
+    pub handle: SiteHandle,
+    task: tokio::task::JoinHandle<()>,
+    stop: oneshot::Sender<()>,
+}
+
+impl Bridge {
+    /// Starts the site task and the mesh link.
+    ///
+    /// # Errors
+    /// When the circuit tree is invalid or the mesh link cannot start.
+    pub async fn start(config: &Config) -> anyhow::Result<Self> {
+        let (mesh_events_tx, mesh_events) = mpsc::channel(8192);
+        let link = start_mesh_link(config, mesh_events_tx).await?;
+        let site = Site::new(site_settings(config), &BTreeMap::new(), now_ms())
+            .context("site.circuits")?;
+        let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(site.snapshot(now_ms())));
+        let (requests_tx, requests) = mpsc::channel(256);
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(site_task(SiteTask {
+            site,
+            mesh_events,
+            requests,
+            link,
+            snapshot: snapshot_tx,
+            stopped,
+        }));
+        Ok(Self {
+            handle: SiteHandle {
+                requests: requests_tx,
+                snapshot: snapshot_rx,
+            },
+            task,
+            stop,
+        })
+    }
+
+    /// Runs until `shutdown`, then stops the site task.
+    ///
+    /// # Errors
+    /// When the site task failed.
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+    ) -> anyhow::Result<()> {
+        let mut task = self.task;
+        tokio::select! {
+            () = shutdown => {
+                tracing::info!("shutting down");
+                let _ = self.stop.send(());
+                task.await.context("site task")?;
+            }
+            result = &mut task => result.context("site task ended")?,
+        }
+        Ok(())
+    }
+}
+
+struct SiteTask {
+    site: Site,
+    mesh_events: mpsc::Receiver<MeshEvent>,
+    requests: mpsc::Receiver<SiteRequest>,
+    link: MeshSender,
+    snapshot: watch::Sender<Arc<SiteSnapshot>>,
+    stopped: oneshot::Receiver<()>,
+}
+
+/// The one owner of the site state.
+async fn site_task(mut t: SiteTask) {
+    let (commands_tx, commands) = mpsc::unbounded_channel();
+    // Commands go through their own task so a slow link never stalls the control loop.
+    tokio::spawn(forward_commands(commands, t.link.clone()));
+    let mut tick = tokio::time::interval(CONTROL_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let (input, publish) = tokio::select! {
+            _ = &mut t.stopped => break,
+            event = t.mesh_events.recv() => match event {
+                Some(event) => (mesh_input(event), false),
+                None => break,
+            },
+            request = t.requests.recv() => match request {
+                Some(SiteRequest::Apply { change, reply }) => {
+                    let result = t.site.apply(now_ms(), change);
+                    let outputs = match result {
+                        Ok(outputs) => { let _ = reply.send(Ok(())); outputs }
+                        Err(e) => {
+                            tracing::info!("setting refused: {e}");
+                            let _ = reply.send(Err(e));
+                            Vec::new()
+                        }
+                    };
+                    execute(outputs, &commands_tx);
+                    let _ = t.snapshot.send(Arc::new(t.site.snapshot(now_ms())));
+                    continue;
+                }
+                Some(SiteRequest::Solar(Some(reading))) => (Input::Solar(reading), false),
+                Some(SiteRequest::Solar(None)) => (Input::SolarLost, false),
+                Some(SiteRequest::Rejected(kind)) => (Input::Rejected { kind }, false),
+                None => break,
+            },
+            _ = tick.tick() => (Input::Tick, true),
+        };
+        let now = now_ms();
+        let outputs = t.site.handle(now, input);
+        execute(outputs, &commands_tx);
+        if publish {
+            let _ = t.snapshot.send(Arc::new(t.site.snapshot(now)));
+        }
+    }
+}
+
+fn mesh_input(event: MeshEvent) -> Input {
+    match event {
+        MeshEvent::Message { src, msg } => Input::Mesh { src, msg },
+        MeshEvent::Rejected { reason, .. } => Input::Rejected {
+            kind: reason.as_str(),
+        },
+        MeshEvent::LinkUp => Input::MeshLink { up: true },
+        MeshEvent::LinkDown => Input::MeshLink { up: false },
+    }
+}
+
+fn execute(outputs: Vec<Output>, commands: &mpsc::UnboundedSender<MeshCommand>) {
+    for output in outputs {
+        match output {
+            Output::Send { dst, cmd } => {
+                let _ = commands.send(MeshCommand { dst, cmd });
+            }
+            Output::Event { bay, text } => match bay {
+                Some(bay) => tracing::info!(%bay, "{text}"),
+                None => tracing::info!("{text}"),
+            },
+            Output::SaveEnergy { .. } | Output::SessionEnded { .. } | Output::SaveSetting(_) => {}
+        }
+    }
+}
+
+async fn forward_commands(mut commands: mpsc::UnboundedReceiver<MeshCommand>, link: MeshSender) {
+    while let Some(command) = commands.recv().await {
+        if let Err(e) = link.send(command).await {
+            tracing::debug!("command dropped: {e}");
+        }
+    }
 }

@@ -4,8 +4,19 @@
 use core::fmt;
 
 /// A current in 0.1 A, as every CTRL22 register and message carries it (`320` = 32.0 A).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[serde(transparent)]
 pub struct Deciamps(pub i16);
 
@@ -40,7 +51,9 @@ impl fmt::Display for Deciamps {
 }
 
 /// One phase of a three-phase supply.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Phase {
     L1,
     L2,
@@ -90,7 +103,11 @@ pub struct InvalidPhaseSet(pub i32);
 
 impl fmt::Display for InvalidPhaseSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} is not a phase set (digits 1-3, or 0 for none)", self.0)
+        write!(
+            f,
+            "{} is not a phase set (digits 1-3, or 0 for none)",
+            self.0
+        )
     }
 }
 

@@ -1,0 +1,104 @@
+//! A read-only picture of the site and every bay, published after each change for the
+//! adapters that show state (Home Assistant, HTTP API, dashboard, metrics). It is plain data:
+//! readers never reach into the site core.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::bay::{BaySettings, ButtonRequest};
+use crate::allocate::{ChargeMode, Strategy};
+
+/// Amperes as a number with one decimal, for people and JSON (the core counts in 0.1 A).
+pub type Amps = f64;
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SiteSnapshot {
+    pub name: String,
+    /// Unix ms of this picture.
+    pub at_ms: u64,
+    pub voltage: u16,
+    pub strategy: Strategy,
+    pub default_mode: ChargeMode,
+    /// The site connection's limit per phase.
+    pub limit_a: [Amps; 3],
+    /// What all bays may draw per site phase right now, reservations of offline bays and
+    /// setpoints still being changed included: always <= `limit_a`.
+    pub reserved_a: [Amps; 3],
+    /// What the bays' current transformers measure, per site phase.
+    pub measured_a: [Amps; 3],
+    pub ev_power_w: i64,
+    pub grid_power_w: Option<i64>,
+    pub pv_power_w: Option<i64>,
+    pub battery_power_w: Option<i64>,
+    /// Power available to solar charging (export plus what solar bays already draw).
+    pub surplus_w: Option<i64>,
+    pub solar_ok: bool,
+    /// Sum of all bays' lifetime energy.
+    pub energy_total_wh: f64,
+    pub mesh_connected: bool,
+    pub circuits: Vec<CircuitSnapshot>,
+    pub bays: Vec<BaySnapshot>,
+    /// Rejected input by kind (malformed mesh JSON, unknown nodes, bad commands...).
+    pub rejected: BTreeMap<String, u64>,
+    /// Last allocation's cycle time in microseconds.
+    pub cycle_us: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CircuitSnapshot {
+    pub id: String,
+    pub parent: Option<String>,
+    pub limit_a: [Amps; 3],
+    pub reserved_a: [Amps; 3],
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BaySnapshot {
+    /// MAC in topic form, the bay's id everywhere.
+    pub dev: String,
+    pub mac: String,
+    pub name: String,
+    pub online: bool,
+    pub last_heard_ms: Option<u64>,
+    /// `ccss` state name (`C3`), `None` before the first heartbeat.
+    pub state: Option<String>,
+    pub ccss: Option<u8>,
+    /// The state as a user reads it: available, waiting, charging, paused, finished, error,
+    /// offline.
+    pub status: &'static str,
+    pub plugged: bool,
+    pub charging: bool,
+    pub problem: bool,
+    /// Cable capacity from the proximity pilot, `None` without cable.
+    pub cable_a: Option<Amps>,
+    /// What the node signals to the EV (amaxcur).
+    pub offered_a: Amps,
+    /// Phases with closed contactors, digit set (`123`).
+    pub active_phases: i16,
+    pub current_a: [Amps; 3],
+    pub power_w: i64,
+    pub session_energy_wh: f64,
+    pub total_energy_wh: f64,
+    pub session_started_ms: Option<u64>,
+    /// The allocation's target for this bay and the phases (digit set).
+    pub allocated_a: Amps,
+    pub allocated_phases: i16,
+    /// What the node has confirmed.
+    pub confirmed_a: Option<Amps>,
+    pub fail_safe_a: Amps,
+    /// Why the bay got what it got (limited by a circuit, paused for rotation...).
+    pub reason: Option<String>,
+    pub mode: ChargeMode,
+    pub settings: BaySettings,
+    pub button_request: Option<ButtonRequest>,
+    /// Node runs firmware without the setpoint watchdog (`fsafecur` refused).
+    pub no_watchdog: bool,
+    pub rssi_dbm: Option<i16>,
+    pub mesh_layer: Option<u8>,
+    pub mesh_parent: Option<String>,
+    pub mesh_latency_ms: Option<u32>,
+    pub firmware: Option<String>,
+    pub board: Option<String>,
+    pub avr_firmware: Option<i16>,
+}
