@@ -11,8 +11,9 @@
 //! 2. Bays that cannot charge are set aside with a [`Reason`] (off, nothing plugged, cap
 //!    below 6 A, no usable phase, unknown circuit, `pv` without surplus data, resting after
 //!    a pause).
-//! 3. Admission: in strategy order (minimum-on-time bays first, rotation within equal
-//!    rank, see `rotation`), each bay is admitted if its floor (6 A, or a `schedule` goal)
+//! 3. Admission: in strategy order (minimum-on-time bays first, `pv` bays after all
+//!    others since they only live on surplus, rotation within equal rank, see `rotation`),
+//!    each bay is admitted if its floor (6 A, or a `schedule` goal)
 //!    fits under every limit on its path; `pv` bays also need the surplus for it. The rest
 //!    pause. This is what makes every target 0 or at least 6 A.
 //! 4. Fill: what is left goes to the admitted bays above their floors, by water-filling
@@ -35,6 +36,9 @@ mod order;
 mod rotation;
 mod schedule;
 mod topology;
+
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 
@@ -129,7 +133,14 @@ pub struct Allocator {
 struct Contender {
     candidate: Candidate,
     goal: Option<schedule::Goal>,
-    rank: (u8, order::StrategyKey, rotation::RotationKey, u64, usize),
+    rank: (
+        u8,
+        u8,
+        order::StrategyKey,
+        rotation::RotationKey,
+        u64,
+        usize,
+    ),
 }
 
 impl Allocator {
@@ -210,7 +221,7 @@ impl Allocator {
             Strategy::Fcfs | Strategy::Priority => {
                 let mut ranked = admitted;
                 // Fill in strategy rank only; minimum-on protection was for admission.
-                ranked.sort_unstable_by_key(|c| (c.rank.1, c.rank.2, c.rank.3, c.rank.4));
+                ranked.sort_unstable_by_key(|c| (c.rank.2, c.rank.3, c.rank.4, c.rank.5));
                 let candidates: Vec<&Candidate> = ranked.iter().map(|c| &c.candidate).collect();
                 let values = order::greedy_fill(&mut net, &candidates);
                 ranked.into_iter().zip(values).collect()
@@ -343,6 +354,7 @@ fn contend(
     let protected = memory.protected(now_ms, params);
     let rank = (
         u8::from(!protected),
+        u8::from(bay.mode == ChargeMode::Pv),
         order::strategy_key(params.strategy, bay, goal),
         memory.rotation_key(now_ms, params, bay.arrived_at_ms),
         bay.arrived_at_ms,
