@@ -3,7 +3,8 @@
 //! Two shapes, same entities, same unique ids (so Home Assistant keeps its registry entries
 //! when a site switches):
 //! - device-based (Home Assistant 2024.11+, the default): one retained message
-//!   `<prefix>/device/<id>/config` with `dev`, `o` and `cmps` (one component per entity, each
+//!   `<prefix>/device/<id>/config` with `dev`, `o`, the device's availability (shared by
+//!   every component that does not override it) and `cmps` (one component per entity, each
 //!   with `p` = platform and `default_entity_id`);
 //! - per-entity (older Home Assistant): `<prefix>/<platform>/<id>/<key>/config`, each with
 //!   the device, origin, availability and both `object_id` (up to 2026.3) and
@@ -193,15 +194,24 @@ impl<'a> EntityPayload<'a> {
 }
 
 /// `cmps`: components keyed by their key, in catalogue order.
-struct Components<'a>(&'a DeviceConfig);
+struct Components<'a> {
+    cfg: &'a DeviceConfig,
+    /// The device's availability is written once at the top level; components then carry
+    /// only overrides.
+    shared_availability: bool,
+}
 
 impl Serialize for Components<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let cfg = self.0;
+        let cfg = self.cfg;
+        let none = Availability::default();
         let mut map = s.serialize_map(Some(cfg.components.len()))?;
         for c in &cfg.components {
             let mut entity = EntityPayload::common(cfg, c);
             entity.platform_name = Some(c.platform.name());
+            if self.shared_availability && c.availability.is_none() {
+                entity.availability = (&none).into();
+            }
             map.serialize_entry(&c.key, &entity)?;
         }
         map.end()
@@ -214,6 +224,8 @@ struct DevicePayload<'a> {
     device: &'a Device,
     #[serde(rename = "o")]
     origin: &'a Origin,
+    #[serde(flatten)]
+    availability: AvailabilityKeys<'a>,
     #[serde(rename = "cmps")]
     components: Components<'a>,
 }
@@ -234,10 +246,26 @@ pub fn device_discovery(
     prefix: &str,
     cfg: &DeviceConfig,
 ) -> Result<DiscoveryMessage, DiscoveryError> {
+    // A component may override the shared availability, but cannot drop it: a component
+    // that must always be available forces per-component availability for the device.
+    let shared_availability = !cfg
+        .components
+        .iter()
+        .any(|c| c.availability.as_ref().is_some_and(Availability::is_empty));
+    let none = Availability::default();
     let payload = DevicePayload {
         device: &cfg.device,
         origin: &cfg.origin,
-        components: Components(cfg),
+        availability: if shared_availability {
+            &cfg.availability
+        } else {
+            &none
+        }
+        .into(),
+        components: Components {
+            cfg,
+            shared_availability,
+        },
     };
     Ok(DiscoveryMessage {
         topic: device_topic(prefix, cfg),
@@ -364,14 +392,32 @@ mod tests {
         assert_eq!(power["p"], "sensor");
         assert_eq!(power["unique_id"], "dev1_power");
         assert_eq!(power["default_entity_id"], "sensor.dev_1_power");
-        assert_eq!(power["availability_mode"], "all");
         assert_eq!(power["unit_of_measurement"], "W");
+        // The stop button must stay available, so nothing is shared at the top level.
+        assert!(v.get("availability").is_none());
+        assert_eq!(power["availability_mode"], "all");
         assert!(power.get("object_id").is_none());
         let stop = &v["cmps"]["stop"];
         assert_eq!(stop["enabled_by_default"], false);
         assert!(
             stop.get("availability").is_none(),
             "an empty override means always available"
+        );
+    }
+
+    #[test]
+    fn device_payload_shares_availability_and_keeps_overrides() {
+        let mut cfg = config();
+        let bridge = Availability::all(vec![AvailabilityTopic::online_offline("a/status")]);
+        cfg.components[1].availability = Some(bridge);
+        let msg = device_discovery("ha", &cfg).unwrap();
+        let v: Value = serde_json::from_str(&msg.payload).unwrap();
+        assert_eq!(v["availability"].as_array().map(Vec::len), Some(2));
+        assert_eq!(v["availability_mode"], "all");
+        assert!(v["cmps"]["power"].get("availability").is_none());
+        assert_eq!(
+            v["cmps"]["stop"]["availability"],
+            json!([{"topic": "a/status"}])
         );
     }
 
