@@ -10,3 +10,4 @@ pub mod mesh;
 pub mod runtime;
 pub mod setpoint;
 pub mod site;
+pub mod store;
