@@ -17,6 +17,8 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+use ctrl22_node::mesh::MacAddr;
+
 use crate::bay::{BayId, Deciamps, Phase};
 
 /// What [`Config::redacted`] puts in place of a secret.
@@ -75,7 +77,7 @@ impl Default for MqttConfig {
 }
 
 /// How the bridge reaches the mesh root.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum MeshTransport {
     /// The root publishes to the `[mqtt]` broker under `/<mesh_id>/...`.
@@ -117,36 +119,8 @@ impl Default for MeshConfig {
     }
 }
 
-/// How the site shares its current among bays that want it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Strategy {
-    /// Equal shares.
-    #[default]
-    Fair,
-    /// First come, first served.
-    Fcfs,
-    /// Higher `priority` first.
-    Priority,
-    /// Earliest departure / largest remaining energy first.
-    Schedule,
-}
-
-/// What a bay charges for.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ChargeMode {
-    Off,
-    /// As fast as the site allows.
-    #[default]
-    Now,
-    /// Minimum current always, more from solar surplus.
-    Minpv,
-    /// Solar surplus only.
-    Pv,
-    /// Reach a target energy by a departure time.
-    Schedule,
-}
+// The config speaks the allocator's words: `strategy = "fair"`, `mode = "minpv"`.
+pub use crate::allocate::{ChargeMode, Strategy};
 
 /// `[site]`
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -723,17 +697,9 @@ fn redact_url(url: &str) -> String {
 
 /// `d8:a0:1d:55:a7:10` or `D8A01D55A710` -> `d8a01d55a710`.
 fn normalise_mac(s: &str) -> Option<String> {
-    let hex: String = if s.contains(':') {
-        let parts: Vec<&str> = s.split(':').collect();
-        if parts.len() != 6 || parts.iter().any(|p| p.len() != 2) {
-            return None;
-        }
-        parts.concat()
-    } else {
-        s.to_owned()
-    };
-    (hex.len() == 12 && hex.chars().all(|c| c.is_ascii_hexdigit()))
-        .then(|| hex.to_ascii_lowercase())
+    s.parse::<MacAddr>()
+        .ok()
+        .map(|mac| mac.topic_form().to_string())
 }
 
 fn check_url(url: &str, key: &str, schemes: &[&str], bad: &mut impl FnMut(String, String)) {

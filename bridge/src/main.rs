@@ -1,1 +1,210 @@
-fn main() {}
+//! `ctrl22-bridge`: the command line (SPEC section 2).
+//!
+//! Exit codes: 0 ok, 2 bad configuration or arguments (the message names the key), 1 runtime
+//! failure.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tracing_subscriber::EnvFilter;
+
+use ctrl22_bridge::config::{Config, DemoArgs};
+use ctrl22_bridge::mesh::cli::{MeshArgs, ToolError};
+
+/// Site controller for CTRL22 charging bays: phase-aware allocation, Home Assistant, OCPP, solar.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ctrl22-bridge",
+    version,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    /// Log line format (on stderr).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+    /// More log detail: -v debug, -vv trace (RUST_LOG overrides).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// The configuration file, when running the daemon without a subcommand.
+    #[arg(long, value_name = "FILE", env = "CTRL22_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the bridge daemon (the default without a subcommand).
+    Run {
+        /// TOML configuration file; without it defaults and CTRL22_* variables apply.
+        #[arg(long, value_name = "FILE", env = "CTRL22_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Everything in one process, nothing to install: embedded broker, simulated bays and PV.
+    Demo {
+        /// Number of simulated bays.
+        #[arg(long, default_value_t = 8)]
+        nodes: u32,
+        /// Where the HTTP API and dashboard listen.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+        http: SocketAddr,
+        /// Simulation speed factor (2 = twice real time).
+        #[arg(long, value_name = "X", default_value_t = 1.0)]
+        speed: f64,
+        /// Where the embedded MQTT broker listens (default: a free port).
+        #[arg(long, value_name = "ADDR")]
+        mqtt_listen: Option<SocketAddr>,
+    },
+    /// Validate the configuration and print it as TOML, secrets redacted.
+    CheckConfig {
+        /// TOML configuration file.
+        #[arg(long, value_name = "FILE", env = "CTRL22_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Operator tools for the mesh (replace dmctrl.py): query, configure and flash nodes.
+    Mesh(MeshArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format, cli.verbose);
+    let command = cli.command.unwrap_or(Command::Run { config: cli.config });
+    match command {
+        Command::Run { config } => {
+            let config = match load(config.as_deref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            block_on(async move {
+                ctrl22_bridge::runtime::run(config, shutdown_signal())
+                    .await
+                    .map_err(|e| {
+                        tracing::error!("{e:#}");
+                        ExitCode::FAILURE
+                    })
+            })
+        }
+        Command::Demo {
+            nodes,
+            http,
+            speed,
+            mqtt_listen,
+        } => {
+            if !(speed.is_finite() && speed > 0.0) {
+                eprintln!("error: --speed: {speed} must be a positive number");
+                return ExitCode::from(2);
+            }
+            let args = DemoArgs {
+                nodes,
+                http,
+                speed,
+                mqtt_listen,
+            };
+            tracing::debug!(?args, "demo");
+            eprintln!("demo: not yet available");
+            ExitCode::FAILURE
+        }
+        Command::CheckConfig { config } => match load(config.as_deref()) {
+            Ok(c) => match c.redacted().to_toml() {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: cannot print the configuration: {e}");
+                    ExitCode::FAILURE
+                }
+            },
+            Err(code) => code,
+        },
+        Command::Mesh(args) => {
+            let config = match load(args.config.as_deref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            block_on(async move {
+                ctrl22_bridge::mesh::cli::run(&config, args, shutdown_signal())
+                    .await
+                    .map_err(|e| {
+                        eprintln!("error: {e}");
+                        match e {
+                            ToolError::Usage(_) => ExitCode::from(2),
+                            _ => ExitCode::FAILURE,
+                        }
+                    })
+            })
+        }
+    }
+}
+
+/// Loads the configuration; on failure prints why (naming the key) and gives exit code 2.
+fn load(path: Option<&Path>) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(|e| {
+        let origin = path.map_or_else(String::new, |p| format!(" in {}", p.display()));
+        eprintln!("error: invalid configuration{origin}:\n{e}");
+        ExitCode::from(2)
+    })
+}
+
+fn block_on(task: impl std::future::Future<Output = Result<(), ExitCode>>) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(task) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(code) => code,
+    }
+}
+
+fn init_logging(format: LogFormat, verbose: u8) {
+    let default = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second init (impossible here) would only keep the first subscriber.
+    let _ = match format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM (`docker stop`, systemd).
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!("SIGINT: shutting down"),
+        () = terminate => tracing::info!("SIGTERM: shutting down"),
+    }
+}

@@ -1,0 +1,325 @@
+//! `ctrl22-bridge mesh ...`: operator tools that replace the original `dmctrl.py`. They use
+//! the configured uplink (the MQTT broker, or listening for the root on TCP), send one command
+//! to a node address (MAC, `*` or `root`) and print the replies, one line per message in the
+//! TCP wire form (`<src> {"src":...,"mtype":...}`).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ctrl22_node::mesh::{encode_uplink_tcp_vec, Address, Command, MacAddr, NodeMessage, ParName};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::flash::{parse_image, FlashError, FlashStep, Flasher};
+use super::{spawn_mqtt, spawn_tcp, LinkError, MeshCommand, MeshEvent, MeshSender, SendError};
+use crate::config::{Config, MeshTransport};
+
+/// Flags shared by every mesh tool; they override the configuration file.
+#[derive(Debug, clap::Args)]
+pub struct MeshArgs {
+    /// TOML configuration file (for the broker, mesh id and TCP port).
+    #[arg(long, value_name = "FILE", env = "CTRL22_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Uplink to use instead of `mesh.transport`.
+    #[arg(long, value_enum)]
+    pub transport: Option<MeshTransport>,
+    /// Broker URL instead of `mqtt.url` (mqtt://host:port).
+    #[arg(long, value_name = "URL")]
+    pub broker: Option<String>,
+    /// Address to listen on for the root instead of `mesh.tcp_listen`.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Mesh id instead of `mesh.mesh_id`.
+    #[arg(long, value_name = "ID")]
+    pub mesh_id: Option<String>,
+    /// How long to print replies after sending.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub wait: Duration,
+    /// How long to wait for the broker connection or for the root to connect.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub connect_timeout: Duration,
+    #[command(subcommand)]
+    pub tool: Tool,
+}
+
+/// One operator action. `DST` is a node MAC (either form), `*` (every node) or `root`.
+#[derive(Debug, clap::Subcommand)]
+pub enum Tool {
+    /// Mesh position: parent, RSSI, layer, mesh size, parent latency.
+    Status { dst: Address },
+    /// Uptime, ESP32 firmware version, board, AVR firmware version.
+    System { dst: Address },
+    /// Reboot the node (no reply).
+    Restart { dst: Address },
+    /// Read a charge-controller parameter (e.g. `ver`, `smaxcur`).
+    Getpar {
+        dst: Address,
+        #[arg(value_parser = parse_par)]
+        par: ParName,
+    },
+    /// Write a charge-controller parameter (currents in 0.1 A, phases as digits).
+    Setpar {
+        dst: Address,
+        #[arg(value_parser = parse_par)]
+        par: ParName,
+        #[arg(allow_negative_numbers = true)]
+        val: i16,
+    },
+    /// Print every message from the mesh until Ctrl-C.
+    Monitor,
+    /// Tell the root to fetch and distribute ESP32 firmware VERSION for BOARD (no reply).
+    Upgrade {
+        dst: Address,
+        /// Firmware version `M.m`, e.g. `3.5`.
+        version: String,
+        /// Board name, e.g. `m5stick`.
+        board: String,
+    },
+    /// Flash the AVR charge controller of one node with an Intel-HEX or binary image.
+    Avrflash { dst: MacAddr, image: PathBuf },
+}
+
+fn parse_par(s: &str) -> Result<ParName, String> {
+    ParName::try_from(s).map_err(|()| "at most 16 bytes".to_owned())
+}
+
+/// Why a tool failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    /// Bad flags for this tool (exit code 2).
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    #[error("not connected to the mesh within {0:?}")]
+    NotConnected(Duration),
+    #[error("sending: {0}")]
+    Send(#[from] SendError),
+    #[error("no reply from {0}")]
+    NoReply(Address),
+    #[error("reading {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("avrflash: {0}")]
+    Flash(#[from] FlashError),
+    #[error("interrupted")]
+    Interrupted,
+}
+
+/// Runs one tool until it is done or `shutdown` resolves.
+///
+/// # Errors
+/// [`ToolError`]; `Usage` for bad flags, anything else is a runtime failure.
+pub async fn run(
+    config: &Config,
+    args: MeshArgs,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ToolError> {
+    // The image is read before connecting, so a wrong path fails fast.
+    let image = match &args.tool {
+        Tool::Avrflash { image, .. } => {
+            let bytes = std::fs::read(image).map_err(|source| ToolError::Read {
+                path: image.clone(),
+                source,
+            })?;
+            Some(parse_image(&bytes)?)
+        }
+        _ => None,
+    };
+    let (tx, mut events) = mpsc::channel(1024);
+    let sender = connect(config, &args, tx).await?;
+    tokio::pin!(shutdown);
+    let connected = tokio::select! {
+        () = &mut shutdown => return Err(ToolError::Interrupted),
+        up = wait_up(&mut events, args.connect_timeout) => up,
+    };
+    connected?;
+
+    let (dst, cmd) = match args.tool {
+        Tool::Monitor => return monitor(&mut events, shutdown).await,
+        Tool::Avrflash { dst, .. } => {
+            let image = image.unwrap_or_default();
+            return avrflash(&sender, &mut events, dst, image, shutdown).await;
+        }
+        Tool::Status { dst } => (dst, Command::Status),
+        Tool::System { dst } => (dst, Command::System),
+        Tool::Restart { dst } => (dst, Command::Restart),
+        Tool::Getpar { dst, par } => (dst, Command::AvrGetPar { par }),
+        Tool::Setpar { dst, par, val } => (dst, Command::AvrSetPar { par, val }),
+        Tool::Upgrade {
+            dst,
+            version,
+            board,
+        } => {
+            let too_long = |what| ToolError::Usage(format!("upgrade: {what} is too long"));
+            let version = version
+                .as_str()
+                .try_into()
+                .map_err(|()| too_long("VERSION"))?;
+            let board = board.as_str().try_into().map_err(|()| too_long("BOARD"))?;
+            (dst, Command::Upgrade { version, board })
+        }
+    };
+    let expects_reply = cmd.expects_reply();
+    let reply_type = cmd.name();
+    sender.send(MeshCommand { dst, cmd }).await?;
+
+    let deadline = Instant::now() + args.wait;
+    let mut replies = 0usize;
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            () = tokio::time::sleep_until(deadline) => break,
+            event = events.recv() => match event {
+                Some(MeshEvent::Message { src, msg }) => {
+                    let from_dst = match dst {
+                        Address::Node(mac) => mac == src,
+                        Address::Broadcast | Address::Root => true,
+                    };
+                    if from_dst && msg.mtype() == reply_type {
+                        replies += 1;
+                        print_message(src, &msg);
+                    }
+                }
+                Some(other) => print_link_event(&other),
+                None => break,
+            },
+        }
+    }
+    if expects_reply && replies == 0 {
+        return Err(ToolError::NoReply(dst));
+    }
+    Ok(())
+}
+
+async fn connect(
+    config: &Config,
+    args: &MeshArgs,
+    events: mpsc::Sender<MeshEvent>,
+) -> Result<MeshSender, ToolError> {
+    let mesh_id = args.mesh_id.as_deref().unwrap_or(&config.mesh.mesh_id);
+    match args.transport.unwrap_or(config.mesh.transport) {
+        MeshTransport::Mqtt => {
+            if args.listen.is_some() {
+                return Err(ToolError::Usage("--listen is for --transport tcp".into()));
+            }
+            let mut mqtt = config.mqtt.clone();
+            if let Some(url) = &args.broker {
+                mqtt.url.clone_from(url);
+            }
+            // A tool next to a running bridge must not take over the bridge's session.
+            mqtt.client_id = format!("{}-tool-{}", mqtt.client_id, std::process::id());
+            Ok(spawn_mqtt(&mqtt, mesh_id, events).await?)
+        }
+        MeshTransport::Tcp => {
+            if args.broker.is_some() {
+                return Err(ToolError::Usage("--broker is for --transport mqtt".into()));
+            }
+            let listen = args.listen.unwrap_or(config.mesh.tcp_listen);
+            eprintln!("waiting for the mesh root to connect to {listen} ...");
+            Ok(spawn_tcp(listen, events).await?)
+        }
+    }
+}
+
+async fn wait_up(
+    events: &mut mpsc::Receiver<MeshEvent>,
+    timeout: Duration,
+) -> Result<(), ToolError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some(MeshEvent::LinkUp)) => return Ok(()),
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => return Err(ToolError::NotConnected(timeout)),
+        }
+    }
+}
+
+async fn monitor(
+    events: &mut mpsc::Receiver<MeshEvent>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ToolError> {
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return Ok(()),
+            event = events.recv() => match event {
+                Some(MeshEvent::Message { src, msg }) => print_message(src, &msg),
+                Some(other) => print_link_event(&other),
+                None => return Ok(()),
+            },
+        }
+    }
+}
+
+async fn avrflash(
+    sender: &MeshSender,
+    events: &mut mpsc::Receiver<MeshEvent>,
+    node: MacAddr,
+    image: Vec<u8>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ToolError> {
+    tokio::pin!(shutdown);
+    let mut flasher = Flasher::new(node, image)?;
+    let mut step = flasher.start();
+    let mut deadline = Instant::now();
+    let mut shown = usize::MAX;
+    loop {
+        match step {
+            FlashStep::Send(cmd) => {
+                sender
+                    .send(MeshCommand {
+                        dst: Address::Node(node),
+                        cmd,
+                    })
+                    .await?;
+                deadline = Instant::now() + flasher.timeout();
+            }
+            FlashStep::Done(result) => {
+                eprintln!();
+                result?;
+                println!("{node} avrflash ok: the controller is running");
+                return Ok(());
+            }
+            FlashStep::Wait => {}
+        }
+        let (done, total) = flasher.progress();
+        if done != shown {
+            eprint!("\r{node}: {done}/{total} bytes");
+            shown = done;
+        }
+        step = tokio::select! {
+            () = &mut shutdown => return Err(ToolError::Interrupted),
+            () = tokio::time::sleep_until(deadline) => flasher.on_timeout(),
+            event = events.recv() => match event {
+                Some(MeshEvent::Message { src, msg }) => flasher.on_message(src, &msg),
+                Some(other) => {
+                    print_link_event(&other);
+                    FlashStep::Wait
+                }
+                None => return Err(ToolError::Send(SendError::Closed)),
+            },
+        };
+    }
+}
+
+fn print_message(src: MacAddr, msg: &NodeMessage) {
+    match encode_uplink_tcp_vec(src, msg) {
+        Ok(line) => println!("{src} {}", String::from_utf8_lossy(&line).trim_end()),
+        Err(_) => println!("{src} {msg:?}"),
+    }
+}
+
+fn print_link_event(event: &MeshEvent) {
+    match event {
+        MeshEvent::Rejected { reason, detail } => eprintln!("rejected ({reason}): {detail}"),
+        MeshEvent::LinkUp => eprintln!("link up"),
+        MeshEvent::LinkDown => eprintln!("link down"),
+        MeshEvent::Message { .. } => {}
+    }
+}

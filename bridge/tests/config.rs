@@ -1,0 +1,204 @@
+//! Loading the configuration: defaults, the example file, environment overrides, and errors
+//! that name the key at fault.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use ctrl22_bridge::bay::{BayId, Deciamps, Phase};
+use ctrl22_bridge::config::{
+    ChargeMode, Config, ConfigError, MeshTransport, SolarKind, Strategy, REDACTED,
+};
+
+fn example_path() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/ctrl22.toml"))
+}
+
+fn error_of(toml: &str) -> String {
+    match Config::from_toml(toml) {
+        Ok(c) => panic!("accepted: {c:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn defaults_match_the_spec() {
+    let c = Config::from_toml("").unwrap();
+    assert_eq!(c.mesh.transport, MeshTransport::Mqtt);
+    assert_eq!(c.mesh.mesh_id, "DEMESH");
+    assert_eq!(c.mesh.tcp_listen.to_string(), "0.0.0.0:8070");
+    assert_eq!(c.mesh.heartbeat_timeout, Duration::from_secs(30));
+    assert_eq!(c.mesh.wdtsec, 60);
+    assert_eq!(c.mesh.setpoint_refresh, Duration::from_secs(20));
+    assert_eq!(c.site.name, "site");
+    assert_eq!(c.site.voltage, 230);
+    assert_eq!(c.site.max_current, [Deciamps(320); 3]);
+    assert_eq!(c.site.strategy, Strategy::Fair);
+    assert_eq!(c.site.default_mode, ChargeMode::Now);
+    assert_eq!(c.site.rotation_period, Duration::from_secs(900));
+    assert_eq!(c.site.min_on, Duration::from_secs(120));
+    assert!(c.homeassistant.enabled);
+    assert_eq!(c.homeassistant.discovery_prefix, "homeassistant");
+    assert!(!c.ocpp.enabled);
+    assert_eq!(c.ocpp.identity, "{dev}");
+    assert_eq!(c.http.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(c.storage.path, Path::new("ctrl22.db"));
+}
+
+#[test]
+fn the_example_file_parses() {
+    let c = Config::from_toml(&std::fs::read_to_string(example_path()).unwrap()).unwrap();
+    assert_eq!(c.site.name, "garage-west");
+    assert_eq!(c.site.circuits.len(), 2);
+    let bay2 = c
+        .node(&BayId("d8a01d55a56c".into()))
+        .expect("colon key normalised");
+    assert_eq!(bay2.max_current, Some(Deciamps(125)));
+    assert_eq!(bay2.phase_rotation.site_phase(Phase::L1), Phase::L2);
+    assert_eq!(c.nodes["d8a01d55a710"].mode, Some(ChargeMode::Pv));
+    assert_eq!(c.solar.sources[0].kind, SolarKind::Fronius);
+    assert_eq!(c.solar.sources[0].interval, Duration::from_secs(5));
+    assert_eq!(c.ocpp.security_profile, 2);
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    // The only test in this binary that touches the environment.
+    std::env::set_var("CTRL22_SITE__MAX_CURRENT", "[20, 20, 16.5]");
+    std::env::set_var("CTRL22_MESH__TRANSPORT", "tcp");
+    let loaded = Config::load(Some(example_path()));
+    std::env::remove_var("CTRL22_SITE__MAX_CURRENT");
+    std::env::remove_var("CTRL22_MESH__TRANSPORT");
+    let c = loaded.unwrap();
+    assert_eq!(
+        c.site.max_current,
+        [Deciamps(200), Deciamps(200), Deciamps(165)]
+    );
+    assert_eq!(c.mesh.transport, MeshTransport::Tcp);
+    assert_eq!(
+        c.site.name, "garage-west",
+        "the rest of the file still applies"
+    );
+}
+
+#[test]
+fn a_missing_file_is_an_error_not_defaults() {
+    let e = Config::load(Some(Path::new("/nonexistent/ctrl22.toml"))).unwrap_err();
+    assert!(matches!(e, ConfigError::Read { .. }));
+    assert!(e.to_string().contains("/nonexistent/ctrl22.toml"));
+}
+
+#[test]
+fn unknown_keys_are_errors_naming_the_key() {
+    let e = error_of("[site]\nmax_curent = [16, 16, 16]\n");
+    assert!(e.contains("max_curent"), "{e}");
+    assert!(e.contains("site"), "{e}");
+    let e = error_of("[sight]\nname = \"x\"\n");
+    assert!(e.contains("sight"), "{e}");
+}
+
+#[test]
+fn type_errors_name_the_key() {
+    let e = error_of("[mesh]\nheartbeat_timeout = \"soon\"\n");
+    assert!(e.contains("mesh.heartbeat_timeout"), "{e}");
+    let e = error_of("[site]\nstrategy = \"random\"\n");
+    assert!(e.contains("site.strategy"), "{e}");
+}
+
+#[test]
+fn bad_rotation_is_rejected() {
+    let e = error_of("[nodes.d8a01d55a710]\nphase_rotation = \"112\"\n");
+    assert!(e.contains("phase_rotation"), "{e}");
+    assert!(e.contains("permutation"), "{e}");
+}
+
+#[test]
+fn bad_mac_is_rejected() {
+    let e = error_of("[nodes.bay1]\nname = \"x\"\n");
+    assert!(e.contains("nodes.bay1"), "{e}");
+    assert!(e.contains("MAC"), "{e}");
+}
+
+#[test]
+fn duplicate_node_in_both_forms_is_rejected() {
+    let e = error_of(
+        "[nodes.d8a01d55a710]\nname = \"a\"\n[nodes.\"d8:a0:1d:55:a7:10\"]\nname = \"b\"\n",
+    );
+    assert!(e.contains("same node"), "{e}");
+}
+
+#[test]
+fn limits_below_six_amps_are_rejected() {
+    let e = error_of("[site]\nmax_current = [32, 4, 32]\n");
+    assert!(e.contains("site.max_current[1]"), "{e}");
+    let e = error_of("[nodes.d8a01d55a710]\nmax_current = 5.9\n");
+    assert!(e.contains("nodes.d8a01d55a710.max_current"), "{e}");
+    assert!(Config::from_toml("[nodes.d8a01d55a710]\nmax_current = 0\n").is_ok());
+}
+
+#[test]
+fn circuit_parent_must_exist() {
+    let e = error_of(
+        "[[site.circuits]]\nid = \"a\"\nmax_current = [16,16,16]\n\
+         [[site.circuits]]\nid = \"b\"\nparent = \"garage\"\nmax_current = [16,16,16]\n",
+    );
+    assert!(
+        e.contains("site.circuits[1].parent: no circuit \"garage\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn circuit_cycles_are_rejected() {
+    let e = error_of(
+        "[[site.circuits]]\nid = \"a\"\nparent = \"c\"\nmax_current = [16,16,16]\n\
+         [[site.circuits]]\nid = \"b\"\nparent = \"a\"\nmax_current = [16,16,16]\n\
+         [[site.circuits]]\nid = \"c\"\nparent = \"b\"\nmax_current = [16,16,16]\n",
+    );
+    assert!(e.contains("site.circuits[0].parent"), "{e}");
+    assert!(e.contains("cycle"), "{e}");
+    let e = error_of("[[site.circuits]]\nid = \"a\"\nparent = \"a\"\nmax_current = [16,16,16]\n");
+    assert!(e.contains("cycle"), "{e}");
+}
+
+#[test]
+fn node_circuit_must_exist() {
+    let e = error_of("[nodes.d8a01d55a710]\ncircuit = \"nowhere\"\n");
+    assert!(e.contains("nodes.d8a01d55a710.circuit"), "{e}");
+}
+
+#[test]
+fn url_schemes_are_checked() {
+    let e = error_of("[mqtt]\nurl = \"http://broker\"\n");
+    assert!(e.contains("mqtt.url"), "{e}");
+    let e = error_of(
+        "[ocpp]\nenabled = true\nurl = \"ws://csms\"\nsecurity_profile = 2\npassword = \"p\"\n",
+    );
+    assert!(e.contains("ocpp.url"), "{e}");
+    let e = error_of("[[solar.sources]]\nkind = \"fronius\"\n");
+    assert!(e.contains("solar.sources[0].url"), "{e}");
+    let e = error_of("[ocpp]\nsecurity_profile = 7\n");
+    assert!(e.contains("ocpp.security_profile"), "{e}");
+}
+
+#[test]
+fn redacted_hides_every_secret_and_round_trips() {
+    let mut c = Config::from_toml(&std::fs::read_to_string(example_path()).unwrap()).unwrap();
+    c.mqtt.url = "mqtts://user:pw@broker.example.net:8883".into();
+    let text = c.redacted().to_toml().unwrap();
+    for secret in [
+        "mqtt-secret",
+        "ha-long-lived-token",
+        "ocpp-secret",
+        "http-secret",
+        ":pw@",
+    ] {
+        assert!(!text.contains(secret), "{secret} leaked:\n{text}");
+    }
+    assert!(text.contains(REDACTED));
+    // What check-config prints is itself a valid configuration.
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(c.to_toml().unwrap().as_bytes()).unwrap();
+    let again = Config::from_toml(&std::fs::read_to_string(file.path()).unwrap()).unwrap();
+    assert_eq!(again, c);
+}
