@@ -1,0 +1,221 @@
+//! What the bridge knows about the parameters a node holds, and the most that node may then
+//! put on the site's phases.
+//!
+//! A write whose reply never came may or may not have been applied, and a node heard for the
+//! first time may be running anything, so knowledge is a range per parameter, not a value.
+//! The load bound takes the worst of every range at once: a node holds one combination of
+//! values, and the product of the worst cases covers all of them.
+
+use ctrl22_node::{Deciamps, PhaseSet};
+
+use super::{BayWiring, Measurement, PhaseLoad, Write};
+
+/// A current parameter the node holds somewhere in `lo..=hi`; exactly known when they meet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CurrentRange {
+    pub(crate) lo: Deciamps,
+    pub(crate) hi: Deciamps,
+}
+
+impl CurrentRange {
+    pub(crate) const fn exactly(value: Deciamps) -> Self {
+        Self {
+            lo: value,
+            hi: value,
+        }
+    }
+
+    pub(crate) fn is_exactly(self, value: Deciamps) -> bool {
+        self.lo == value && self.hi == value
+    }
+
+    /// The range after a write of `value` whose fate is unknown.
+    fn widened(self, value: Deciamps) -> Self {
+        Self {
+            lo: self.lo.min(value),
+            hi: self.hi.max(value),
+        }
+    }
+}
+
+/// A phase set the node holds: a superset of `lo` and a subset of `hi`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PhaseRange {
+    pub(crate) lo: PhaseSet,
+    pub(crate) hi: PhaseSet,
+}
+
+impl PhaseRange {
+    pub(crate) fn is_exactly(self, value: PhaseSet) -> bool {
+        self.lo == value && self.hi == value
+    }
+
+    fn widened(self, value: PhaseSet) -> Self {
+        Self {
+            lo: self.lo.intersection(value),
+            hi: union(self.hi, value),
+        }
+    }
+}
+
+pub(crate) fn union(a: PhaseSet, b: PhaseSet) -> PhaseSet {
+    b.iter().fold(a, PhaseSet::with)
+}
+
+/// The parameters of one node as far as the bridge can vouch for them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct NodeKnowledge {
+    pub(crate) smaxcur: CurrentRange,
+    pub(crate) phases: PhaseRange,
+    /// `None` once the node rejected `fsafecur` or `wdtsec`: firmware without a watchdog,
+    /// which never falls back to anything.
+    pub(crate) fsafecur: Option<CurrentRange>,
+}
+
+impl NodeKnowledge {
+    /// A node heard from for the first time: it may be running an old setpoint or its
+    /// fail-safe current, on any phase. What it offers (or what its vehicle draws, if that is
+    /// more) is all the bridge can go by until its own writes are confirmed.
+    pub(crate) fn discovered(heartbeat: &Measurement) -> Self {
+        let offer = heartbeat.offer_evidence();
+        let range = CurrentRange {
+            lo: Deciamps::ZERO,
+            hi: offer,
+        };
+        Self {
+            smaxcur: range,
+            phases: PhaseRange {
+                lo: PhaseSet::NONE,
+                hi: PhaseSet::ALL,
+            },
+            fsafecur: Some(range),
+        }
+    }
+
+    /// A heartbeat that shows more than the knowledge allows (the node rebooted into its
+    /// stored setpoint, or someone else wrote to it) widens the knowledge: facts from the
+    /// node can only shrink the budget of others.
+    pub(crate) fn absorbed(self, heartbeat: &Measurement) -> Self {
+        let amaxcur = heartbeat.amaxcur.max(Deciamps::ZERO);
+        let mut next = self;
+        if amaxcur > self.offer_bound() {
+            next.smaxcur = next.smaxcur.widened(amaxcur);
+        }
+        if !heartbeat.aphases.is_subset_of(self.phases.hi) {
+            next.phases.hi = union(next.phases.hi, heartbeat.aphases);
+            next.phases.lo = next.phases.lo.intersection(heartbeat.aphases);
+        }
+        next
+    }
+
+    /// The knowledge while `write` may or may not have been applied.
+    pub(crate) fn with_write(self, write: Write) -> Self {
+        let mut next = self;
+        match write {
+            Write::Smaxcur(value) => next.smaxcur = next.smaxcur.widened(value),
+            Write::Phases(value) => next.phases = next.phases.widened(value),
+            Write::Fsafecur(value) => {
+                next.fsafecur = next.fsafecur.map(|range| range.widened(value));
+            }
+            Write::Wdtsec(_) => {}
+        }
+        next
+    }
+
+    /// The knowledge once the node acknowledged `write`.
+    pub(crate) fn with_confirmed(self, write: Write) -> Self {
+        let mut next = self;
+        match write {
+            Write::Smaxcur(value) => next.smaxcur = CurrentRange::exactly(value),
+            Write::Phases(value) => {
+                next.phases = PhaseRange {
+                    lo: value,
+                    hi: value,
+                };
+            }
+            Write::Fsafecur(value) => {
+                next.fsafecur = next.fsafecur.map(|_| CurrentRange::exactly(value));
+            }
+            Write::Wdtsec(_) => {}
+        }
+        next
+    }
+
+    /// The node has no watchdog: it never falls back to a fail-safe current.
+    pub(crate) fn without_watchdog(self) -> Self {
+        Self {
+            fsafecur: None,
+            ..self
+        }
+    }
+
+    /// The most the node may offer: its setpoint, or its fail-safe current if the watchdog
+    /// fires.
+    pub(crate) fn offer_bound(self) -> Deciamps {
+        self.fsafecur
+            .map_or(self.smaxcur.hi, |f| self.smaxcur.hi.max(f.hi))
+    }
+
+    /// The most the node may put on each site phase.
+    pub(crate) fn load_bound(self, wiring: &BayWiring) -> PhaseLoad {
+        wiring.load(self.phases.hi, self.offer_bound())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn heartbeat(amaxcur: i16) -> Measurement {
+        Measurement {
+            amaxcur: Deciamps(amaxcur),
+            aphases: PhaseSet::L1,
+            cur: [Deciamps(amaxcur), Deciamps::ZERO, Deciamps::ZERO],
+        }
+    }
+
+    #[test]
+    fn a_discovered_node_may_offer_its_amaxcur_on_every_phase() {
+        let k = NodeKnowledge::discovered(&heartbeat(160));
+        assert_eq!(
+            k.load_bound(&BayWiring::STRAIGHT),
+            PhaseLoad([160, 160, 160])
+        );
+    }
+
+    #[test]
+    fn an_unconfirmed_write_keeps_both_values_possible() {
+        let k = NodeKnowledge::discovered(&heartbeat(160))
+            .with_confirmed(Write::Smaxcur(Deciamps(100)))
+            .with_write(Write::Smaxcur(Deciamps(60)));
+        assert_eq!(
+            k.smaxcur,
+            CurrentRange {
+                lo: Deciamps(60),
+                hi: Deciamps(100)
+            }
+        );
+        let k = k.with_confirmed(Write::Smaxcur(Deciamps(60)));
+        assert!(k.smaxcur.is_exactly(Deciamps(60)));
+    }
+
+    #[test]
+    fn phase_ranges_widen_to_the_union() {
+        let one = PhaseSet::L1;
+        let two = PhaseSet::NONE.with(ctrl22_node::Phase::L2);
+        let k = NodeKnowledge::discovered(&heartbeat(0))
+            .with_confirmed(Write::Phases(one))
+            .with_write(Write::Phases(two));
+        assert_eq!(k.phases.hi, union(one, two));
+        assert_eq!(k.phases.lo, PhaseSet::NONE);
+    }
+
+    #[test]
+    fn a_heartbeat_above_the_knowledge_widens_it() {
+        let k = NodeKnowledge::discovered(&heartbeat(100))
+            .with_confirmed(Write::Smaxcur(Deciamps(100)))
+            .with_confirmed(Write::Fsafecur(Deciamps(60)))
+            .absorbed(&heartbeat(200));
+        assert_eq!(k.offer_bound(), Deciamps(200));
+    }
+}

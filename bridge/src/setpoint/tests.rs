@@ -1,0 +1,387 @@
+//! Scenario tests of the sequencer: the orderings SPEC section 4 asks for, one at a time.
+
+use super::*;
+
+const STRAIGHT: BayWiring = BayWiring::STRAIGHT;
+
+fn params() -> SequencerParams {
+    SequencerParams {
+        startup_grace_ms: 0,
+        ..SequencerParams::default()
+    }
+}
+
+fn site(limit: i16, bays: usize, params: SequencerParams) -> Sequencer {
+    let group = LimitGroup {
+        name: "site".into(),
+        limit: [Deciamps(limit); 3],
+        bays: (0..bays).collect(),
+    };
+    Sequencer::new(0, params, vec![group], vec![STRAIGHT; bays]).unwrap()
+}
+
+fn phases(digits: i32) -> PhaseSet {
+    PhaseSet::from_digits(digits).unwrap()
+}
+
+fn target(current: i16, digits: i32, fail_safe: i16) -> Target {
+    Target {
+        setpoint: Setpoint {
+            current: Deciamps(current),
+            phases: phases(digits),
+        },
+        fail_safe: Deciamps(fail_safe),
+    }
+}
+
+/// A heartbeat of a node offering `amaxcur` whose vehicle draws `drawn` on every phase.
+fn heartbeat(amaxcur: i16, drawn: i16) -> Measurement {
+    Measurement {
+        amaxcur: Deciamps(amaxcur),
+        aphases: PhaseSet::ALL,
+        cur: [Deciamps(drawn); 3],
+    }
+}
+
+fn cmd(bay: usize, par: Param, value: i16) -> SetparCommand {
+    SetparCommand { bay, par, value }
+}
+
+/// Acknowledges every write (and those that follow) as applied until none is left; returns
+/// them all in the order sent.
+fn ack_all(seq: &mut Sequencer, now_ms: u64, first: Vec<SetparCommand>) -> Vec<SetparCommand> {
+    let mut sent = Vec::new();
+    let mut queue = std::collections::VecDeque::from(first);
+    while let Some(c) = queue.pop_front() {
+        sent.push(c);
+        assert!(sent.len() < 1000, "no end of writes");
+        queue.extend(seq.on_ack(now_ms, c.bay, true));
+    }
+    sent
+}
+
+/// Discovers `bays` at `amaxcur` and brings them to `t` with every write confirmed.
+fn settled(limit: i16, amaxcur: i16, t: Target, bays: usize) -> Sequencer {
+    let mut seq = site(limit, bays, params());
+    for bay in 0..bays {
+        let first = seq.on_heartbeat(0, bay, &heartbeat(amaxcur, amaxcur));
+        ack_all(&mut seq, 0, first);
+    }
+    let targets: Vec<_> = (0..bays).map(|b| (b, t)).collect();
+    let first = seq.set_targets(0, &targets);
+    ack_all(&mut seq, 0, first);
+    // Lowerings are held until the vehicles are seen to follow.
+    for _ in 0..3 {
+        for bay in 0..bays {
+            let drawn = t.setpoint.current.get();
+            let next = seq.on_heartbeat(0, bay, &heartbeat(drawn, drawn));
+            ack_all(&mut seq, 0, next);
+        }
+    }
+    for bay in 0..bays {
+        assert!(seq.is_settled(bay), "bay {bay} not settled");
+    }
+    seq
+}
+
+#[test]
+fn a_reduction_goes_out_before_the_increase_it_makes_room_for() {
+    let mut seq = settled(320, 160, target(160, 123, 60), 2);
+    let sent = seq.set_targets(
+        1_000,
+        &[(0, target(100, 123, 60)), (1, target(220, 123, 60))],
+    );
+    assert_eq!(sent, vec![cmd(0, Param::Smaxcur, 100)]);
+    // Confirmed, but the vehicle may still draw 16 A: bay 1 waits.
+    assert!(seq.on_ack(1_500, 0, true).is_empty());
+    assert_eq!(seq.reservation(0), PhaseLoad([160; 3]));
+    assert!(seq.poll(2_000).is_empty());
+}
+
+#[test]
+fn an_increase_waits_for_the_other_bays_measured_current_to_drop() {
+    let mut seq = settled(320, 160, target(160, 123, 60), 2);
+    seq.set_targets(
+        1_000,
+        &[(0, target(100, 123, 60)), (1, target(220, 123, 60))],
+    );
+    assert!(seq.on_ack(1_500, 0, true).is_empty());
+    // Still drawing 15 A: more than 10 A plus the 1 A tolerance.
+    assert!(seq.on_heartbeat(3_000, 0, &heartbeat(100, 150)).is_empty());
+    assert_eq!(seq.reservation(0), PhaseLoad([160; 3]));
+    // The vehicle followed: bay 1 may rise.
+    let sent = seq.on_heartbeat(5_000, 0, &heartbeat(100, 104));
+    assert_eq!(sent, vec![cmd(1, Param::Smaxcur, 220)]);
+    assert_eq!(seq.reservation(0), PhaseLoad([100; 3]));
+    assert_eq!(seq.reservation(1), PhaseLoad([220; 3]));
+}
+
+#[test]
+fn without_heartbeats_the_old_reservation_is_kept_for_the_settle_grace() {
+    let mut seq = settled(320, 160, target(160, 123, 60), 2);
+    seq.set_targets(
+        1_000,
+        &[(0, target(100, 123, 60)), (1, target(220, 123, 60))],
+    );
+    assert!(seq.on_ack(1_500, 0, true).is_empty());
+    assert!(seq.poll(1_500 + 9_999).is_empty());
+    assert_eq!(seq.poll(1_500 + 10_000), vec![cmd(1, Param::Smaxcur, 220)]);
+}
+
+#[test]
+fn a_phase_change_from_one_to_another_passes_through_the_empty_set() {
+    // 16 A on L1 for bay 0, bay 1 holds 16 A on L2: bay 0 moving to L2 must pause first,
+    // and may only take L2 once bay 1 left it.
+    let mut seq = settled(160, 160, target(160, 1, 0), 1);
+    let sent = seq.set_targets(1_000, &[(0, target(160, 2, 0))]);
+    assert_eq!(sent, vec![cmd(0, Param::Phases, 0)]);
+    assert_eq!(seq.on_ack(1_200, 0, true), Vec::new());
+    // Held until the vehicle is seen to stop.
+    assert_eq!(seq.reservation(0), PhaseLoad([160, 0, 0]));
+    let sent = seq.on_heartbeat(2_000, 0, &heartbeat(160, 0));
+    assert_eq!(sent, vec![cmd(0, Param::Phases, 2)]);
+    assert_eq!(
+        seq.reservation(0),
+        PhaseLoad([160, 160, 0]).max(PhaseLoad([0, 160, 0]))
+    );
+    assert!(seq.on_ack(2_200, 0, true).is_empty());
+    assert_eq!(seq.reservation(0), PhaseLoad([0, 160, 0]));
+    assert!(seq.is_settled(0));
+}
+
+#[test]
+fn a_mixed_change_goes_through_the_componentwise_safe_intermediate() {
+    // 1p 16 A -> 3p 10 A: first 1p 10 A (lower), then the phases (raise).
+    let mut seq = settled(320, 160, target(160, 1, 60), 1);
+    let sent = seq.set_targets(1_000, &[(0, target(100, 123, 60))]);
+    assert_eq!(sent, vec![cmd(0, Param::Smaxcur, 100)]);
+    let sent = seq.on_ack(1_100, 0, true);
+    assert!(sent.is_empty(), "phases wait for the hold: {sent:?}");
+    let sent = seq.on_heartbeat(1_500, 0, &heartbeat(100, 100));
+    assert_eq!(sent, vec![cmd(0, Param::Phases, 123)]);
+    assert!(seq.on_ack(1_600, 0, true).is_empty());
+    assert!(seq.is_settled(0));
+    // And back: 3p 10 A -> 1p 16 A lowers the phases first.
+    let sent = seq.set_targets(2_000, &[(0, target(160, 1, 60))]);
+    assert_eq!(sent, vec![cmd(0, Param::Phases, 1)]);
+    assert_eq!(
+        seq.on_ack(2_100, 0, true),
+        vec![cmd(0, Param::Smaxcur, 160)]
+    );
+}
+
+#[test]
+fn an_offline_bay_keeps_its_reservation_until_released() {
+    let mut seq = settled(320, 160, target(160, 123, 60), 2);
+    seq.on_offline(0);
+    assert!(seq.poll(60_000).is_empty() || seq.reservation(0) == PhaseLoad([160; 3]));
+    // Bay 1 may not take bay 0's share while bay 0 may still draw it.
+    assert!(seq
+        .set_targets(61_000, &[(1, target(320, 123, 60))])
+        .is_empty());
+    assert_eq!(seq.reservation(0), PhaseLoad([160; 3]));
+    assert_eq!(seq.total(0), PhaseLoad([320; 3]));
+    // Nothing is sent to an offline bay, not even the watchdog refresh.
+    assert!(seq.poll(200_000).iter().all(|c| c.bay != 0));
+    let sent = seq.release(200_000, 0).unwrap();
+    assert_eq!(sent, vec![cmd(1, Param::Smaxcur, 320)]);
+    assert_eq!(seq.reservation(0), PhaseLoad::ZERO);
+}
+
+#[test]
+fn an_online_bay_cannot_be_released() {
+    let mut seq = settled(320, 160, target(160, 123, 60), 1);
+    assert_eq!(seq.release(1_000, 0), Err(SequencerError::StillOnline(0)));
+    assert_eq!(seq.release(1_000, 7), Err(SequencerError::UnknownBay(7)));
+}
+
+#[test]
+fn a_bay_back_from_offline_gets_its_writes_again() {
+    let mut seq = settled(320, 160, target(160, 123, 60), 1);
+    seq.on_offline(0);
+    assert!(seq
+        .set_targets(1_000, &[(0, target(100, 123, 60))])
+        .is_empty());
+    let sent = seq.on_heartbeat(2_000, 0, &heartbeat(160, 160));
+    assert_eq!(sent, vec![cmd(0, Param::Smaxcur, 100)]);
+}
+
+#[test]
+fn a_rejected_fail_safe_marks_no_watchdog_and_the_bay_still_gets_its_setpoint() {
+    let mut seq = site(320, 1, params());
+    let sent = seq.on_heartbeat(0, 0, &heartbeat(0, 0));
+    assert!(sent.is_empty(), "no target yet, nothing to feed: {sent:?}");
+    let sent = seq.set_targets(100, &[(0, target(160, 123, 60))]);
+    // Discovered at 0 A: the setpoint goes first, then the phases... first whatever lowers.
+    let mut log = Vec::new();
+    let mut next = sent;
+    let mut now = 100;
+    while let Some(c) = next.first().copied() {
+        log.push(c);
+        now += 100;
+        // The original firmware knows neither fsafecur nor wdtsec.
+        let ok = !matches!(c.par, Param::Fsafecur | Param::Wdtsec);
+        next = seq.on_ack(now, 0, ok);
+        assert!(log.len() < 20);
+    }
+    assert!(seq.no_watchdog(0));
+    assert_eq!(
+        seq.confirmed(0),
+        Some(Setpoint {
+            current: Deciamps(160),
+            phases: PhaseSet::ALL
+        })
+    );
+    assert!(seq.is_settled(0));
+    // Tried once, not retried forever.
+    let watchdog_writes = log
+        .iter()
+        .filter(|c| matches!(c.par, Param::Fsafecur | Param::Wdtsec))
+        .count();
+    assert_eq!(watchdog_writes, 1, "{log:?}");
+    // Without a watchdog only the setpoint counts.
+    assert_eq!(seq.reservation(0), PhaseLoad([160; 3]));
+}
+
+#[test]
+fn the_setpoint_is_refreshed_to_feed_the_watchdog() {
+    let mut seq = settled(320, 160, target(160, 123, 60), 1);
+    assert!(seq.poll(19_999).is_empty());
+    assert_eq!(seq.poll_timeout(), Some(20_000));
+    assert_eq!(seq.poll(20_000), vec![cmd(0, Param::Smaxcur, 160)]);
+    assert!(seq.on_ack(20_100, 0, true).is_empty());
+    assert_eq!(seq.poll(40_000), vec![cmd(0, Param::Smaxcur, 160)]);
+}
+
+#[test]
+fn the_startup_grace_blocks_raises_but_not_reductions() {
+    let mut seq = site(320, 2, SequencerParams::default());
+    let sent = seq.on_heartbeat(0, 0, &heartbeat(160, 160));
+    ack_all(&mut seq, 0, sent);
+    let sent = seq.on_heartbeat(0, 1, &heartbeat(0, 0));
+    ack_all(&mut seq, 0, sent);
+    let sent = seq.set_targets(1_000, &[(0, target(100, 123, 0)), (1, target(160, 123, 0))]);
+    let sent = ack_all(&mut seq, 1_000, sent);
+    assert!(sent.iter().all(|c| c.bay == 0), "{sent:?}");
+    assert!(sent.contains(&cmd(0, Param::Smaxcur, 100)));
+    assert!(!seq.is_settled(1));
+    assert!(seq.poll(29_999).iter().all(|c| c.bay == 0));
+    let sent = seq.poll(30_000);
+    assert!(sent.iter().any(|c| c.bay == 1), "{sent:?}");
+}
+
+#[test]
+fn a_lost_raise_counts_as_applied_and_is_retried() {
+    let mut seq = settled(320, 160, target(100, 123, 60), 1);
+    assert_eq!(
+        seq.set_targets(1_000, &[(0, target(160, 123, 60))]),
+        vec![cmd(0, Param::Smaxcur, 160)]
+    );
+    // No reply: the node may have it.
+    assert_eq!(seq.poll(4_000), vec![cmd(0, Param::Smaxcur, 160)]);
+    assert_eq!(seq.reservation(0), PhaseLoad([160; 3]));
+    // Superseded by a lower target before it was confirmed: still counted until confirmed.
+    assert_eq!(seq.poll(7_000), vec![cmd(0, Param::Smaxcur, 160)]);
+    // Third failure: back off.
+    assert!(seq.poll(10_000).is_empty());
+    assert_eq!(seq.give_ups(0), 1);
+    assert_eq!(seq.reservation(0), PhaseLoad([160; 3]));
+    assert!(seq
+        .set_targets(11_000, &[(0, target(60, 123, 60))])
+        .is_empty());
+    assert_eq!(seq.poll(30_000), vec![cmd(0, Param::Smaxcur, 60)]);
+    assert_eq!(seq.reservation(0), PhaseLoad([160; 3]));
+    assert!(seq.on_ack(30_500, 0, true).is_empty());
+    assert_eq!(seq.reservation(0), PhaseLoad([160; 3]), "held until seen");
+    seq.on_heartbeat(31_000, 0, &heartbeat(60, 58));
+    assert_eq!(seq.reservation(0), PhaseLoad([60; 3]));
+}
+
+#[test]
+fn a_late_reply_is_not_taken_for_the_next_write() {
+    let mut seq = settled(320, 160, target(100, 123, 60), 1);
+    seq.set_targets(1_000, &[(0, target(160, 123, 60))]);
+    assert_eq!(seq.on_ack(4_000, 0, true), Vec::new());
+    assert_eq!(
+        seq.pending(0),
+        None,
+        "timed out by the late reply's arrival"
+    );
+    assert_eq!(seq.confirmed(0), None);
+}
+
+#[test]
+fn targets_below_six_amps_are_rounded_down_and_fail_safe_capped() {
+    let mut seq = settled(320, 160, target(160, 123, 60), 1);
+    let sent = seq.set_targets(1_000, &[(0, target(59, 123, 100))]);
+    assert_eq!(sent, vec![cmd(0, Param::Fsafecur, 0)]);
+    assert_eq!(seq.target(0), Some(target(0, 123, 0)));
+    assert_eq!(seq.on_ack(1_100, 0, true), vec![cmd(0, Param::Smaxcur, 0)]);
+}
+
+#[test]
+fn a_fail_safe_is_never_above_the_setpoint_the_node_may_hold() {
+    // Lowering both: fail-safe first. Raising both: setpoint first.
+    let mut seq = settled(320, 160, target(160, 123, 160), 1);
+    let sent = seq.set_targets(1_000, &[(0, target(60, 123, 60))]);
+    assert_eq!(sent, vec![cmd(0, Param::Fsafecur, 60)]);
+    assert_eq!(seq.on_ack(1_100, 0, true), vec![cmd(0, Param::Smaxcur, 60)]);
+    seq.on_ack(1_200, 0, true);
+    seq.on_heartbeat(1_300, 0, &heartbeat(60, 60));
+    let sent = seq.set_targets(2_000, &[(0, target(160, 123, 160))]);
+    assert_eq!(sent, vec![cmd(0, Param::Smaxcur, 160)]);
+    assert_eq!(
+        seq.on_ack(2_100, 0, true),
+        vec![cmd(0, Param::Fsafecur, 160)]
+    );
+}
+
+#[test]
+fn circuits_limit_their_bays_on_the_rotated_phases() {
+    // Bay 1 is wired rotated (its L1 on site L2); the circuit holds 16 A per phase.
+    let rotated = BayWiring {
+        rotation: [Phase::L2, Phase::L3, Phase::L1],
+        counted_phases: PhaseSet::ALL,
+    };
+    let groups = vec![
+        LimitGroup {
+            name: "site".into(),
+            limit: [Deciamps(630); 3],
+            bays: vec![0, 1],
+        },
+        LimitGroup {
+            name: "circuit".into(),
+            limit: [Deciamps(160); 3],
+            bays: vec![0, 1],
+        },
+    ];
+    let mut seq = Sequencer::new(0, params(), groups, vec![STRAIGHT, rotated]).unwrap();
+    for bay in 0..2 {
+        let sent = seq.on_heartbeat(0, bay, &heartbeat(0, 0));
+        ack_all(&mut seq, 0, sent);
+    }
+    let sent = seq.set_targets(0, &[(0, target(160, 1, 0)), (1, target(160, 1, 0))]);
+    let sent = ack_all(&mut seq, 0, sent);
+    // Bay 0 on site L1, bay 1 on site L2: both fit.
+    assert!(seq.is_settled(0) && seq.is_settled(1), "{sent:?}");
+    assert_eq!(seq.total(1), PhaseLoad([160, 160, 0]));
+    // Bay 1 onto its L3 = site L1 does not fit while bay 0 is there.
+    let sent = seq.set_targets(100, &[(1, target(160, 3, 0))]);
+    let sent = ack_all(&mut seq, 100, sent);
+    assert_eq!(seq.total(1), PhaseLoad([0, 160, 0]).max(seq.reservation(0)));
+    assert!(!seq.is_settled(1), "{sent:?}");
+}
+
+#[test]
+fn groups_naming_missing_bays_are_rejected() {
+    let group = LimitGroup {
+        name: "c1".into(),
+        limit: [Deciamps(160); 3],
+        bays: vec![3],
+    };
+    let err = Sequencer::new(0, params(), vec![group], vec![STRAIGHT]).unwrap_err();
+    assert!(matches!(
+        err,
+        SequencerError::GroupBayOutOfRange { bay: 3, .. }
+    ));
+}
