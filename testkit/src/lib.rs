@@ -3,6 +3,8 @@
 //!
 //! Tests use real parts: this crate never imitates a broker, it starts one.
 
+pub mod safety;
+
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
