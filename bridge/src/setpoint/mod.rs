@@ -506,7 +506,7 @@ impl Sequencer {
         };
         if now_ms >= outstanding.deadline_ms {
             // Too late to tell which write it answers; the timeout handles the write.
-            return self.step(now_ms, Vec::new());
+            return self.step(now_ms, vec![bay]);
         }
         let write = outstanding.write;
         state.outstanding = None;
@@ -563,9 +563,13 @@ impl Sequencer {
         if state.presence == Presence::Online {
             return Err(SequencerError::StillOnline(bay));
         }
-        let target = state.target;
-        *state = BayState::new(state.wiring);
-        state.target = target;
+        let fresh = BayState {
+            target: state.target,
+            // The old value, so that syncing below takes it out of the group totals.
+            reservation: state.reservation,
+            ..BayState::new(state.wiring)
+        };
+        *state = fresh;
         Ok(self.step(now_ms, vec![bay]))
     }
 
@@ -790,9 +794,10 @@ impl Sequencer {
         }
         let chores = plan::Chores {
             wdtsec: (!state.wdtsec_confirmed).then_some(self.params.watchdog_secs),
+            // Only what the bridge itself wrote is re-sent.
             refresh_due: state
                 .last_smaxcur_ms
-                .is_none_or(|t| now_ms >= t.saturating_add(self.params.refresh_interval_ms)),
+                .is_some_and(|t| now_ms >= t.saturating_add(self.params.refresh_interval_ms)),
         };
         let mut blocked = false;
         let mut chosen = None;
