@@ -78,6 +78,11 @@ impl ParameterStore for ChargeController {
             }
             Param::Blinks => self.blinks = value,
             Param::Cpcur => {
+                // Zero switches the test PWM off; otherwise it must be a current the pilot can
+                // signal, like any offer.
+                if !Deciamps(value).is_valid_offer() {
+                    return Err(ParError::OutOfRange { param, value });
+                }
                 self.require_no_session(param)?;
                 self.tests.raw_offer = Deciamps(value);
             }
