@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Dump ctrl22-ha's discovery payloads (site + two bays, both modes) and validate every
+# component against Home Assistant's own MQTT platform schemas.
+# Usage: ha-discovery/validate/check.sh [VENV]
+#   VENV defaults to $HA_VENV or ~/.cache/ctrl22-ha-venv and is created if missing.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+venv=${1:-${HA_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/ctrl22-ha-venv}}
+dump=${CTRL22_HA_DUMP_DIR:-$(mktemp -d)}
+
+if [ ! -x "$venv/bin/python" ]; then
+    python3.11 -m venv "$venv"
+    "$venv/bin/pip" install -q --upgrade pip wheel
+    tmp=$(mktemp -d)
+    "$venv/bin/pip" download -q --no-deps homeassistant==2024.3.3 -d "$tmp"
+    unzip -p "$tmp"/homeassistant-2024.3.3-py3-none-any.whl \
+        homeassistant/package_constraints.txt > "$tmp/constraints.txt"
+    "$venv/bin/pip" install -q -c "$tmp/constraints.txt" -r "$here/requirements.txt"
+fi
+
+(cd "$root" && CTRL22_HA_DUMP_DIR="$dump" \
+    cargo test -q -p ctrl22-ha --test snapshots -- --ignored dump_discovery --nocapture)
+
+# Run from a neutral directory: Home Assistant's package names (select, datetime) would shadow
+# the standard library if the working directory were inside homeassistant/components.
+cd "$dump"
+status=0
+for f in discovery-device.jsonl discovery-entity.jsonl; do
+    echo "== $f"
+    "$venv/bin/python" "$here/validate_schemas.py" -v "$f" || status=1
+done
+exit $status
