@@ -349,16 +349,9 @@ fn default_measures() -> Vec<Measure> {
     vec![Measure::Grid]
 }
 
-/// Home Assistant discovery layout.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DiscoveryLayout {
-    /// One `device/<id>/config` per bay and one for the site (Home Assistant 2024.11+).
-    #[default]
-    Device,
-    /// One config topic per entity, for older Home Assistant.
-    Entity,
-}
+/// Home Assistant discovery layout: `device` (one `device/<id>/config` per bay and one for the
+/// site, Home Assistant 2024.11+) or `entity` (one config topic per entity, older versions).
+pub use ctrl22_ha::DiscoveryMode;
 
 /// `[homeassistant]`
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -366,7 +359,7 @@ pub enum DiscoveryLayout {
 pub struct HomeAssistantConfig {
     pub enabled: bool,
     pub discovery_prefix: String,
-    pub discovery: DiscoveryLayout,
+    pub discovery: DiscoveryMode,
 }
 
 impl Default for HomeAssistantConfig {
@@ -374,7 +367,7 @@ impl Default for HomeAssistantConfig {
         Self {
             enabled: true,
             discovery_prefix: "homeassistant".into(),
-            discovery: DiscoveryLayout::Device,
+            discovery: DiscoveryMode::Device,
         }
     }
 }
@@ -491,11 +484,37 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    /// Syntax, type or unknown-key errors; figment's message names the key.
-    #[error("{0}")]
+    /// Syntax, type or unknown-key errors.
+    #[error("{}", display_parse(.0))]
     Parse(Box<figment::Error>),
     #[error("{}", display_list(.0))]
     Invalid(Vec<Invalid>),
+}
+
+/// `key: problem (source)` per error, like [`Invalid`], with the key as the file spells it
+/// (figment would print environment keys upper-case).
+fn display_parse(error: &figment::Error) -> String {
+    error
+        .clone()
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join(".").to_ascii_lowercase();
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| match &m.source {
+                    Some(source) => format!(" (in {source})"),
+                    None => format!(" (in {})", m.name),
+                })
+                .unwrap_or_default();
+            if key.is_empty() {
+                format!("{}{source}", e.kind)
+            } else {
+                format!("{key}: {}{source}", e.kind)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn display_list(problems: &[Invalid]) -> String {
@@ -908,6 +927,7 @@ mod amps_opt {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

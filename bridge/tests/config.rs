@@ -1,6 +1,8 @@
 //! Loading the configuration: defaults, the example file, environment overrides, and errors
 //! that name the key at fault.
 
+#![allow(clippy::unwrap_used)]
+
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;

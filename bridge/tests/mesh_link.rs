@@ -2,6 +2,8 @@
 //! Heartbeats and replies become typed events, garbage becomes `Rejected` without hurting the
 //! link, and commands arrive in the root's wire form.
 
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use ctrl22_bridge::config::MqttConfig;
@@ -179,7 +181,8 @@ async fn mqtt_reconnects_and_subscribes_again() {
 
     let broker = Mosquitto::start_on(port).unwrap();
     expect_up(&mut events).await;
-    let root = Recorder::connect(broker.port(), "fake-root", &[])
+    // (The recorder returns once its subscriptions are acknowledged, so it needs one.)
+    let root = Recorder::connect(broker.port(), "fake-root", &["/DEMESH/+/control"])
         .await
         .unwrap();
     root.publish("/DEMESH/d8a01d55a56c/heartbeat", HEARTBEAT)

@@ -44,6 +44,8 @@ pub enum FlashError {
 }
 
 /// What the driver does next.
+// `Command` holds an avrimg chunk inline (no_std codec); steps are few and short-lived.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FlashStep {
     /// Send this command to the node, then wait for a message or [`Flasher::timeout`].
@@ -300,6 +302,7 @@ fn parse_intel_hex(text: &[u8]) -> Result<Vec<u8>, FlashError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

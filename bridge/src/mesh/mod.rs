@@ -24,6 +24,8 @@ pub use mqtt::spawn_mqtt;
 pub use tcp::{spawn_tcp, LineSplitter, SplitLine, TCP_WRITE_GAP};
 
 /// What the link reports to the site core.
+// A message is ~280 bytes (an avrlog line inline); boxing every heartbeat would cost more.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum MeshEvent {
     /// A node's heartbeat, command reply or log line.

@@ -1,0 +1,220 @@
+//! The `ctrl22-bridge` binary: help on every command, exit codes, `check-config` output, and
+//! one mesh operator tool end to end against a fake root on a real broker.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use ctrl22_bridge::config::{Config, REDACTED};
+use ctrl22_node::mesh::{encode_uplink_mqtt_vec, MacAddr, NodeMessage};
+use ctrl22_testkit::{Mosquitto, Recorder};
+
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/ctrl22.toml");
+
+fn bridge() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ctrl22-bridge"));
+    c.env_remove("CTRL22_CONFIG").env_remove("RUST_LOG");
+    c
+}
+
+fn run(args: &[&str]) -> Output {
+    bridge().args(args).output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn config_file(text: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    f
+}
+
+#[test]
+fn every_command_has_help() {
+    let commands: &[&[&str]] = &[
+        &[],
+        &["run"],
+        &["demo"],
+        &["check-config"],
+        &["mesh"],
+        &["mesh", "status"],
+        &["mesh", "system"],
+        &["mesh", "restart"],
+        &["mesh", "getpar"],
+        &["mesh", "setpar"],
+        &["mesh", "monitor"],
+        &["mesh", "upgrade"],
+        &["mesh", "avrflash"],
+    ];
+    for command in commands {
+        let mut args = command.to_vec();
+        args.push("--help");
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage:"),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn bad_configuration_exits_2_naming_the_key() {
+    let f = config_file("[site]\nmax_current = [32, 4, 32]\n");
+    for command in ["check-config", "run"] {
+        let out = run(&[command, "--config", f.path().to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{command}");
+        assert!(
+            stderr(&out).contains("site.max_current[1]"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let f = config_file("[mesh]\ntransprot = \"tcp\"\n");
+    let out = run(&["check-config", "--config", f.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("transprot"), "{}", stderr(&out));
+
+    let out = run(&["check-config", "--config", "/nonexistent.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("/nonexistent.toml"));
+}
+
+#[test]
+fn bad_environment_override_exits_2_naming_the_key() {
+    let out = bridge()
+        .args(["check-config"])
+        .env("CTRL22_MESH__HEARTBEAT_TIMEOUT", "soon")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("mesh.heartbeat_timeout"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn bad_arguments_exit_2() {
+    for args in [
+        &["mesh", "status", "not-a-mac"][..],
+        &["mesh", "avrflash", "*", "image.hex"],
+        &["demo", "--nodes", "many"],
+        &["frobnicate"],
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn check_config_prints_the_effective_config_with_secrets_redacted() {
+    let out = run(&["check-config", "--config", EXAMPLE]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    for secret in [
+        "mqtt-secret",
+        "ha-long-lived-token",
+        "ocpp-secret",
+        "http-secret",
+    ] {
+        assert!(!text.contains(secret), "{secret} leaked");
+    }
+    assert!(text.contains(REDACTED));
+    // Effective: defaults are filled in, node keys normalised, and it parses again.
+    let printed = Config::from_toml(&text).unwrap();
+    assert!(printed.nodes.contains_key("d8a01d55a56c"));
+    assert_eq!(printed.mesh.wdtsec, 60);
+}
+
+#[test]
+fn check_config_without_a_file_prints_defaults() {
+    let out = run(&["check-config"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let printed = Config::from_toml(&String::from_utf8(out.stdout).unwrap()).unwrap();
+    assert_eq!(printed, Config::default());
+}
+
+#[test]
+fn demo_is_not_wired_yet() {
+    let out = run(&["demo", "--nodes", "2"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("demo: not yet available"));
+}
+
+const NODE: MacAddr = MacAddr([0xd8, 0xa0, 0x1d, 0x55, 0xa5, 0x6c]);
+
+#[tokio::test]
+async fn mesh_getpar_prints_the_reply_of_a_fake_root() {
+    let broker = Mosquitto::start().unwrap();
+    let root = Recorder::connect(broker.port(), "fake-root", &["/DEMESH/+/control"])
+        .await
+        .unwrap();
+    let url = broker.url();
+    let tool = bridge()
+        .args([
+            "mesh",
+            "--broker",
+            &url,
+            "--wait",
+            "3s",
+            "getpar",
+            "d8:a0:1d:55:a5:6c",
+            "ver",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let command = root
+        .wait_for(Duration::from_secs(10), "the getpar command", |m| {
+            m.topic == "/DEMESH/d8a01d55a56c/control"
+        })
+        .await
+        .unwrap();
+    assert_eq!(command.text(), r#"{"cmd":"avrgetpar","avrpar":"ver"}"#);
+    let reply = NodeMessage::AvrGetPar {
+        par: "ver".try_into().unwrap(),
+        val: Some(14),
+    };
+    let (topic, body) = encode_uplink_mqtt_vec("DEMESH", NODE, &reply).unwrap();
+    root.publish(&topic, body).await.unwrap();
+
+    let out = tokio::task::spawn_blocking(move || tool.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("d8:a0:1d:55:a5:6c"), "{stdout}");
+    assert!(stdout.contains(r#""avrval":14"#), "{stdout}");
+}
+
+#[tokio::test]
+async fn mesh_tool_without_reply_exits_1() {
+    let broker = Mosquitto::start().unwrap();
+    let url = broker.url();
+    let out = tokio::task::spawn_blocking(move || {
+        bridge()
+            .args([
+                "mesh",
+                "--broker",
+                &url,
+                "--wait",
+                "500ms",
+                "status",
+                "d8a01d55a56c",
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no reply"), "{}", stderr(&out));
+}
