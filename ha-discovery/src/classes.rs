@@ -524,6 +524,7 @@ pub mod rules {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::rules::{check_number, check_sensor, Mismatch};
     use super::*;
@@ -633,7 +634,7 @@ mod tests {
         // 2025.9+: unit must fit the device class.
         assert!(check_sensor(Some("power"), Some("measurement"), Some("A"), none).is_err());
         assert!(check_sensor(Some("current"), Some("measurement"), None, none).is_err());
-        // 2025.6+: the unit must fit the state class the device class allows.
+        // The state class must be one the device class allows (energy is a counter).
         assert!(check_sensor(Some("energy"), Some("measurement"), Some("kWh"), none).is_err());
         assert!(check_sensor(Some("current"), Some("total_increasing"), Some("A"), none).is_err());
         // Enum sensors carry options only.

@@ -62,7 +62,15 @@
 //! # Ids
 //! Bay device `ctrl22_<dev>`, unique ids `ctrl22_<dev>_<key>`, entity ids
 //! `<platform>.<slug of bay name>_<key>`; site device `ctrl22_site_<site>`, unique ids
-//! `ctrl22_site_<site>_<key>`, entity ids `<platform>.<slug of site name>_<key>`.
+//! `ctrl22_site_<site>_<key>`, entity ids `<platform>.<slug of site name>_<key>`. Entity ids
+//! are only proposals: Home Assistant keeps a user's renames, and appends `_2` when two bays
+//! share a name.
+//!
+//! # Publishing
+//! Publish the site device before the bays (a bay's `via_device` must already be known), all
+//! retained at QoS 1, again whenever `homeassistant/status` says `online`. A bay's
+//! device message is about 10 kB (more with long names): raise the MQTT client's packet size
+//! limit (rumqttc defaults to 10 KiB).
 
 use crate::classes::{BinarySensorClass, EntityCategory, NumberKind, SensorKind, UpdateClass};
 use crate::component::{
@@ -866,6 +874,7 @@ pub fn site_device(site: &SiteInfo) -> Result<DeviceConfig, DiscoveryError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::component::Platform;

@@ -330,6 +330,7 @@ pub fn removal(mode: DiscoveryMode, prefix: &str, cfg: &DeviceConfig) -> Vec<Dis
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::classes::SensorKind;

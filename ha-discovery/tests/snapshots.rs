@@ -2,6 +2,8 @@
 //! `tests/snapshots/`), plus an ignored test that dumps them for the Home Assistant schema
 //! check in `validate/` (see `validate/README.md`).
 
+#![allow(clippy::unwrap_used)]
+
 use ctrl22_ha::ctrl22::{bay_device, site_device, BayInfo, SiteInfo};
 use ctrl22_ha::{discovery, DeviceConfig, DiscoveryMessage, DiscoveryMode};
 use serde_json::{json, Value};
