@@ -108,9 +108,14 @@ fn main() -> ExitCode {
                 speed,
                 mqtt_listen,
             };
-            tracing::debug!(?args, "demo");
-            eprintln!("demo: not yet available");
-            ExitCode::FAILURE
+            block_on(async move {
+                ctrl22_bridge::demo::run(args, shutdown_signal())
+                    .await
+                    .map_err(|e| {
+                        tracing::error!("{e:#}");
+                        ExitCode::FAILURE
+                    })
+            })
         }
         Command::CheckConfig { config } => match load(config.as_deref()) {
             Ok(c) => match c.redacted().to_toml() {
@@ -174,7 +179,9 @@ fn init_logging(format: LogFormat, verbose: u8) {
         1 => "debug",
         _ => "trace",
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // The embedded broker logs every connection and subscription at info: too chatty.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{default},rumqttd=warn")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

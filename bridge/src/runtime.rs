@@ -83,6 +83,15 @@ impl SiteHandle {
         // A stopped site task means the process is shutting down; nothing to do.
         let _ = self.requests.send(request).await;
     }
+
+    /// Sends a request if there is room; `false` once the site task has stopped.
+    #[must_use]
+    pub fn try_send(&self, request: SiteRequest) -> bool {
+        !matches!(
+            self.requests.try_send(request),
+            Err(mpsc::error::TrySendError::Closed(_))
+        )
+    }
 }
 
 /// The site core's settings from the configuration file.
@@ -166,6 +175,9 @@ pub async fn run(
         tracing::info!("embedded MQTT broker on {}", broker.addr);
     }
     let bridge = Bridge::start(&config).await?;
+    if config.homeassistant.enabled {
+        crate::ha::spawn(&config, bridge.handle.clone())?;
+    }
     bridge.run_until(shutdown).await
 }
 

@@ -799,23 +799,23 @@ fn amps3(d: [Deciamps; 3]) -> [f64; 3] {
     d.map(amps)
 }
 
-/// The state as a user reads it.
+/// The bay's state in OCPP's words (SPEC section 7), shared by Home Assistant and OCPP.
 fn user_status(bay: &Bay) -> &'static str {
     let Some(state) = bay.ccss() else {
-        return "unknown";
+        return "unavailable";
     };
-    if !bay.online {
-        return "offline";
+    if !bay.online || !bay.settings.enabled {
+        return "unavailable";
     }
     match state.group() {
-        CcssGroup::Off if state == Ccss::Off9 => "finished",
-        CcssGroup::Off if bay.plugged() => "plugged",
+        CcssGroup::Off if state == Ccss::Off9 => "finishing",
+        CcssGroup::Off if bay.plugged() => "preparing",
         CcssGroup::Off => "available",
-        CcssGroup::A | CcssGroup::B => "waiting",
+        CcssGroup::A | CcssGroup::B => "preparing",
         CcssGroup::C if bay.charging() => "charging",
         CcssGroup::C => "suspended_ev",
-        CcssGroup::P | CcssGroup::W => "paused",
-        CcssGroup::Err => "error",
+        CcssGroup::P | CcssGroup::W => "suspended_evse",
+        CcssGroup::Err => "faulted",
     }
 }
 

@@ -64,8 +64,8 @@ pub struct BaySnapshot {
     /// `ccss` state name (`C3`), `None` before the first heartbeat.
     pub state: Option<String>,
     pub ccss: Option<u8>,
-    /// The state as a user reads it: available, waiting, charging, paused, finished, error,
-    /// offline.
+    /// The state in OCPP's words: available, preparing, charging, suspended_ev,
+    /// suspended_evse, finishing, faulted, unavailable.
     pub status: &'static str,
     pub plugged: bool,
     pub charging: bool,

@@ -1,0 +1,281 @@
+//! What to publish to Home Assistant and when, as a plain state machine: it is fed snapshots
+//! and broker events and answers with messages; the MQTT task only carries them.
+//!
+//! - Discovery (retained) for the site and each bay, again when a bay's name, board or
+//!   firmware changes, and all of it when Home Assistant announces itself `online`.
+//! - Availability per bay (retained), bridge availability via the last will.
+//! - State (retained JSON) on change and at least every [`STATE_REFRESH_MS`].
+//! - A bay that leaves the site (forgotten) gets empty retained configs and state, so no
+//!   ghost entities stay behind.
+
+use std::collections::HashMap;
+
+use ctrl22_ha::ctrl22::{self, BayInfo, SiteInfo, Topics};
+use ctrl22_ha::{discovery, removal, DeviceConfig, DiscoveryMode};
+
+use super::state;
+use crate::site::snapshot::{BaySnapshot, SiteSnapshot};
+
+/// State is re-sent at least this often even when unchanged.
+pub const STATE_REFRESH_MS: u64 = 60_000;
+
+/// One MQTT message to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Publish {
+    pub topic: String,
+    pub payload: String,
+    pub retain: bool,
+}
+
+impl Publish {
+    fn retained(topic: String, payload: String) -> Self {
+        Self {
+            topic,
+            payload,
+            retain: true,
+        }
+    }
+}
+
+/// Where and how to announce.
+#[derive(Clone, Debug)]
+pub struct HaSettings {
+    pub prefix: String,
+    pub mode: DiscoveryMode,
+    pub bridge_version: String,
+    pub configuration_url: Option<String>,
+}
+
+#[derive(Debug)]
+struct Announced {
+    info: BayInfo,
+    config: DeviceConfig,
+    online: bool,
+    state: String,
+    state_at_ms: u64,
+}
+
+/// The Home Assistant publisher of one site.
+#[derive(Debug)]
+pub struct Publisher {
+    settings: HaSettings,
+    topics: Topics,
+    site: Option<(SiteInfo, String, u64)>,
+    bays: HashMap<String, Announced>,
+}
+
+/// Why the publisher cannot serve a site.
+pub type SetupError = ctrl22_ha::DiscoveryError;
+
+impl Publisher {
+    /// # Errors
+    /// When the site name makes no usable topic level.
+    pub fn new(settings: HaSettings, site_name: &str) -> Result<Self, SetupError> {
+        let topics = Topics::new(&site_id(site_name))?;
+        Ok(Self {
+            settings,
+            topics,
+            site: None,
+            bays: HashMap::new(),
+        })
+    }
+
+    #[must_use]
+    pub fn topics(&self) -> &Topics {
+        &self.topics
+    }
+
+    /// Everything anew: after (re)connecting to the broker or when Home Assistant restarted.
+    pub fn announce_all(&mut self, now_ms: u64, snapshot: &SiteSnapshot) -> Vec<Publish> {
+        self.site = None;
+        self.bays.clear();
+        let mut out = vec![Publish::retained(
+            self.topics.bridge_status(),
+            "online".to_owned(),
+        )];
+        out.extend(self.update(now_ms, snapshot));
+        out
+    }
+
+    /// The state of one bay again, unconditionally: after a refused command, so Home
+    /// Assistant's control snaps back to what is in force.
+    pub fn republish_bay(
+        &mut self,
+        now_ms: u64,
+        snapshot: &SiteSnapshot,
+        dev: &str,
+    ) -> Vec<Publish> {
+        if let Some(a) = self.bays.get_mut(dev) {
+            a.state.clear();
+            a.state_at_ms = now_ms;
+        }
+        if let Some(site) = self.site.as_mut() {
+            site.1.clear();
+        }
+        self.update(now_ms, snapshot)
+    }
+
+    /// What changed since the last call.
+    pub fn update(&mut self, now_ms: u64, snapshot: &SiteSnapshot) -> Vec<Publish> {
+        let mut out = Vec::new();
+        let site = self.site_info(snapshot);
+        for bay in &snapshot.bays {
+            self.update_bay(now_ms, &site, bay, &mut out);
+        }
+        self.update_site(now_ms, site, snapshot, &mut out);
+        let gone: Vec<String> = self
+            .bays
+            .keys()
+            .filter(|dev| !snapshot.bays.iter().any(|b| &b.dev == *dev))
+            .cloned()
+            .collect();
+        for dev in gone {
+            if let Some(a) = self.bays.remove(&dev) {
+                out.extend(self.removal(&a.config));
+                out.push(Publish::retained(
+                    self.topics.bay_state(&dev),
+                    String::new(),
+                ));
+                out.push(Publish::retained(
+                    self.topics.bay_availability(&dev),
+                    String::new(),
+                ));
+            }
+        }
+        out
+    }
+
+    fn site_info(&self, snapshot: &SiteSnapshot) -> SiteInfo {
+        SiteInfo {
+            site_id: site_id(&snapshot.name),
+            name: snapshot.name.clone(),
+            bridge_version: self.settings.bridge_version.clone(),
+            fuse_limit_a: snapshot.limit_a.map(whole_amps),
+            configuration_url: self.settings.configuration_url.clone(),
+        }
+    }
+
+    fn update_site(
+        &mut self,
+        now_ms: u64,
+        info: SiteInfo,
+        snapshot: &SiteSnapshot,
+        out: &mut Vec<Publish>,
+    ) {
+        let state = state::site_state(snapshot).to_string();
+        let (announce, send_state) = match &self.site {
+            Some((known, last, at)) => (
+                *known != info,
+                *last != state || now_ms.saturating_sub(*at) >= STATE_REFRESH_MS,
+            ),
+            None => (true, true),
+        };
+        if announce {
+            match ctrl22::site_device(&info) {
+                Ok(config) => out.extend(self.discovery(&config)),
+                Err(e) => tracing::warn!("site discovery: {e}"),
+            }
+        }
+        if send_state || announce {
+            out.push(Publish::retained(self.topics.site_state(), state.clone()));
+            self.site = Some((info, state, now_ms));
+        }
+    }
+
+    fn update_bay(
+        &mut self,
+        now_ms: u64,
+        site: &SiteInfo,
+        bay: &BaySnapshot,
+        out: &mut Vec<Publish>,
+    ) {
+        let info = BayInfo {
+            dev: bay.dev.clone(),
+            mac: bay.mac.clone(),
+            name: bay.settings.name.clone(),
+            board: bay.board.clone(),
+            sw_version: bay.firmware.clone(),
+            avr_version: bay
+                .avr_firmware
+                .filter(|v| *v > 0)
+                .map(|v| format!("{}.{}", v / 10, v % 10)),
+            max_current_a: whole_amps(f64::from(bay.settings.max_current.get()) / 10.0).max(32),
+            configuration_url: self.settings.configuration_url.clone(),
+        };
+        let state = state::bay_state(bay).to_string();
+        let known = self.bays.get(&bay.dev);
+        if known.is_none_or(|a| a.info != info) {
+            let config = match ctrl22::bay_device(site, &info) {
+                Ok(config) => config,
+                Err(e) => {
+                    tracing::warn!(dev = %bay.dev, "bay discovery: {e}");
+                    return;
+                }
+            };
+            out.extend(self.discovery(&config));
+            self.bays.insert(
+                bay.dev.clone(),
+                Announced {
+                    info,
+                    config,
+                    online: !bay.online,
+                    state: String::new(),
+                    state_at_ms: now_ms,
+                },
+            );
+        }
+        let topics = &self.topics;
+        let Some(a) = self.bays.get_mut(&bay.dev) else {
+            return;
+        };
+        if a.online != bay.online {
+            a.online = bay.online;
+            let text = if bay.online { "online" } else { "offline" };
+            out.push(Publish::retained(
+                topics.bay_availability(&bay.dev),
+                text.to_owned(),
+            ));
+        }
+        if a.state != state || now_ms.saturating_sub(a.state_at_ms) >= STATE_REFRESH_MS {
+            out.push(Publish::retained(topics.bay_state(&bay.dev), state.clone()));
+            a.state = state;
+            a.state_at_ms = now_ms;
+        }
+    }
+
+    fn discovery(&self, config: &DeviceConfig) -> Vec<Publish> {
+        match discovery(self.settings.mode, &self.settings.prefix, config) {
+            Ok(messages) => messages
+                .into_iter()
+                .map(|m| Publish::retained(m.topic, m.payload))
+                .collect(),
+            Err(e) => {
+                tracing::warn!("discovery: {e}");
+                Vec::new()
+            }
+        }
+    }
+
+    fn removal(&self, config: &DeviceConfig) -> Vec<Publish> {
+        removal(self.settings.mode, &self.settings.prefix, config)
+            .into_iter()
+            .map(|m| Publish::retained(m.topic, m.payload))
+            .collect()
+    }
+}
+
+/// The site's topic level: its name as Home Assistant would slug it.
+#[must_use]
+pub fn site_id(name: &str) -> String {
+    let slug = ctrl22::slug(name);
+    if slug.is_empty() {
+        "site".to_owned()
+    } else {
+        slug
+    }
+}
+
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // clamped first
+fn whole_amps(amps: f64) -> u16 {
+    amps.clamp(0.0, f64::from(u16::MAX)).round() as u16
+}

@@ -1,0 +1,119 @@
+//! The retained state payloads Home Assistant's entities read, built from a site snapshot.
+//! Field names are the contract of [`ctrl22_ha::ctrl22`]: [`BayField`] and [`SiteField`].
+
+use ctrl22_ha::ctrl22::{BayField, SiteField};
+use serde_json::{Map, Value};
+
+use crate::site::snapshot::{BaySnapshot, SiteSnapshot};
+
+/// A bay's state object.
+#[must_use]
+pub fn bay_state(bay: &BaySnapshot) -> Value {
+    let mut m = Map::new();
+    let mut put = |field: BayField, value: Value| {
+        m.insert(field.as_str().to_owned(), value);
+    };
+    put(BayField::State, bay.status.into());
+    put(BayField::CurrentL1A, bay.current_a[0].into());
+    put(BayField::CurrentL2A, bay.current_a[1].into());
+    put(BayField::CurrentL3A, bay.current_a[2].into());
+    put(BayField::PowerW, bay.power_w.into());
+    put(BayField::SessionEnergyKwh, kwh(bay.session_energy_wh));
+    put(BayField::TotalEnergyKwh, kwh(bay.total_energy_wh));
+    put(BayField::AllocatedCurrentA, bay.allocated_a.into());
+    put(BayField::CableCapacityA, bay.cable_a.unwrap_or(0.0).into());
+    put(BayField::Plugged, bay.plugged.into());
+    put(BayField::Charging, bay.charging.into());
+    put(BayField::Problem, bay.problem.into());
+    put(BayField::Online, bay.online.into());
+    put(BayField::Mode, enum_text(&bay.mode));
+    put(
+        BayField::MaxCurrentA,
+        (f64::from(bay.settings.max_current.get()) / 10.0).into(),
+    );
+    put(BayField::Enabled, bay.settings.enabled.into());
+    put(
+        BayField::DepartureTime,
+        bay.settings
+            .departure
+            .map(|d| d.to_string())
+            .unwrap_or_default()
+            .into(),
+    );
+    put(
+        BayField::TargetEnergyKwh,
+        kwh(f64::from(bay.settings.target_energy_wh.unwrap_or(0))),
+    );
+    put(BayField::RssiDbm, bay.rssi_dbm.into());
+    put(BayField::MeshLayer, bay.mesh_layer.into());
+    put(
+        BayField::MeshParent,
+        bay.mesh_parent.clone().unwrap_or_default().into(),
+    );
+    let firmware = bay.firmware.clone().unwrap_or_default();
+    put(BayField::FwVersion, firmware.clone().into());
+    // No firmware catalogue yet: the newest known is the one running.
+    put(BayField::FwLatest, firmware.into());
+    put(BayField::AvrVersion, avr_version(bay.avr_firmware).into());
+    put(BayField::Ccss, bay.state.clone().unwrap_or_default().into());
+    Value::Object(m)
+}
+
+/// The site's state object.
+#[must_use]
+pub fn site_state(site: &SiteSnapshot) -> Value {
+    let mut m = Map::new();
+    let mut put = |field: SiteField, value: Value| {
+        m.insert(field.as_str().to_owned(), value);
+    };
+    put(SiteField::GridPowerW, site.grid_power_w.into());
+    put(SiteField::PvPowerW, site.pv_power_w.into());
+    put(SiteField::SurplusW, site.surplus_w.into());
+    put(SiteField::EvPowerW, site.ev_power_w.into());
+    put(SiteField::CurrentL1A, site.measured_a[0].into());
+    put(SiteField::CurrentL2A, site.measured_a[1].into());
+    put(SiteField::CurrentL3A, site.measured_a[2].into());
+    put(SiteField::LimitL1A, site.limit_a[0].into());
+    put(SiteField::LimitL2A, site.limit_a[1].into());
+    put(SiteField::LimitL3A, site.limit_a[2].into());
+    put(SiteField::Strategy, enum_text(&site.strategy));
+    put(SiteField::SolarOk, site.solar_ok.into());
+    put(SiteField::EvEnergyKwh, kwh(site.energy_total_wh));
+    Value::Object(m)
+}
+
+/// kWh with Wh resolution, so the number stays short and exact enough for the Energy
+/// dashboard.
+fn kwh(wh: f64) -> Value {
+    ((wh).floor() / 1000.0).into()
+}
+
+/// The lower-case wire name of a serde enum (`"minpv"`, `"fair"`).
+fn enum_text(value: &impl serde::Serialize) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
+/// `13` -> `"1.3"`; `0` (no AVR) or unknown -> `""`.
+fn avr_version(version: Option<i16>) -> String {
+    match version {
+        Some(v) if v > 0 => format!("{}.{}", v / 10, v % 10),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn avr_versions_read_like_the_firmware_names_them() {
+        assert_eq!(avr_version(Some(13)), "1.3");
+        assert_eq!(avr_version(Some(0)), "");
+        assert_eq!(avr_version(None), "");
+    }
+
+    #[test]
+    fn energy_is_in_kwh_with_watt_hour_resolution() {
+        assert_eq!(kwh(12_345.9), Value::from(12.345));
+    }
+}
