@@ -983,6 +983,40 @@ mod tests {
     }
 
     #[test]
+    fn every_catalogue_entity_passes_home_assistant_unit_rules() {
+        use crate::classes::rules::{check_number, check_sensor};
+        use crate::classes::{NumberDeviceClass, SensorDeviceClass, StateClass, Unit};
+        let configs = [
+            site_device(&site()).unwrap(),
+            bay_device(&site(), &bay()).unwrap(),
+        ];
+        for cfg in &configs {
+            for c in cfg.components() {
+                let r = match &c.platform {
+                    Platform::Sensor(s) => check_sensor(
+                        s.kind.device_class().map(SensorDeviceClass::as_str),
+                        s.kind.state_class().map(StateClass::as_str),
+                        s.kind.unit().map(Unit::symbol),
+                        s.kind.options(),
+                    ),
+                    Platform::Number(n) => check_number(
+                        n.kind.device_class().map(NumberDeviceClass::as_str),
+                        n.kind.unit().map(Unit::symbol),
+                    ),
+                    _ => Ok(()),
+                };
+                assert_eq!(r, Ok(()), "{}", c.key);
+                let eid = cfg.default_entity_id(c);
+                let (domain, object) = eid.split_once('.').unwrap();
+                assert_eq!(domain, c.platform.name());
+                assert!(object
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'));
+            }
+        }
+    }
+
+    #[test]
     fn every_command_topic_parses_back_to_its_command() {
         let topics = Topics::new("lot7").unwrap();
         for c in BayCommand::ALL {
