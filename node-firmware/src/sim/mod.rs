@@ -1,1 +1,135 @@
-//! (being written)
+//! The bay simulator: N charging bays, each running the real [`crate::controller`] state
+//! machine with a simulated car ([`ev`]) behind it, joined in a simulated mesh ([`meshtree`])
+//! whose root talks to a host over MQTT ([`run_mqtt`]) or the plain TCP uplink
+//! ([`run_tcp`]), byte for byte like the firmware.
+//!
+//! [`SimWorld`] holds every decision and is sans-IO: it is driven by `step(now_ms)` and
+//! `handle_command(now_ms, ..)` with a simulated clock and is fully deterministic for a seed.
+//! The drivers only own the socket and the wall clock. The `ctrl22-node-sim` binary and the
+//! bridge's `demo` command both run a [`SimWorld`] through these drivers:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), ctrl22_node::sim::SimError> {
+//! use ctrl22_node::sim::{run_mqtt, Arrivals, SimConfig, SimWorld};
+//! let config = SimConfig { nodes: 20, arrivals: Arrivals::AllPlugged, ..SimConfig::default() };
+//! let world = SimWorld::new(config.clone());
+//! run_mqtt(world, "mqtt://127.0.0.1:1883", &config.mesh_id, config.speed, tokio::signal::ctrl_c().await.ok().map_or((), |()| ())).await
+//! # }
+//! ```
+//!
+//! This module never allocates current among bays; whatever allocates must be the host.
+
+mod clock;
+pub mod ev;
+pub mod meshtree;
+mod uplink_mqtt;
+mod uplink_tcp;
+mod world;
+
+use core::fmt;
+use core::str::FromStr;
+
+pub use uplink_mqtt::run_mqtt;
+pub use uplink_tcp::run_tcp;
+pub use world::SimWorld;
+
+/// Whether and when cars come to the bays.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Arrivals {
+    /// Cars arrive and leave at random times (some are already there at start).
+    #[default]
+    Random,
+    /// Every bay has a car plugged in at start; cars leave only when told by nobody (they
+    /// stay for the whole run), so tests can rely on them.
+    AllPlugged,
+    /// No car ever comes.
+    None,
+}
+
+/// A value of `--arrivals` that is none of `random`, `all-plugged`, `none`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownArrivals(pub String);
+
+impl fmt::Display for UnknownArrivals {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown arrivals mode {:?} (expected random, all-plugged or none)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownArrivals {}
+
+impl FromStr for Arrivals {
+    type Err = UnknownArrivals;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "random" => Ok(Self::Random),
+            "all-plugged" => Ok(Self::AllPlugged),
+            "none" => Ok(Self::None),
+            other => Err(UnknownArrivals(other.to_owned())),
+        }
+    }
+}
+
+/// Everything that shapes a simulated site.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimConfig {
+    /// Number of bays (= mesh nodes; node 0 is the root).
+    pub nodes: usize,
+    /// Seed of every random choice: MACs, cars, arrivals, link quality.
+    pub seed: u64,
+    /// Heartbeat period of every node at boot (the firmware's `hbperiod`), ms.
+    pub heartbeat_ms: u32,
+    /// Simulated time runs this many times faster than wall time (drivers only).
+    pub speed: f64,
+    pub arrivals: Arrivals,
+    /// Mesh id = MQTT topic root (drivers only).
+    pub mesh_id: String,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            nodes: 10,
+            seed: 1,
+            heartbeat_ms: 10_000,
+            speed: 1.0,
+            arrivals: Arrivals::Random,
+            mesh_id: "DEMESH".to_owned(),
+        }
+    }
+}
+
+/// Why a driver could not run.
+#[derive(Debug)]
+pub enum SimError {
+    /// The broker URL is not `mqtt://host[:port]`.
+    BrokerUrl(String),
+    /// The TCP uplink address is not `host:port` (optionally with `tcp://`).
+    UplinkAddr(String),
+    /// The speed factor is not a positive finite number.
+    Speed(f64),
+    /// The MQTT client's event loop stopped.
+    MqttClosed,
+}
+
+impl fmt::Display for SimError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::BrokerUrl(url) => {
+                write!(f, "broker URL {url:?} is not mqtt://HOST[:PORT]")
+            }
+            Self::UplinkAddr(addr) => {
+                write!(f, "uplink address {addr:?} is not tcp://HOST:PORT")
+            }
+            Self::Speed(speed) => write!(f, "speed {speed} is not a positive number"),
+            Self::MqttClosed => f.write_str("the MQTT client stopped"),
+        }
+    }
+}
+
+impl std::error::Error for SimError {}

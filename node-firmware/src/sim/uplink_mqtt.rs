@@ -1,0 +1,199 @@
+//! The root's MQTT uplink: one client for the whole mesh, like the real root. It subscribes to
+//! `/<mesh>/+/control`, hands every command to the world (which honours `*` and `root`) and
+//! publishes what the world emits (heartbeats, acknowledgements) at QoS 0, not retained.
+
+use std::future::Future;
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
+use tokio::sync::mpsc;
+
+use super::clock::{SimClock, TICK};
+use super::{SimError, SimWorld};
+use crate::mesh::{self, MacAddr, NodeMessage};
+
+const DEFAULT_PORT: u16 = 1883;
+/// Pause before the client retries a lost broker connection.
+const RECONNECT_DELAY: Duration = Duration::from_secs(1);
+
+/// Runs `world` against the broker at `broker_url` (`mqtt://host[:port]`) under `mesh_id`
+/// until `shutdown` completes, with simulated time `speed` times faster than wall time.
+///
+/// Broker outages are survived (the client reconnects; what the mesh emits meanwhile is
+/// dropped, as QoS 0 on the real root is).
+///
+/// # Errors
+/// A malformed URL or speed, or the MQTT client shutting down underneath.
+pub async fn run_mqtt(
+    mut world: SimWorld,
+    broker_url: &str,
+    mesh_id: &str,
+    speed: f64,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), SimError> {
+    let (host, port) = parse_broker_url(broker_url)?;
+    let clock = SimClock::start(speed)?;
+    let mut options = MqttOptions::new(client_id(mesh_id, &world), host, port);
+    options.set_keep_alive(Duration::from_secs(30));
+    options.set_max_packet_size(64 * 1024, 64 * 1024);
+    // Room for one heartbeat of every bay plus replies to a broadcast, so a burst never blocks.
+    let capacity = world.bay_count().saturating_mul(2).max(1024);
+    let (client, eventloop) = AsyncClient::new(options, capacity);
+    let (commands_tx, mut commands) = mpsc::channel(1024);
+    let control_filter = format!("/{mesh_id}/+/control");
+    let pump = tokio::spawn(pump_events(
+        eventloop,
+        client.clone(),
+        control_filter,
+        commands_tx,
+    ));
+    let mut publisher = Publisher {
+        client,
+        mesh_id,
+        dropped: 0,
+    };
+
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    let result = loop {
+        tokio::select! {
+            () = &mut shutdown => break Ok(()),
+            _ = tick.tick() => {
+                let out = world.step(clock.now_ms());
+                publisher.publish_all(&out);
+            }
+            command = commands.recv() => {
+                let Some(publish) = command else {
+                    break Err(SimError::MqttClosed);
+                };
+                let now_ms = clock.now_ms();
+                let mut out = world.step(now_ms);
+                if let Ok((dst, cmd)) = mesh::decode_command_mqtt(mesh_id, &publish.topic, &publish.payload) {
+                    out.extend(world.handle_command(now_ms, &dst, &cmd));
+                }
+                // A malformed command is dropped without reply, as the node does.
+                publisher.publish_all(&out);
+            }
+        }
+    };
+    let _ = publisher.client.disconnect().await;
+    pump.abort();
+    result
+}
+
+/// Publishes the mesh's output, dropping (and counting) what the client cannot queue: QoS 0
+/// on a congested or lost link, as on the real root.
+struct Publisher<'a> {
+    client: AsyncClient,
+    mesh_id: &'a str,
+    dropped: u64,
+}
+
+impl Publisher<'_> {
+    fn publish_all(&mut self, out: &[(MacAddr, NodeMessage)]) {
+        for (src, msg) in out {
+            let Ok((topic, payload)) = mesh::encode_uplink_mqtt_vec(self.mesh_id, *src, msg) else {
+                tracing::warn!(%src, ?msg, "message does not encode; dropped");
+                continue;
+            };
+            if self
+                .client
+                .try_publish(topic.as_str(), QoS::AtMostOnce, false, payload)
+                .is_err()
+            {
+                self.dropped += 1;
+                if self.dropped.is_power_of_two() {
+                    tracing::warn!(
+                        dropped = self.dropped,
+                        "MQTT queue full or closed; messages dropped"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Drives the client's network side: (re)subscribes after every connect and forwards
+/// commands to the simulation loop.
+async fn pump_events(
+    mut eventloop: EventLoop,
+    client: AsyncClient,
+    control_filter: String,
+    commands: mpsc::Sender<Publish>,
+) {
+    let mut connected = false;
+    loop {
+        match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                connected = true;
+                tracing::info!("connected to broker; subscribing to {control_filter}");
+                if client
+                    .try_subscribe(control_filter.as_str(), QoS::AtMostOnce)
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(publish))) => {
+                if commands.send(publish).await.is_err() {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                if connected {
+                    tracing::warn!("broker connection lost: {e}");
+                }
+                connected = false;
+                tokio::time::sleep(RECONNECT_DELAY).await;
+            }
+        }
+    }
+}
+
+fn client_id(mesh_id: &str, world: &SimWorld) -> String {
+    format!(
+        "ctrl22-node-sim-{mesh_id}-{}",
+        world.root_mac().topic_form()
+    )
+}
+
+/// `mqtt://host[:port]` (a bare `host[:port]` is accepted too).
+fn parse_broker_url(url: &str) -> Result<(String, u16), SimError> {
+    let bad = || SimError::BrokerUrl(url.to_owned());
+    let rest = match url.split_once("://") {
+        Some(("mqtt" | "tcp", rest)) => rest,
+        Some(_) => return Err(bad()),
+        None => url,
+    };
+    let rest = rest.trim_end_matches('/');
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((host, port)) => (host, port.parse().map_err(|_| bad())?),
+        None => (rest, DEFAULT_PORT),
+    };
+    if host.is_empty() || host.contains('/') {
+        return Err(bad());
+    }
+    Ok((host.to_owned(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_urls() {
+        assert_eq!(
+            parse_broker_url("mqtt://127.0.0.1:1884").unwrap(),
+            ("127.0.0.1".to_owned(), 1884)
+        );
+        assert_eq!(
+            parse_broker_url("mqtt://broker").unwrap(),
+            ("broker".to_owned(), 1883)
+        );
+        assert!(parse_broker_url("mqtts://broker").is_err());
+        assert!(parse_broker_url("mqtt://:1883").is_err());
+        assert!(parse_broker_url("mqtt://h:x").is_err());
+    }
+}
