@@ -218,3 +218,54 @@ async fn mesh_tool_without_reply_exits_1() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("no reply"), "{}", stderr(&out));
 }
+
+#[tokio::test]
+async fn mesh_status_over_tcp_to_a_connecting_root() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let port = ctrl22_testkit::free_port().unwrap();
+    let listen = format!("127.0.0.1:{port}");
+    let tool = bridge()
+        .args([
+            "mesh",
+            "--transport",
+            "tcp",
+            "--listen",
+            &listen,
+            "--wait",
+            "2s",
+        ])
+        .args(["status", "root"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Like the real root: retry until the host listens.
+    let mut root = loop {
+        match tokio::net::TcpStream::connect(&listen).await {
+            Ok(s) => break s,
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    let mut buf = vec![0u8; 1024];
+    let n = root.read(&mut buf).await.unwrap();
+    assert_eq!(&buf[..n], br#"{"dst":"root","cmd":"status"}"#);
+    let reply = NodeMessage::Status(ctrl22_node::mesh::StatusReply {
+        parent: MacAddr([0x44, 0x4e, 0x6d, 0x01, 0x02, 0x03]),
+        rssi: -60,
+        layer: 1,
+        nodes: 12,
+        plat: 7,
+    });
+    let line = ctrl22_node::mesh::encode_uplink_tcp_vec(NODE, &reply).unwrap();
+    root.write_all(&line).await.unwrap();
+
+    let out = tokio::task::spawn_blocking(move || tool.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(r#""mtype":"status""#), "{stdout}");
+    assert!(stdout.contains(r#""nodes":12"#), "{stdout}");
+}

@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 
 pub use ctrl22_node::mesh::{Address, Command, MacAddr, NodeMessage, ProtocolError};
 pub use mqtt::spawn_mqtt;
-pub use tcp::{spawn_tcp, LineSplitter, SplitLine, TCP_WRITE_GAP};
+pub use tcp::{spawn_tcp, LineSplitter, SplitLine, TCP_IDLE_TIMEOUT, TCP_WRITE_GAP};
 
 /// What the link reports to the site core.
 // A message is ~280 bytes (an avrlog line inline); boxing every heartbeat would cost more.

@@ -23,6 +23,9 @@ use super::{excerpt, EventSink, LinkError, MeshCommand, MeshEvent, MeshSender, R
 pub const TCP_WRITE_GAP: Duration = Duration::from_millis(20);
 /// A root that does not take a command within this time is considered gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A root that sends nothing (not even its own heartbeat, every 10 s by default) for this
+/// long is gone without a FIN (power cut, Wi-Fi lost); closing lets it reconnect cleanly.
+pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 const READ_CHUNK: usize = 4096;
 
 /// A complete line, or the fact that one was too long and is being discarded.
@@ -279,11 +282,15 @@ async fn read_lines(
     let mut chunk = vec![0u8; READ_CHUNK];
     let mut lines = Vec::new();
     'conn: loop {
-        let n = match read.read(&mut chunk).await {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) => {
+        let n = match tokio::time::timeout(TCP_IDLE_TIMEOUT, read.read(&mut chunk)).await {
+            Ok(Ok(0)) => break,
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => {
                 tracing::debug!("reading from the mesh root: {e}");
+                break;
+            }
+            Err(_) => {
+                tracing::warn!("nothing from the mesh root for {TCP_IDLE_TIMEOUT:?}; closing");
                 break;
             }
         };
