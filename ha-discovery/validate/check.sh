@@ -3,6 +3,7 @@
 # component against Home Assistant's own MQTT platform schemas.
 # Usage: ha-discovery/validate/check.sh [VENV]
 #   VENV defaults to $HA_VENV or ~/.cache/ctrl22-ha-venv and is created if missing.
+#   LIVE=1 also runs live_check.py (needs mosquitto; starts hass, about a minute).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -30,4 +31,8 @@ for f in discovery-device.jsonl discovery-entity.jsonl; do
     echo "== $f"
     "$venv/bin/python" "$here/validate_schemas.py" -v "$f" || status=1
 done
+if [ "${LIVE:-0}" = 1 ]; then
+    echo "== live check (per-entity discovery into Home Assistant over mosquitto)"
+    "$venv/bin/python" "$here/live_check.py" discovery-entity.jsonl || status=1
+fi
 exit $status
