@@ -141,10 +141,38 @@ fn check_config_without_a_file_prints_defaults() {
 }
 
 #[test]
-fn demo_is_not_wired_yet() {
-    let out = run(&["demo", "--nodes", "2"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("demo: not yet available"));
+fn demo_rejects_a_bad_speed() {
+    let out = run(&["demo", "--speed", "0"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--speed"));
+}
+
+#[test]
+fn demo_runs_until_sigterm_and_exits_0() {
+    let http = format!("127.0.0.1:{}", ctrl22_testkit::free_port().unwrap());
+    let mut demo = bridge()
+        .args(["demo", "--nodes", "2", "--http", &http])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(demo.try_wait().unwrap().is_none(), "demo ended early");
+    let killed = Command::new("kill")
+        .args(["-TERM", &demo.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = demo.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "demo ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let out = demo.wait_with_output().unwrap();
+    assert_eq!(status.code(), Some(0), "{}", stderr(&out));
 }
 
 const NODE: MacAddr = MacAddr([0xd8, 0xa0, 0x1d, 0x55, 0xa5, 0x6c]);
