@@ -31,7 +31,7 @@ pub fn decode_uplink_mqtt(
     let Address::Node(node) = addr else {
         return Err(ProtocolError::BadAddress);
     };
-    let (sender, msg) = message::decode_body(payload, Uplink::Mqtt, kind)?;
+    let (sender, msg) = message::decode_body(payload, Some(kind))?;
     if sender.is_some_and(|sender| sender != node) {
         return Err(ProtocolError::BadAddress);
     }
@@ -98,9 +98,7 @@ fn strip_line_end(line: &[u8]) -> &[u8] {
 /// # Errors
 /// [`ProtocolError::MissingField`] without `src` or `mtype`; any decoding error of the body.
 pub fn decode_uplink_tcp(line: &[u8]) -> Result<(MacAddr, NodeMessage), ProtocolError> {
-    // The topic kind only matters on MQTT.
-    let (sender, msg) =
-        message::decode_body(strip_line_end(line), Uplink::Tcp, TopicKind::Acknowledge)?;
+    let (sender, msg) = message::decode_body(strip_line_end(line), None)?;
     let src = sender.ok_or(ProtocolError::MissingField { field: "src" })?;
     Ok((src, msg))
 }

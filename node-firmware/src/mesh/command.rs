@@ -233,15 +233,7 @@ impl CommandWire<'_> {
 /// Decodes a command body; returns the `dst` it names, if any.
 pub(crate) fn decode_body(body: &[u8]) -> Result<(Option<Address>, Command), ProtocolError> {
     let wire: CommandWire<'_> = wire::parse(body)?;
-    let dst = wire
-        .dst
-        .map(|dst| {
-            text::<17>(dst, "dst")
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .ok_or(ProtocolError::BadAddress)
-        })
-        .transpose()?;
+    let dst = wire.dst.map(wire::address).transpose()?;
     Ok((dst, wire.command()?))
 }
 

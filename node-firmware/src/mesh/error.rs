@@ -5,7 +5,6 @@ use core::fmt;
 
 /// Everything that can go wrong decoding or encoding mesh wire data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub enum ProtocolError {
     /// The payload (or the encoded body) exceeds [`super::MAX_MESSAGE_LEN`].
     TooLong,
@@ -35,7 +34,6 @@ pub enum ProtocolError {
 
 /// The JSON-level problem behind [`ProtocolError::Json`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub enum JsonError {
     /// The input ended in the middle of a value.
     UnexpectedEnd,

@@ -155,14 +155,14 @@ fn check_time(time_ms: u32) -> Result<u32, ProtocolError> {
 
 impl Heartbeat {
     /// The values a node can actually send; encoders and decoders both hold to them.
-    fn validated(self) -> Result<Self, ProtocolError> {
+    fn validate(&self) -> Result<(), ProtocolError> {
         check_rssi(self.rssi)?;
         check_current(self.amaxcur, Deciamps::ZERO, "amaxcur")?;
         check_current(self.cmaxcur, NO_CABLE, "cmaxcur")?;
         for (value, field) in self.cur.into_iter().zip(CUR_FIELDS) {
             check_current(value, Deciamps::ZERO, field)?;
         }
-        Ok(self)
+        Ok(())
     }
 }
 
@@ -255,7 +255,7 @@ impl NodeMessage {
     }
 }
 
-/// Which uplink a body is for; decides the sender key and whether `mtype` is written.
+/// Which uplink a body is written for; decides the sender key and whether `mtype` is written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Uplink {
     Tcp,
@@ -278,7 +278,7 @@ impl<'a> UplinkBody<'a> {
     ) -> Result<Self, ProtocolError> {
         match msg {
             NodeMessage::Heartbeat(hb) => {
-                hb.validated()?;
+                hb.validate()?;
             }
             NodeMessage::Status(status) => {
                 check_rssi(status.rssi)?;
@@ -480,7 +480,7 @@ fn ok_or_fail(
 
 impl<'a, V: AvrValWire> UplinkWire<'a, V> {
     fn sender(&self) -> Result<Option<MacAddr>, ProtocolError> {
-        self.src.or(self.dev).map(wire::mac).transpose()
+        self.src.or(self.dev).map(wire::address).transpose()
     }
 
     fn heartbeat(self) -> Result<Heartbeat, ProtocolError> {
@@ -520,7 +520,7 @@ impl<'a, V: AvrValWire> UplinkWire<'a, V> {
         Ok(match kind {
             MessageType::Heartbeat => NodeMessage::Heartbeat(self.heartbeat()?),
             MessageType::Status => NodeMessage::Status(StatusReply {
-                parent: wire::mac(required(self.parent, "parent")?)?,
+                parent: wire::address(required(self.parent, "parent")?)?,
                 rssi: check_rssi(required_int(self.rssi, "rssi")?)?,
                 layer: required_int(self.layer, "layer")?,
                 nodes: required_int(self.nodes, "nodes")?,
@@ -562,45 +562,39 @@ impl<'a, V: AvrValWire> UplinkWire<'a, V> {
         })
     }
 
-    /// The sender (if the body names one) and the message, `mtype` checked against the uplink:
-    /// required on TCP; on MQTT implied by the topic and, if present, agreeing with it.
+    /// The sender (if the body names one) and the message. `topic` is the MQTT topic kind,
+    /// `None` on TCP. `mtype` is required on TCP; on MQTT it may be implied by the topic and,
+    /// if present, must belong on it.
     fn decode(
         self,
-        uplink: Uplink,
-        topic: TopicKind,
+        topic: Option<TopicKind>,
     ) -> Result<(Option<MacAddr>, NodeMessage), ProtocolError> {
         let sender = self.sender()?;
-        let kind = match (uplink, self.mtype) {
-            (_, Some(mtype)) => MessageType::parse(mtype)?,
-            (Uplink::Tcp, None) => return Err(ProtocolError::MissingField { field: "mtype" }),
-            (Uplink::Mqtt, None) => match topic {
-                TopicKind::Heartbeat => MessageType::Heartbeat,
-                TopicKind::AvrLog => MessageType::AvrLog,
-                TopicKind::Acknowledge | TopicKind::Control => {
-                    return Err(ProtocolError::MissingField { field: "mtype" })
-                }
-            },
+        let kind = match (self.mtype, topic) {
+            (Some(mtype), _) => MessageType::parse(mtype)?,
+            (None, Some(TopicKind::Heartbeat)) => MessageType::Heartbeat,
+            (None, Some(TopicKind::AvrLog)) => MessageType::AvrLog,
+            (None, _) => return Err(ProtocolError::MissingField { field: "mtype" }),
         };
-        if uplink == Uplink::Mqtt && kind.topic_kind() != topic {
+        if topic.is_some_and(|topic| topic != kind.topic_kind()) {
             return Err(ProtocolError::BadTopic);
         }
         Ok((sender, self.message(kind)?))
     }
 }
 
-/// Decodes one node message body. `topic` is the MQTT topic kind (ignored on TCP).
+/// Decodes one node message body; `topic` is the MQTT topic kind, `None` on TCP.
 pub(crate) fn decode_body(
     body: &[u8],
-    uplink: Uplink,
-    topic: TopicKind,
+    topic: Option<TopicKind>,
 ) -> Result<(Option<MacAddr>, NodeMessage), ProtocolError> {
     match wire::parse_raw::<UplinkWire<'_, i64>>(body)? {
-        Ok(numeric) => numeric.decode(uplink, topic),
+        Ok(numeric) => numeric.decode(topic),
         Err(first) if first == serde_json_core::de::Error::InvalidType => {
             // Perhaps `"avrval":"fail"`; if not, the first error is the one to report.
             wire::parse::<UplinkWire<'_, EscapedStr<'_>>>(body)
                 .map_err(|_| ProtocolError::from(first))?
-                .decode(uplink, topic)
+                .decode(topic)
         }
         Err(other) => Err(other.into()),
     }

@@ -8,7 +8,7 @@
 
 use serde_json_core::str::{EscapedStr, EscapedStringFragment};
 
-use super::{JsonError, MacAddr, ProtocolError, MAX_MESSAGE_LEN};
+use super::{JsonError, ProtocolError, MAX_MESSAGE_LEN};
 
 /// Deepest nesting any mesh message needs is 1 (a flat object); unknown keys may carry a
 /// little structure, but serde-json-core recurses per level, so depth is bounded up front.
@@ -124,7 +124,8 @@ pub(crate) fn keyword(value: EscapedStr<'_>) -> heapless::String<16> {
     text(value, "").unwrap_or_default()
 }
 
-pub(crate) fn mac(value: EscapedStr<'_>) -> Result<MacAddr, ProtocolError> {
+/// A MAC address or destination, in either form.
+pub(crate) fn address<T: core::str::FromStr>(value: EscapedStr<'_>) -> Result<T, ProtocolError> {
     text::<17>(value, "")
         .ok()
         .and_then(|s| s.parse().ok())
