@@ -82,7 +82,7 @@ impl Bench {
     }
 
     /// Button, plug in a 32 A cable and a vehicle: ends in B1 offering current.
-    fn to_b1(&mut self) {
+    fn reach_b1(&mut self) {
         assert_eq!(self.press().ccss, Ccss::A0);
         self.inputs = self
             .inputs
@@ -95,16 +95,16 @@ impl Bench {
     }
 
     /// ... then the vehicle asks for current and the contactors close: C2.
-    fn to_c2(&mut self) {
-        self.to_b1();
+    fn reach_c2(&mut self) {
+        self.reach_b1();
         assert_eq!(self.vehicle(VehicleState::C).ccss, Ccss::C0);
         assert_eq!(self.last.contactors, PhaseSet::NONE);
         assert_eq!(self.advance(CONTACTOR_DELAY_MS).ccss, Ccss::C2);
     }
 
     /// ... and draws on every phase: C3.
-    fn to_c3(&mut self) {
-        self.to_c2();
+    fn reach_c3(&mut self) {
+        self.reach_c2();
         self.draw([158, 157, 160]);
         assert_eq!(self.advance(PHASE_CHECK_MS).ccss, Ccss::C3);
     }
@@ -183,7 +183,7 @@ fn a_lock_that_does_not_close_is_jammed() {
 #[test]
 fn offer_not_taken_is_retried_five_times_then_stops() {
     let mut bench = Bench::new();
-    bench.to_b1();
+    bench.reach_b1();
     for retry in 1..=MAX_RETRIES {
         assert_eq!(
             bench.advance(READY_TIMEOUT_MS - 1).ccss,
@@ -203,7 +203,7 @@ fn offer_not_taken_is_retried_five_times_then_stops() {
 fn a_small_offer_not_taken_waits_for_10_a() {
     let mut bench = Bench::new();
     bench.set(Param::Smaxcur, 80);
-    bench.to_b1();
+    bench.reach_b1();
     assert_eq!(bench.last.offered, Deciamps(80));
     assert_eq!(bench.advance(READY_TIMEOUT_MS).ccss, Ccss::W7);
     bench.set(Param::Smaxcur, 99);
@@ -238,7 +238,7 @@ fn no_valid_allocation_waits_in_w6() {
 #[test]
 fn ready_vehicle_gets_contactors_after_the_debounce() {
     let mut bench = Bench::new();
-    bench.to_b1();
+    bench.reach_b1();
     assert_eq!(bench.vehicle(VehicleState::C).ccss, Ccss::C0);
     // A pilot that bounces back to B never closes anything.
     assert_eq!(bench.vehicle(VehicleState::B).ccss, Ccss::B1);
@@ -256,12 +256,12 @@ fn ready_vehicle_gets_contactors_after_the_debounce() {
 fn phase_check_keeps_all_phases_a_subset_or_rejects() {
     // Draws on all: C3.
     let mut bench = Bench::new();
-    bench.to_c3();
+    bench.reach_c3();
     assert_eq!(bench.last.contactors, PhaseSet::ALL);
 
     // Draws on L1 only: C1 with L1 closed.
     let mut bench = Bench::new();
-    bench.to_c2();
+    bench.reach_c2();
     bench.draw([160, 3, 0]);
     assert_eq!(bench.advance(PHASE_CHECK_MS - 1).ccss, Ccss::C2);
     let out = bench.advance(1);
@@ -271,7 +271,7 @@ fn phase_check_keeps_all_phases_a_subset_or_rejects() {
     // Draws nothing: W9 until the phase set changes.
     let mut bench = Bench::new();
     bench.set(Param::Phases, L12 as i16);
-    bench.to_c2();
+    bench.reach_c2();
     assert_eq!(bench.last.contactors, phases(L12));
     let out = bench.advance(PHASE_CHECK_MS);
     assert_eq!((out.ccss, out.contactors), (Ccss::W9, PhaseSet::NONE));
@@ -285,7 +285,7 @@ fn phase_check_keeps_all_phases_a_subset_or_rejects() {
 #[test]
 fn allocation_below_6_a_pauses_and_resumes_by_itself() {
     let mut bench = Bench::new();
-    bench.to_c3();
+    bench.reach_c3();
     bench.set(Param::Smaxcur, 50);
     let out = bench.step();
     assert_eq!((out.ccss, out.offered), (Ccss::P0, Deciamps::ZERO));
@@ -306,7 +306,7 @@ fn allocation_below_6_a_pauses_and_resumes_by_itself() {
 #[test]
 fn allocation_back_during_the_pause_offers_after_the_wait() {
     let mut bench = Bench::new();
-    bench.to_c3();
+    bench.reach_c3();
     bench.set(Param::Smaxcur, 0);
     assert_eq!(bench.step().ccss, Ccss::P0);
     bench.set(Param::Smaxcur, 160);
@@ -318,7 +318,7 @@ fn allocation_back_during_the_pause_offers_after_the_wait() {
 #[test]
 fn current_changes_above_6_a_follow_without_a_pause() {
     let mut bench = Bench::new();
-    bench.to_c3();
+    bench.reach_c3();
     bench.set(Param::Smaxcur, 60);
     let out = bench.step();
     assert_eq!((out.ccss, out.offered), (Ccss::C3, Deciamps(60)));
@@ -330,7 +330,7 @@ fn current_changes_above_6_a_follow_without_a_pause() {
 #[test]
 fn phase_change_pauses_then_waits_as_w8_then_w6() {
     let mut bench = Bench::new();
-    bench.to_c3();
+    bench.reach_c3();
     bench.set(Param::Phases, 1);
     let out = bench.step();
     assert_eq!((out.ccss, out.contactors), (Ccss::P1, PhaseSet::NONE));
@@ -345,7 +345,7 @@ fn phase_change_pauses_then_waits_as_w8_then_w6() {
 #[test]
 fn phase_change_keeping_the_used_phases_does_not_pause_c1() {
     let mut bench = Bench::new();
-    bench.to_c2();
+    bench.reach_c2();
     bench.draw([160, 0, 0]);
     assert_eq!(bench.advance(PHASE_CHECK_MS).ccss, Ccss::C1);
     bench.set(Param::Phases, L12 as i16);
@@ -357,7 +357,7 @@ fn phase_change_keeping_the_used_phases_does_not_pause_c1() {
 #[test]
 fn ev_going_back_to_b_opens_the_contactors() {
     let mut bench = Bench::new();
-    bench.to_c3();
+    bench.reach_c3();
     let out = bench.vehicle(VehicleState::B);
     assert_eq!((out.ccss, out.contactors), (Ccss::B1, PhaseSet::NONE));
     assert_eq!(out.offered, Deciamps(160));
@@ -371,11 +371,11 @@ fn button_ends_the_session_from_every_session_group() {
     assert_eq!(bench.press().ccss, Ccss::Off0);
 
     let mut bench = Bench::new();
-    bench.to_b1();
+    bench.reach_b1();
     assert_eq!(bench.press().ccss, Ccss::Off0);
 
     let mut bench = Bench::new();
-    bench.to_c3();
+    bench.reach_c3();
     let out = bench.press();
     assert_eq!(out.ccss, Ccss::Off0);
     assert_eq!(out.contactors, PhaseSet::NONE);
@@ -384,13 +384,13 @@ fn button_ends_the_session_from_every_session_group() {
     assert_eq!(bench.step().ccss, Ccss::Off1);
 
     let mut bench = Bench::new();
-    bench.to_c3();
+    bench.reach_c3();
     bench.set(Param::Smaxcur, 0);
     assert_eq!(bench.step().ccss, Ccss::P0);
     assert_eq!(bench.press().ccss, Ccss::Off0);
 
     let mut bench = Bench::new();
-    bench.to_c3();
+    bench.reach_c3();
     bench.set(Param::Smaxcur, 0);
     bench.step();
     assert_eq!(bench.advance(PAUSE_MS).ccss, Ccss::W0);
@@ -411,12 +411,12 @@ fn opbutton_register_acts_as_the_button() {
 #[test]
 fn unplugging_during_a_session_stops_it() {
     let mut bench = Bench::new();
-    bench.to_c3();
+    bench.reach_c3();
     let out = bench.vehicle(VehicleState::A);
     assert_eq!((out.ccss, out.contactors), (Ccss::Off9, PhaseSet::NONE));
 
     let mut bench = Bench::new();
-    bench.to_b1();
+    bench.reach_b1();
     bench.inputs = bench.inputs.with_cable(None);
     assert_eq!(bench.step().ccss, Ccss::Off9);
 }
@@ -425,7 +425,7 @@ fn unplugging_during_a_session_stops_it() {
 fn pilot_faults_during_a_session_are_protocol_errors() {
     for bad in [VehicleState::D, VehicleState::E, VehicleState::F] {
         let mut bench = Bench::new();
-        bench.to_c3();
+        bench.reach_c3();
         let out = bench.vehicle(bad);
         assert_eq!(out.ccss, Ccss::Err0, "{bad}");
         assert_eq!(out.error, ErrorFlags::PROTOCOL);
@@ -433,7 +433,7 @@ fn pilot_faults_during_a_session_are_protocol_errors() {
         assert_eq!(out.offered, Deciamps::ZERO);
     }
     let mut bench = Bench::new();
-    bench.to_b1();
+    bench.reach_b1();
     bench.inputs.cp_mv = -5_000;
     assert_eq!(bench.step().error, ErrorFlags::PROTOCOL);
 }
@@ -456,7 +456,7 @@ fn config_read_failure_starts_in_err0() {
 #[test]
 fn deadlines_name_the_next_timeout() {
     let mut bench = Bench::new();
-    bench.to_b1();
+    bench.reach_b1();
     assert_eq!(
         bench.ctl.next_deadline_ms(),
         Some(bench.now_ms + READY_TIMEOUT_MS)
@@ -526,7 +526,7 @@ fn test_switches_only_act_without_a_session() {
     );
     bench.set(Param::Cpcur, 0);
     bench.set(Param::Lock, 0);
-    bench.to_b1();
+    bench.reach_b1();
     assert_eq!(
         bench.ctl.set(bench.now_ms, Param::Lock, 1),
         Err(ParError::InSession(Param::Lock))
