@@ -48,7 +48,7 @@ pub struct EvSpec {
     pub max_current: Deciamps,
     /// The car's charging cable, as its proximity-pilot resistor states it.
     pub cable: CableRating,
-    /// Refuses any phase set other than the one it started the session with (several
+    /// Refuses to draw on any phases other than those it started the session on (several
     /// real cars cannot switch between one and three phases without a re-plug).
     pub refuses_phase_change: bool,
 }
@@ -101,7 +101,7 @@ pub struct Ev {
     spec: EvSpec,
     /// Energy in the battery, in millijoules (integer so the run is exactly reproducible).
     stored_mj: u64,
-    /// The phase set the session started charging on, for cars that refuse a change.
+    /// The phases the car started the session drawing on, for cars that refuse a change.
     session_phases: Option<PhaseSet>,
 }
 
@@ -136,11 +136,12 @@ impl Ev {
     /// Whether the car refuses to charge on `phases` right now.
     #[must_use]
     pub fn refuses(&self, phases: PhaseSet) -> bool {
-        if phases.intersection(self.spec.charger.phases()).is_empty() {
+        let used = phases.intersection(self.spec.charger.phases());
+        if used.is_empty() {
             // A one-phase car on a bay that does not energise L1 cannot draw at all.
             return true;
         }
-        self.spec.refuses_phase_change && self.session_phases.is_some_and(|s| s != phases)
+        self.spec.refuses_phase_change && self.session_phases.is_some_and(|s| s != used)
     }
 
     /// The most the car takes per phase at its present state of charge.
@@ -167,14 +168,11 @@ impl Ev {
         if !ready || supply.energized.is_empty() || self.refuses(supply.energized) {
             return demand;
         }
-        self.session_phases.get_or_insert(supply.energized);
+        let used = supply.energized.intersection(self.spec.charger.phases());
+        self.session_phases.get_or_insert(used);
         let limit = supply.offered.min(self.acceptance());
         let mut watts: i64 = 0;
-        for phase in supply
-            .energized
-            .intersection(self.spec.charger.phases())
-            .iter()
-        {
+        for phase in used.iter() {
             let noise = rng.gen_range(0..=MAX_NOISE);
             let drawn = Deciamps((limit.get() - noise).max(0));
             watts += i64::from(drawn.get()) * PHASE_VOLTAGE_V / 10;

@@ -94,10 +94,11 @@ async fn connect(addr: &str) -> Option<TcpStream> {
 }
 
 fn encode_lines(out: &[(MacAddr, NodeMessage)]) -> Vec<u8> {
+    let mut line = [0u8; MAX_MESSAGE_LEN + 2];
     let mut bytes = Vec::with_capacity(out.len() * 160);
     for (src, msg) in out {
-        match mesh::encode_uplink_tcp_vec(*src, msg) {
-            Ok(line) => bytes.extend_from_slice(&line),
+        match mesh::encode_uplink_tcp(*src, msg, &mut line) {
+            Ok(len) => bytes.extend_from_slice(line.get(..len).unwrap_or_default()),
             Err(e) => tracing::warn!(%src, "message does not encode: {e}"),
         }
     }
@@ -117,6 +118,7 @@ fn parse_uplink_addr(addr: &str) -> Result<&str, SimError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
