@@ -462,6 +462,16 @@ fn deadlines_name_the_next_timeout() {
         Some(bench.now_ms + READY_TIMEOUT_MS)
     );
     let mut bench = Bench::new();
+    bench.lock_works = false;
+    bench.press();
+    bench.inputs = bench
+        .inputs
+        .with_cable(Some(CableRating::A32))
+        .with_vehicle(VehicleState::B);
+    bench.advance(1_000);
+    assert_eq!(bench.ctl.next_deadline_ms(), Some(1_000 + LOCK_TIMEOUT_MS));
+
+    let mut bench = Bench::new();
     assert_eq!(bench.ctl.next_deadline_ms(), None);
     bench.set(Param::Wdtsec, 5);
     bench.set(Param::Smaxcur, 100);

@@ -121,6 +121,28 @@ struct TestSwitches {
 }
 
 /// One bay's charge controller. See the module documentation for the state machine.
+///
+/// ```
+/// use ctrl22_node::controller::{ChargeController, Config, Inputs, LockCommand};
+/// use ctrl22_node::params::{Param, ParameterStore};
+/// use ctrl22_node::pilot::{CableRating, VehicleState};
+/// use ctrl22_node::{Ccss, Deciamps, PhaseSet};
+///
+/// let mut bay = ChargeController::new(Config::default());
+/// bay.set(0, Param::Smaxcur, 160)?; // the host allocates 16 A
+/// let plugged = Inputs::default()
+///     .with_cable(Some(CableRating::A32))
+///     .with_vehicle(VehicleState::B);
+/// let pressed = Inputs { button_pressed: true, ..plugged };
+/// assert_eq!(bay.step(0, &pressed).ccss, Ccss::A0);
+/// assert_eq!(bay.step(100, &plugged).lock, LockCommand::Closed); // B0
+/// let locked = Inputs { lock_closed: true, ..plugged };
+/// assert_eq!(bay.step(200, &locked).offered, Deciamps(160)); // B1: PWM at 26.6 %
+/// let ready = locked.with_vehicle(VehicleState::C);
+/// bay.step(300, &ready); // C0
+/// assert_eq!(bay.step(800, &ready).contactors, PhaseSet::ALL); // C2
+/// # Ok::<(), ctrl22_node::params::ParError>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct ChargeController {
     state: Ccss,
@@ -260,7 +282,8 @@ impl ChargeController {
     }
 
     /// The earliest time at which the controller changes state or falls back without any input
-    /// changing: a driver may sleep until then (or until an input changes).
+    /// changing: a driver may sleep until then (or until an input changes). A lock that has
+    /// already overrun its time yields a deadline not after the last step: step at once.
     #[must_use]
     pub fn next_deadline_ms(&self) -> Option<u64> {
         let in_state = |ms: u64| Some(self.state_since_ms + ms);
@@ -276,10 +299,11 @@ impl ChargeController {
         let (lock, lock_since_ms) = self.lock_commanded;
         let lock_unconfirmed = (lock == LockCommand::Closed) != self.last_inputs.lock_closed;
         let lock_deadline = lock_unconfirmed.then_some(lock_since_ms + LOCK_TIMEOUT_MS);
-        [state_deadline, lock_deadline, self.watchdog.deadline_ms()]
+        // An expired watchdog has nothing left to do.
+        let watchdog_deadline = self.watchdog.deadline_ms().filter(|t| *t > self.now_ms);
+        [state_deadline, lock_deadline, watchdog_deadline]
             .into_iter()
             .flatten()
-            .filter(|t| *t > self.now_ms)
             .min()
     }
 
