@@ -320,3 +320,199 @@ async fn tcp_new_connection_replaces_a_stale_one() {
         other => panic!("expected LinkDown, got {other:?}"),
     }
 }
+
+fn sh(program: &str, args: &[&str], dir: &std::path::Path) {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A test CA and a `localhost` server certificate signed by it, made with the openssl CLI.
+fn make_certificates(dir: &std::path::Path) {
+    sh(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=ctrl22 test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ],
+        dir,
+    );
+    sh(
+        "openssl",
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+        dir,
+    );
+    sh(
+        "openssl",
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-copy_extensions",
+            "copy",
+            "-out",
+            "server.pem",
+        ],
+        dir,
+    );
+}
+
+/// A broker with a TLS listener that requires a password and a plain one for the fake root.
+struct TlsBroker {
+    child: std::process::Child,
+    tls_port: u16,
+    plain_port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for TlsBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_tls_broker() -> TlsBroker {
+    let dir = tempfile::tempdir().unwrap();
+    make_certificates(dir.path());
+    sh(
+        "mosquitto_passwd",
+        &["-b", "-c", "passwd", "bridge", "s3cret"],
+        dir.path(),
+    );
+    let (tls_port, plain_port) = (free_port().unwrap(), free_port().unwrap());
+    let d = dir.path().display();
+    let conf = format!(
+        // `user root`: run as root, mosquitto would switch to its own user, which cannot read
+        // the keys in our private temporary directory.
+        "per_listener_settings true\npersistence false\nuser root\n\
+         listener {tls_port} 127.0.0.1\ncafile {d}/ca.pem\ncertfile {d}/server.pem\n\
+         keyfile {d}/server.key\nallow_anonymous false\npassword_file {d}/passwd\n\
+         listener {plain_port} 127.0.0.1\nallow_anonymous true\n"
+    );
+    std::fs::write(dir.path().join("mosquitto.conf"), conf).unwrap();
+    let child = std::process::Command::new(ctrl22_testkit::mosquitto_binary())
+        .arg("-c")
+        .arg(dir.path().join("mosquitto.conf"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", tls_port)).is_ok()
+            && std::net::TcpStream::connect(("127.0.0.1", plain_port)).is_ok()
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    TlsBroker {
+        child,
+        tls_port,
+        plain_port,
+        dir,
+    }
+}
+
+#[tokio::test]
+async fn mqtts_with_credentials_and_a_private_ca() {
+    if std::process::Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: no openssl CLI to make test certificates");
+        return;
+    }
+    let broker = start_tls_broker();
+    let cfg = MqttConfig {
+        url: format!("mqtts://localhost:{}", broker.tls_port),
+        username: Some("bridge".into()),
+        password: Some("s3cret".into()),
+        ca_file: Some(broker.dir.path().join("ca.pem")),
+        ..MqttConfig::default()
+    };
+    let (tx, mut events) = mpsc::channel(64);
+    let sender = spawn_mqtt(&cfg, "DEMESH", tx).await.unwrap();
+    expect_up(&mut events).await;
+
+    let root = Recorder::connect(broker.plain_port, "fake-root", &["/DEMESH/+/control"])
+        .await
+        .unwrap();
+    root.publish("/DEMESH/d8a01d55a56c/heartbeat", HEARTBEAT)
+        .await
+        .unwrap();
+    assert_heartbeat(&next_data(&mut events).await);
+    sender
+        .send(MeshCommand {
+            dst: Address::Root,
+            cmd: Command::System,
+        })
+        .await
+        .unwrap();
+    let command = root
+        .wait_for(WAIT, "command over TLS", |m| {
+            m.topic == "/DEMESH/root/control"
+        })
+        .await
+        .unwrap();
+    assert_eq!(command.text(), r#"{"cmd":"system"}"#);
+
+    // A wrong password never gets the link up.
+    let wrong = MqttConfig {
+        password: Some("wrong".into()),
+        client_id: "intruder".into(),
+        ..cfg
+    };
+    let (tx, mut events) = mpsc::channel(64);
+    let _sender = spawn_mqtt(&wrong, "DEMESH", tx).await.unwrap();
+    let up = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            if let Some(MeshEvent::LinkUp) = events.recv().await {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(up.is_err(), "authenticated with a wrong password");
+}
