@@ -267,3 +267,35 @@ pub trait ParameterStore {
     /// [`ParError::ReadOnly`], [`ParError::OutOfRange`], [`ParError::InSession`].
     fn set(&mut self, now_ms: u64, param: Param, value: i16) -> Result<(), ParError>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_are_unique() {
+        for param in Param::ALL {
+            assert_eq!(Param::from_name(param.name()), Ok(param));
+        }
+        assert_eq!(Param::from_name("SMAXCUR"), Err(ParError::UnknownName));
+        assert_eq!(Param::from_name(""), Err(ParError::UnknownName));
+    }
+
+    #[test]
+    fn only_writable_parameters_have_a_range() {
+        for param in Param::ALL {
+            assert_eq!(
+                param.write_range().is_some(),
+                param.access().writable(),
+                "{param}"
+            );
+        }
+        assert_eq!(
+            Param::Ccss.check_write(3),
+            Err(ParError::ReadOnly(Param::Ccss))
+        );
+        assert_eq!(Param::Blinks.check_write(-1), Ok(()));
+        assert!(Param::Blinks.check_write(-2).is_err());
+        assert!(Param::Ssr.check_write(1).is_err());
+    }
+}

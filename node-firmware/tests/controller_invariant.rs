@@ -107,6 +107,8 @@ proptest! {
             let out = ctl.step(now_ms, &inputs);
             lock = out.lock;
 
+            prop_assert_eq!(ctl.get(Param::Ccss), Ok(i16::from(out.ccss.code())));
+            prop_assert_eq!(ctl.get(Param::Amaxcur), Ok(out.offered.get()));
             prop_assert!(out.offered.is_valid_offer(), "{out:?}");
             if !out.contactors.is_empty() {
                 prop_assert!(matches!(out.ccss, Ccss::C1 | Ccss::C2 | Ccss::C3), "{out:?}");
