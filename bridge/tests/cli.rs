@@ -297,3 +297,82 @@ async fn mesh_status_over_tcp_to_a_connecting_root() {
     assert!(stdout.contains(r#""mtype":"status""#), "{stdout}");
     assert!(stdout.contains(r#""nodes":12"#), "{stdout}");
 }
+
+#[tokio::test]
+async fn mesh_avrflash_over_tcp_retries_a_bad_chunk_and_flashes() {
+    use ctrl22_node::mesh::{avr_chunk_crc, decode_command_tcp, encode_uplink_tcp_vec, Command};
+    use ctrl22_node::mesh::{Address, OtaState};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let image: Vec<u8> = (0..300u32).map(|i| (i * 7 % 251) as u8).collect();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &image).unwrap();
+    let port = ctrl22_testkit::free_port().unwrap();
+    let listen = format!("127.0.0.1:{port}");
+    let tool = bridge()
+        .args(["mesh", "--transport", "tcp", "--listen", &listen])
+        .args(["avrflash", "d8a01d55a56c", file.path().to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut root = loop {
+        match tokio::net::TcpStream::connect(&listen).await {
+            Ok(s) => break s,
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+
+    // A fake node behind the root: it fails the CRC check of the second chunk once.
+    let mut received = vec![0u8; image.len()];
+    let mut failed_once = false;
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(10), root.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "the tool hung up");
+        let (dst, cmd) = decode_command_tcp(&buf[..n]).unwrap();
+        assert_eq!(dst, Address::Node(NODE));
+        let reply = match cmd {
+            Command::AvrOtaRecImg => NodeMessage::AvrOta {
+                state: OtaState::RecImg,
+            },
+            Command::AvrImg { addr, data, crc } => {
+                assert_eq!(crc, avr_chunk_crc(&data));
+                assert!(data.len() <= 128);
+                let at = addr as usize;
+                received[at..at + data.len()].copy_from_slice(&data);
+                let ok = addr != 128 || failed_once;
+                failed_once |= addr == 128;
+                NodeMessage::AvrImg { addr, ok }
+            }
+            Command::AvrOtaFlash { image_len } => {
+                assert_eq!(image_len as usize, image.len());
+                let line = encode_uplink_tcp_vec(
+                    NODE,
+                    &NodeMessage::AvrOta {
+                        state: OtaState::Running,
+                    },
+                )
+                .unwrap();
+                root.write_all(&line).await.unwrap();
+                break;
+            }
+            other => panic!("unexpected command {other:?}"),
+        };
+        root.write_all(&encode_uplink_tcp_vec(NODE, &reply).unwrap())
+            .await
+            .unwrap();
+    }
+    assert!(failed_once);
+    assert_eq!(received, image);
+
+    let out = tokio::task::spawn_blocking(move || tool.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("avrflash ok"));
+}
