@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ctrl22_bridge::allocate::{ChargeMode, Strategy};
 use ctrl22_bridge::bay::{BayId, Deciamps};
 use ctrl22_bridge::site::bay::ButtonRequest;
-use ctrl22_bridge::site::SettingChange;
+use ctrl22_bridge::site::{Output, SettingChange};
 use ctrl22_bridge::store::{
     write_sessions_csv, Session, SessionFilter, SessionRow, Store, StoreError, SCHEMA_VERSION,
 };
@@ -406,6 +406,45 @@ fn recent_events_come_newest_first() {
         .map(|e| e.text)
         .collect();
     assert_eq!(texts, ["offline", "limit changed"]);
+}
+
+#[test]
+fn a_control_cycle_is_persisted_in_one_go_and_a_bad_item_costs_only_itself() {
+    let mut store = Store::open_in_memory().unwrap();
+    let outputs = [
+        Output::SaveEnergy {
+            bay: bay("a"),
+            total_wh: 500,
+        },
+        Output::SessionEnded {
+            bay: bay("a"),
+            started_ms: 10,
+            ended_ms: 20,
+            energy_wh: f64::NAN,
+        },
+        Output::SessionEnded {
+            bay: bay("b"),
+            started_ms: 30,
+            ended_ms: 40,
+            energy_wh: 7.5,
+        },
+        Output::SaveSetting(SettingChange::BayPriority {
+            bay: bay("a"),
+            priority: 3,
+        }),
+        Output::Event {
+            bay: Some(bay("a")),
+            text: "online".into(),
+        },
+    ];
+    store.persist_outputs(99, &outputs).unwrap();
+    assert_eq!(store.energy_totals().unwrap()[&bay("a")], 500);
+    let sessions = store.sessions(&SessionFilter::default()).unwrap();
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0].session.bay, bay("b"));
+    assert_eq!(store.settings().unwrap().len(), 1);
+    let events = store.recent_events(10).unwrap();
+    assert_eq!((events[0].at_ms, events[0].text.as_str()), (99, "online"));
 }
 
 /// Set in the child process of the crash test: the path of the store to write to.

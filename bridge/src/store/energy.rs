@@ -6,6 +6,8 @@
 
 use std::collections::BTreeMap;
 
+use rusqlite::Transaction;
+
 use super::{Store, StoreError};
 use crate::bay::BayId;
 
@@ -19,14 +21,8 @@ impl Store {
             return Ok(());
         }
         self.write(|tx| {
-            let mut upsert = tx.prepare_cached(
-                "INSERT INTO energy (bay, total_wh) VALUES (?1, ?2)
-                 ON CONFLICT (bay) DO UPDATE SET total_wh = max(total_wh, excluded.total_wh)",
-            )?;
             for (bay, total_wh) in totals_wh {
-                // SQLite integers are i64; 9.2e18 Wh is beyond any charger's lifetime.
-                let total_wh = i64::try_from(*total_wh).unwrap_or(i64::MAX);
-                upsert.execute((&bay.0, total_wh))?;
+                save_energy(tx, bay, *total_wh)?;
             }
             Ok(())
         })
@@ -43,4 +39,18 @@ impl Store {
             rows.collect()
         })
     }
+}
+
+/// Raises `bay`'s stored total to `total_wh` (never lowers it).
+pub(super) fn save_energy(
+    tx: &Transaction<'_>,
+    bay: &BayId,
+    total_wh: u64,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO energy (bay, total_wh) VALUES (?1, ?2)
+         ON CONFLICT (bay) DO UPDATE SET total_wh = max(total_wh, excluded.total_wh)",
+    )?
+    .execute((&bay.0, total_wh))?;
+    Ok(())
 }

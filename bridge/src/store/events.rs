@@ -3,6 +3,7 @@
 //! Rows are never changed (a trigger refuses UPDATE); the caller supplies the time, so the log
 //! tells the site core's clock, not the disk's.
 
+use rusqlite::Transaction;
 use serde::Serialize;
 
 use super::{Store, StoreError};
@@ -30,11 +31,7 @@ impl Store {
         bay: Option<&BayId>,
         text: &str,
     ) -> Result<i64, StoreError> {
-        self.write(|tx| {
-            tx.prepare_cached("INSERT INTO events (at_ms, bay, text) VALUES (?1, ?2, ?3)")?
-                .execute((at_ms, bay.map(|bay| bay.0.as_str()), text))?;
-            Ok(tx.last_insert_rowid())
-        })
+        self.write(|tx| append_event(tx, at_ms, bay, text))
     }
 
     /// The last `limit` events, newest first.
@@ -57,4 +54,15 @@ impl Store {
             rows.collect()
         })
     }
+}
+
+pub(super) fn append_event(
+    tx: &Transaction<'_>,
+    at_ms: u64,
+    bay: Option<&BayId>,
+    text: &str,
+) -> Result<i64, StoreError> {
+    tx.prepare_cached("INSERT INTO events (at_ms, bay, text) VALUES (?1, ?2, ?3)")?
+        .execute((at_ms, bay.map(|bay| bay.0.as_str()), text))?;
+    Ok(tx.last_insert_rowid())
 }

@@ -15,12 +15,14 @@
 //! guarantee for boxes that lose power in a parking lot.
 //!
 //! `Store` is `Send` and owned by one runtime task; call it from `spawn_blocking` or a
-//! dedicated thread, since every write waits for an fsync.
+//! dedicated thread, since every write waits for an fsync. Hand it each control cycle's
+//! outputs at once ([`Store::persist_outputs`]): one commit, one fsync.
 
 mod energy;
 mod events;
 mod migrations;
 mod ocpp_queue;
+mod outputs;
 mod sessions;
 mod settings;
 

@@ -5,6 +5,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use ctrl22_node::Deciamps;
 use rusqlite::types::Value;
+use rusqlite::Transaction;
 use serde::Serialize;
 
 use super::{Store, StoreError};
@@ -65,37 +66,8 @@ impl Store {
     /// [`StoreError::Invalid`] when an energy is not a finite number (SQLite would store
     /// NULL); SQLite failures.
     pub fn record_session(&mut self, session: &Session) -> Result<i64, StoreError> {
-        let finite = |field: &'static str, wh: f64| {
-            if wh.is_finite() {
-                Ok(())
-            } else {
-                Err(StoreError::Invalid {
-                    field,
-                    problem: format!("{wh} is not a number of watt-hours"),
-                })
-            }
-        };
-        finite("energy_wh", session.energy_wh)?;
-        if let Some(solar_wh) = session.solar_wh {
-            finite("solar_wh", solar_wh)?;
-        }
-        self.write(|tx| {
-            tx.prepare_cached(
-                "INSERT INTO sessions (bay, started_ms, ended_ms, energy_wh, id_tag,
-                                       max_current_deciamps, solar_wh)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?
-            .execute((
-                &session.bay.0,
-                session.started_ms,
-                session.ended_ms,
-                session.energy_wh,
-                &session.id_tag,
-                session.max_current.map(Deciamps::get),
-                session.solar_wh,
-            ))?;
-            Ok(tx.last_insert_rowid())
-        })
+        check_session(session)?;
+        self.write(|tx| record_session(tx, session))
     }
 
     /// The sessions matching `filter`, by start time.
@@ -150,6 +122,42 @@ impl Store {
             rows.collect()
         })
     }
+}
+
+/// Refuses energies SQLite cannot store (it turns NaN into NULL).
+pub(super) fn check_session(session: &Session) -> Result<(), StoreError> {
+    let finite = |field: &'static str, wh: f64| {
+        if wh.is_finite() {
+            Ok(())
+        } else {
+            Err(StoreError::Invalid {
+                field,
+                problem: format!("{wh} is not a number of watt-hours"),
+            })
+        }
+    };
+    finite("energy_wh", session.energy_wh)?;
+    session
+        .solar_wh
+        .map_or(Ok(()), |solar_wh| finite("solar_wh", solar_wh))
+}
+
+pub(super) fn record_session(tx: &Transaction<'_>, session: &Session) -> Result<i64, StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO sessions (bay, started_ms, ended_ms, energy_wh, id_tag,
+                               max_current_deciamps, solar_wh)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute((
+        &session.bay.0,
+        session.started_ms,
+        session.ended_ms,
+        session.energy_wh,
+        &session.id_tag,
+        session.max_current.map(Deciamps::get),
+        session.solar_wh,
+    ))?;
+    Ok(tx.last_insert_rowid())
 }
 
 /// A filter bound as SQLite's i64; a bound past year 292 million matches everything anyway.

@@ -4,26 +4,31 @@
 //! field replaces the older one, so the replay holds the latest value of every field, in the
 //! order they were last changed.
 
+use rusqlite::Transaction;
+
 use super::{Store, StoreError};
 use crate::bay::BayId;
 use crate::site::SettingChange;
 
-/// Where a change goes in the settings table.
-enum Slot<'a> {
-    /// Stored under this field name (the serde tag, made unique where one tag covers several
-    /// values).
-    Keep { suffix: Option<u8> },
+/// What saving one change does to the settings table.
+pub(super) enum SettingWrite<'a> {
+    /// Insert or replace the row of (scope, field).
+    Keep {
+        scope: &'a str,
+        field: String,
+        json: String,
+    },
     /// The bay is gone: its settings go with it.
     Forget(&'a BayId),
     /// An action, not state: replaying it at startup would repeat it.
     Momentary,
 }
 
-fn slot(change: &SettingChange) -> Slot<'_> {
-    match change {
-        SettingChange::SiteLimit { phase, .. } => Slot::Keep {
-            suffix: Some(*phase),
-        },
+/// Works out the row of a change. The field is the change's serde tag, plus the phase for
+/// the one tag that covers several values (`site_limit.1`).
+pub(super) fn setting_write(change: &SettingChange) -> Result<SettingWrite<'_>, StoreError> {
+    let suffix = match change {
+        SettingChange::SiteLimit { phase, .. } => Some(*phase),
         SettingChange::Strategy(_)
         | SettingChange::DefaultMode(_)
         | SettingChange::BayName { .. }
@@ -32,10 +37,51 @@ fn slot(change: &SettingChange) -> Slot<'_> {
         | SettingChange::BayPriority { .. }
         | SettingChange::BayEnabled { .. }
         | SettingChange::BayDeparture { .. }
-        | SettingChange::BayTargetEnergy { .. } => Slot::Keep { suffix: None },
-        SettingChange::BayForget { bay } => Slot::Forget(bay),
-        SettingChange::BayButton { .. } | SettingChange::BayRelease { .. } => Slot::Momentary,
+        | SettingChange::BayTargetEnergy { .. } => None,
+        SettingChange::BayForget { bay } => return Ok(SettingWrite::Forget(bay)),
+        SettingChange::BayButton { .. } | SettingChange::BayRelease { .. } => {
+            return Ok(SettingWrite::Momentary)
+        }
+    };
+    let invalid = |problem: String| StoreError::Invalid {
+        field: "setting",
+        problem,
+    };
+    let json = serde_json::to_value(change).map_err(|e| invalid(e.to_string()))?;
+    let tag = json
+        .get("field")
+        .and_then(serde_json::Value::as_str)
+        .ok_or_else(|| invalid(format!("no `field` tag in {json}")))?;
+    let field = match suffix {
+        Some(suffix) => format!("{tag}.{suffix}"),
+        None => tag.to_owned(),
+    };
+    Ok(SettingWrite::Keep {
+        scope: change.bay().map_or("", |bay| bay.0.as_str()),
+        field,
+        json: json.to_string(),
+    })
+}
+
+pub(super) fn save_setting(
+    tx: &Transaction<'_>,
+    write: &SettingWrite<'_>,
+) -> Result<(), StoreError> {
+    match write {
+        SettingWrite::Keep { scope, field, json } => {
+            // REPLACE deletes the old row and inserts a new one with a higher `seq`.
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO settings (scope, field, change_json) VALUES (?1, ?2, ?3)",
+            )?
+            .execute((scope, field, json))?;
+        }
+        SettingWrite::Forget(bay) => {
+            tx.prepare_cached("DELETE FROM settings WHERE scope = ?1")?
+                .execute([&bay.0])?;
+        }
+        SettingWrite::Momentary => {}
     }
+    Ok(())
 }
 
 impl Store {
@@ -46,40 +92,11 @@ impl Store {
     /// # Errors
     /// SQLite failures; [`StoreError::Invalid`] if the change does not serialize.
     pub fn save_setting(&mut self, change: &SettingChange) -> Result<(), StoreError> {
-        let suffix = match slot(change) {
-            Slot::Momentary => return Ok(()),
-            Slot::Forget(bay) => {
-                return self.write(|tx| {
-                    tx.prepare_cached("DELETE FROM settings WHERE scope = ?1")?
-                        .execute([&bay.0])?;
-                    Ok(())
-                })
-            }
-            Slot::Keep { suffix } => suffix,
-        };
-        let invalid = |problem: String| StoreError::Invalid {
-            field: "setting",
-            problem,
-        };
-        let json = serde_json::to_value(change).map_err(|e| invalid(e.to_string()))?;
-        let tag = json
-            .get("field")
-            .and_then(serde_json::Value::as_str)
-            .ok_or_else(|| invalid(format!("no `field` tag in {json}")))?;
-        let field = match suffix {
-            Some(suffix) => format!("{tag}.{suffix}"),
-            None => tag.to_owned(),
-        };
-        let scope = change.bay().map_or("", |bay| bay.0.as_str());
-        let text = json.to_string();
-        self.write(|tx| {
-            // REPLACE deletes the old row and inserts a new one with a higher `seq`.
-            tx.prepare_cached(
-                "INSERT OR REPLACE INTO settings (scope, field, change_json) VALUES (?1, ?2, ?3)",
-            )?
-            .execute((scope, &field, &text))?;
-            Ok(())
-        })
+        let write = setting_write(change)?;
+        if matches!(write, SettingWrite::Momentary) {
+            return Ok(());
+        }
+        self.write(|tx| save_setting(tx, &write))
     }
 
     /// The stored changes, oldest first, to replay through `Site::apply`.
