@@ -15,11 +15,7 @@ use ctrl22_bridge::mesh::cli::{MeshArgs, ToolError};
 
 /// Site controller for CTRL22 charging bays: phase-aware allocation, Home Assistant, OCPP, solar.
 #[derive(Debug, Parser)]
-#[command(
-    name = "ctrl22-bridge",
-    version,
-    args_conflicts_with_subcommands = true
-)]
+#[command(name = "ctrl22-bridge", version)]
 struct Cli {
     /// Log line format (on stderr).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
@@ -27,7 +23,7 @@ struct Cli {
     /// More log detail: -v debug, -vv trace (RUST_LOG overrides).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
-    /// The configuration file, when running the daemon without a subcommand.
+    /// The configuration file, for `run` (the default) and the subcommands that take one.
     #[arg(long, value_name = "FILE", env = "CTRL22_CONFIG")]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -76,9 +72,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format, cli.verbose);
-    let command = cli.command.unwrap_or(Command::Run { config: cli.config });
+    let top_config = cli.config;
+    let command = cli.command.unwrap_or(Command::Run { config: None });
     match command {
         Command::Run { config } => {
+            let config = config.or(top_config);
             let config = match load(config.as_deref()) {
                 Ok(c) => c,
                 Err(code) => return code,
@@ -117,7 +115,7 @@ fn main() -> ExitCode {
                     })
             })
         }
-        Command::CheckConfig { config } => match load(config.as_deref()) {
+        Command::CheckConfig { config } => match load(config.or(top_config).as_deref()) {
             Ok(c) => match c.redacted().to_toml() {
                 Ok(text) => {
                     print!("{text}");
@@ -130,7 +128,8 @@ fn main() -> ExitCode {
             },
             Err(code) => code,
         },
-        Command::Mesh(args) => {
+        Command::Mesh(mut args) => {
+            args.config = args.config.or(top_config);
             let config = match load(args.config.as_deref()) {
                 Ok(c) => c,
                 Err(code) => return code,

@@ -85,6 +85,36 @@ fn bad_configuration_exits_2_naming_the_key() {
 }
 
 #[test]
+fn global_flags_go_before_or_after_the_subcommand() {
+    for args in [
+        &[
+            "--log-format",
+            "json",
+            "-v",
+            "check-config",
+            "--config",
+            EXAMPLE,
+        ][..],
+        &[
+            "check-config",
+            "--log-format",
+            "json",
+            "-vv",
+            "--config",
+            EXAMPLE,
+        ],
+        &["--config", EXAMPLE, "check-config"],
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("garage-west"),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
 fn bad_environment_override_exits_2_naming_the_key() {
     let out = bridge()
         .args(["check-config"])
