@@ -1,6 +1,7 @@
 //! Golden tests of the mesh wire protocol: every example shape of
 //! `shared/reference/mesh-protocol.md` (sections 2-5) decodes to the expected value and
 //! encodes back byte for byte; malformed input yields the expected typed error.
+#![allow(clippy::unwrap_used)] // tests may unwrap
 
 use ctrl22_node::mesh::{
     avr_chunk_crc, decode_command_mqtt, decode_command_tcp, decode_uplink_mqtt, decode_uplink_tcp,

@@ -1,6 +1,7 @@
 //! Property tests of the mesh wire protocol: no decoder panics on any bytes (random, or valid
 //! messages with random damage), and every valid message and command survives an
 //! encode/decode round trip on both uplinks.
+#![allow(clippy::unwrap_used)] // tests may unwrap
 
 use ctrl22_node::mesh::{
     decode_command_mqtt, decode_command_tcp, decode_uplink_mqtt, decode_uplink_tcp, encode_command,

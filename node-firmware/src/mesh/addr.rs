@@ -189,6 +189,7 @@ impl<'de> serde::Deserialize<'de> for Address {
 }
 
 #[cfg(all(test, feature = "std"))]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

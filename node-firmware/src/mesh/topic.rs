@@ -125,6 +125,7 @@ pub(crate) fn checked_topic(
 }
 
 #[cfg(all(test, feature = "std"))]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::mesh::MacAddr;
@@ -182,7 +183,7 @@ mod tests {
     fn subscriptions_cover_the_uplink_kinds() {
         let subs = subscriptions("DEMESH");
         assert_eq!(
-            subs.each_ref().map(|s| s.as_str()),
+            subs.each_ref().map(heapless::String::as_str),
             [
                 "/DEMESH/+/heartbeat",
                 "/DEMESH/+/acknowledge",

@@ -133,6 +133,7 @@ pub(crate) fn address<T: core::str::FromStr>(value: EscapedStr<'_>) -> Result<T,
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
