@@ -1,6 +1,8 @@
 //! The SQLite store against real files: migrations, reopening, refusal of files it must not
 //! touch, every table's contract, and crash safety under `kill -9`.
 
+#![allow(clippy::unwrap_used)]
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
