@@ -113,14 +113,17 @@ impl Store {
             .map_err(|e| store.error(e))?;
         // The first statement that reads the header: a garbage file fails here.
         migrations::check_owner(&store.conn, &store.path)?;
-        store.read(|conn| {
-            // An in-memory database answers "memory"; both are crash-safe with FULL.
+        let configure = |conn: &Connection| -> rusqlite::Result<()> {
+            // The answer is not checked: where WAL is impossible (an in-memory database, a
+            // file system without shared memory) SQLite keeps a rollback journal, which is
+            // just as crash-safe with `synchronous = FULL`, only slower.
             conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| {
                 row.get::<_, String>(0)
             })?;
             conn.pragma_update(None, "synchronous", "FULL")?;
             conn.pragma_update(None, "foreign_keys", "ON")
-        })?;
+        };
+        configure(&store.conn).map_err(|e| store.error(e))?;
         let path = store.path.clone();
         store.write(|tx| migrations::migrate(tx, &path))?;
         Ok(store)
