@@ -38,6 +38,12 @@ fn session(bay_id: &str, started_ms: u64, energy_wh: f64) -> Session {
     }
 }
 
+/// The runtime moves the store into `spawn_blocking` or its own thread.
+const _: () = {
+    const fn send<T: Send>() {}
+    send::<Store>();
+};
+
 #[test]
 fn migrates_from_empty_and_reopening_keeps_everything() {
     let (_dir, path) = temp_store();
