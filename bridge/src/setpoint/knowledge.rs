@@ -6,15 +6,18 @@
 //! The load bound takes the worst of every range at once: a node holds one combination of
 //! values, and the product of the worst cases covers all of them.
 
-use ctrl22_node::{Deciamps, PhaseSet};
+use ctrl22_node::{Deciamps, Phase, PhaseSet};
 
 use super::{BayWiring, Measurement, PhaseLoad, Write};
 
-/// A current parameter the node holds somewhere in `lo..=hi`; exactly known when they meet.
+/// A current parameter the node holds somewhere in `lo..=hi` (as far as it matters: a node
+/// on its fail-safe current may hide a higher setpoint, which only a new setpoint would end).
+/// Known exactly only once the node confirmed a write of it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct CurrentRange {
     pub(crate) lo: Deciamps,
     pub(crate) hi: Deciamps,
+    confirmed: bool,
 }
 
 impl CurrentRange {
@@ -22,11 +25,25 @@ impl CurrentRange {
         Self {
             lo: value,
             hi: value,
+            confirmed: true,
         }
     }
 
+    /// Evidence, not confirmation: somewhere up to `hi`.
+    const fn up_to(hi: Deciamps) -> Self {
+        Self {
+            lo: Deciamps::ZERO,
+            hi,
+            confirmed: false,
+        }
+    }
+
+    pub(crate) fn exact(self) -> Option<Deciamps> {
+        (self.confirmed && self.lo == self.hi).then_some(self.lo)
+    }
+
     pub(crate) fn is_exactly(self, value: Deciamps) -> bool {
-        self.lo == value && self.hi == value
+        self.exact() == Some(value)
     }
 
     /// The range after a write of `value` whose fate is unknown.
@@ -34,26 +51,42 @@ impl CurrentRange {
         Self {
             lo: self.lo.min(value),
             hi: self.hi.max(value),
+            confirmed: self.is_exactly(value),
         }
     }
 }
 
-/// A phase set the node holds: a superset of `lo` and a subset of `hi`.
+/// A phase set the node holds: a superset of `lo` and a subset of `hi`; known exactly only
+/// once the node confirmed a write of it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct PhaseRange {
     pub(crate) lo: PhaseSet,
     pub(crate) hi: PhaseSet,
+    confirmed: bool,
 }
 
 impl PhaseRange {
+    const fn exactly(value: PhaseSet) -> Self {
+        Self {
+            lo: value,
+            hi: value,
+            confirmed: true,
+        }
+    }
+
+    pub(crate) fn exact(self) -> Option<PhaseSet> {
+        (self.confirmed && self.lo == self.hi).then_some(self.lo)
+    }
+
     pub(crate) fn is_exactly(self, value: PhaseSet) -> bool {
-        self.lo == value && self.hi == value
+        self.exact() == Some(value)
     }
 
     fn widened(self, value: PhaseSet) -> Self {
         Self {
             lo: self.lo.intersection(value),
             hi: union(self.hi, value),
+            confirmed: self.is_exactly(value),
         }
     }
 }
@@ -77,33 +110,27 @@ impl NodeKnowledge {
     /// fail-safe current, on any phase. What it offers (or what its vehicle draws, if that is
     /// more) is all the bridge can go by until its own writes are confirmed.
     pub(crate) fn discovered(heartbeat: &Measurement) -> Self {
-        let offer = heartbeat.offer_evidence();
-        let range = CurrentRange {
-            lo: Deciamps::ZERO,
-            hi: offer,
-        };
+        let range = CurrentRange::up_to(heartbeat.offer_evidence());
         Self {
             smaxcur: range,
             phases: PhaseRange {
                 lo: PhaseSet::NONE,
                 hi: PhaseSet::ALL,
+                confirmed: false,
             },
             fsafecur: Some(range),
         }
     }
 
-    /// A heartbeat that shows more than the knowledge allows (the node rebooted into its
+    /// A heartbeat that offers more than the knowledge allows (the node rebooted into its
     /// stored setpoint, or someone else wrote to it) widens the knowledge: facts from the
-    /// node can only shrink the budget of others.
+    /// node can only shrink the budget of others. Closed contactors (`aphases`) are no such
+    /// fact: they open only some seconds after a phase change, which the hold covers.
     pub(crate) fn absorbed(self, heartbeat: &Measurement) -> Self {
         let amaxcur = heartbeat.amaxcur.max(Deciamps::ZERO);
         let mut next = self;
         if amaxcur > self.offer_bound() {
             next.smaxcur = next.smaxcur.widened(amaxcur);
-        }
-        if !heartbeat.aphases.is_subset_of(self.phases.hi) {
-            next.phases.hi = union(next.phases.hi, heartbeat.aphases);
-            next.phases.lo = next.phases.lo.intersection(heartbeat.aphases);
         }
         next
     }
@@ -127,12 +154,7 @@ impl NodeKnowledge {
         let mut next = self;
         match write {
             Write::Smaxcur(value) => next.smaxcur = CurrentRange::exactly(value),
-            Write::Phases(value) => {
-                next.phases = PhaseRange {
-                    lo: value,
-                    hi: value,
-                };
-            }
+            Write::Phases(value) => next.phases = PhaseRange::exactly(value),
             Write::Fsafecur(value) => {
                 next.fsafecur = next.fsafecur.map(|_| CurrentRange::exactly(value));
             }
@@ -159,6 +181,29 @@ impl NodeKnowledge {
     /// The most the node may put on each site phase.
     pub(crate) fn load_bound(self, wiring: &BayWiring) -> PhaseLoad {
         wiring.load(self.phases.hi, self.offer_bound())
+    }
+
+    /// Whether `write` cannot make the node put more on `site_phase` than it does now,
+    /// whatever it holds within this knowledge. Staying within the reservation is not
+    /// enough where a limit is overcommitted on paper (a node heard for the first time is
+    /// assumed to load every phase): there, only such writes are safe.
+    ///
+    /// A node with a watchdog may be on its fail-safe current, and any `smaxcur` ends that,
+    /// so a setpoint never raises it only when it is at most the lowest fail-safe.
+    pub(crate) fn never_raises(self, write: Write, wiring: &BayWiring, site_phase: Phase) -> bool {
+        let wires = |phases: PhaseSet| wiring.load(phases, Deciamps(1)).on(site_phase);
+        let unloaded = wires(self.phases.hi) == 0;
+        match write {
+            Write::Smaxcur(value) => {
+                let floor = self.fsafecur.map_or(self.smaxcur.lo, |f| f.lo);
+                unloaded || value <= floor
+            }
+            Write::Phases(value) => {
+                self.offer_bound() == Deciamps::ZERO || wires(value) <= wires(self.phases.lo)
+            }
+            Write::Fsafecur(value) => unloaded || self.fsafecur.is_none_or(|f| value <= f.lo),
+            Write::Wdtsec(_) => true,
+        }
     }
 }
 
@@ -188,15 +233,23 @@ mod tests {
         let k = NodeKnowledge::discovered(&heartbeat(160))
             .with_confirmed(Write::Smaxcur(Deciamps(100)))
             .with_write(Write::Smaxcur(Deciamps(60)));
-        assert_eq!(
-            k.smaxcur,
-            CurrentRange {
-                lo: Deciamps(60),
-                hi: Deciamps(100)
-            }
-        );
+        assert_eq!((k.smaxcur.lo, k.smaxcur.hi), (Deciamps(60), Deciamps(100)));
+        assert_eq!(k.smaxcur.exact(), None);
         let k = k.with_confirmed(Write::Smaxcur(Deciamps(60)));
         assert!(k.smaxcur.is_exactly(Deciamps(60)));
+    }
+
+    #[test]
+    fn evidence_is_not_confirmation() {
+        let k = NodeKnowledge::discovered(&heartbeat(0));
+        assert_eq!(k.smaxcur.exact(), None);
+        assert_eq!(k.phases.exact(), None);
+        let k = k.with_confirmed(Write::Smaxcur(Deciamps::ZERO));
+        assert_eq!(k.smaxcur.exact(), Some(Deciamps::ZERO));
+        assert!(k
+            .with_write(Write::Smaxcur(Deciamps::ZERO))
+            .smaxcur
+            .is_exactly(Deciamps::ZERO));
     }
 
     #[test]

@@ -394,7 +394,8 @@ impl BayState {
 #[derive(Clone, Debug)]
 pub struct Sequencer {
     params: SequencerParams,
-    raises_from_ms: u64,
+    /// No write may raise a reservation before this; `None` once a poll saw it pass.
+    startup_grace_until_ms: Option<u64>,
     groups: Vec<LimitGroup>,
     totals: Vec<PhaseLoad>,
     groups_of_bay: Vec<Vec<usize>>,
@@ -433,7 +434,7 @@ impl Sequencer {
         }
         Ok(Self {
             params,
-            raises_from_ms: now_ms.saturating_add(params.startup_grace_ms),
+            startup_grace_until_ms: Some(now_ms.saturating_add(params.startup_grace_ms)),
             totals: vec![PhaseLoad::ZERO; groups.len()],
             groups,
             groups_of_bay,
@@ -512,12 +513,16 @@ impl Sequencer {
         state.outstanding = None;
         if ok {
             state.retry = None;
-            state.knowledge = Some(knowledge.with_confirmed(write));
+            let before = knowledge.with_write(write).load_bound(&state.wiring);
+            let confirmed = knowledge.with_confirmed(write);
+            state.knowledge = Some(confirmed);
             if matches!(write, Write::Wdtsec(_)) {
                 state.wdtsec_confirmed = true;
             }
-            let bound = state.reservation_of();
-            if !state.reservation.fits_within(bound) {
+            // The node offers less from now on; its vehicle follows only within seconds, so
+            // everything reserved so far stays reserved, and the wait starts anew even if
+            // an earlier lowering is still being waited for.
+            if !before.fits_within(confirmed.load_bound(&state.wiring)) {
                 state.hold = Some(Hold {
                     load: state.reservation,
                     confirmed_ms: now_ms,
@@ -575,31 +580,40 @@ impl Sequencer {
 
     /// Timeouts, retries, watchdog refreshes, expired holds, and raises that became possible.
     pub fn poll(&mut self, now_ms: u64) -> Vec<SetparCommand> {
+        if self.startup_grace_until_ms.is_some_and(|t| now_ms >= t) {
+            self.startup_grace_until_ms = None;
+        }
         self.step(now_ms, (0..self.bays.len()).collect())
     }
 
-    /// When [`Sequencer::poll`] has something to do next, if ever.
+    /// When [`Sequencer::poll`] has something to do next, if ever: always later than the
+    /// last poll.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<u64> {
-        let waiting = !self.waiting_for_budget.is_empty();
-        let grace = waiting.then_some(self.raises_from_ms);
-        let per_bay = self.bays.iter().filter_map(|s| {
-            let deadline = s.outstanding.map(|o| o.deadline_ms);
-            let hold = s
-                .hold
-                .map(|h| h.confirmed_ms.saturating_add(self.params.settle_grace_ms));
-            let refresh = (s.presence == Presence::Online)
-                .then(|| {
-                    s.last_smaxcur_ms
-                        .map(|t| t.saturating_add(self.params.refresh_interval_ms))
-                })
-                .flatten();
-            [deadline, hold, refresh, s.backoff_until_ms]
-                .into_iter()
-                .flatten()
-                .min()
-        });
-        per_bay.chain(grace).min()
+        self.bays
+            .iter()
+            .filter_map(|s| self.wake_ms(s))
+            .chain(self.startup_grace_until_ms)
+            .min()
+    }
+
+    fn wake_ms(&self, state: &BayState) -> Option<u64> {
+        let hold = state
+            .hold
+            .map(|h| h.confirmed_ms.saturating_add(self.params.settle_grace_ms));
+        let exactly_known = state.knowledge.is_some_and(|k| k.smaxcur.exact().is_some());
+        let own = if let Some(o) = state.outstanding {
+            Some(o.deadline_ms)
+        } else if state.backoff_until_ms.is_some() {
+            state.backoff_until_ms
+        } else if state.presence == Presence::Online && exactly_known {
+            state
+                .last_smaxcur_ms
+                .map(|t| t.saturating_add(self.params.refresh_interval_ms))
+        } else {
+            None
+        };
+        own.into_iter().chain(hold).min()
     }
 
     // ----- introspection -------------------------------------------------------------
@@ -634,9 +648,9 @@ impl Sequencer {
     #[must_use]
     pub fn confirmed(&self, bay: usize) -> Option<Setpoint> {
         let k = self.bays.get(bay)?.knowledge?;
-        (k.smaxcur.lo == k.smaxcur.hi && k.phases.lo == k.phases.hi).then_some(Setpoint {
-            current: k.smaxcur.lo,
-            phases: k.phases.lo,
+        Some(Setpoint {
+            current: k.smaxcur.exact()?,
+            phases: k.phases.exact()?,
         })
     }
 
@@ -645,7 +659,7 @@ impl Sequencer {
     #[must_use]
     pub fn confirmed_fail_safe(&self, bay: usize) -> Option<Deciamps> {
         let f = self.bays.get(bay)?.knowledge?.fsafecur?;
-        (f.lo == f.hi).then_some(f.lo)
+        f.exact()
     }
 
     /// The target last given for `bay`, as sanitized.
@@ -764,15 +778,44 @@ impl Sequencer {
         !old.fits_within(new)
     }
 
-    /// Whether `bay` may go from its reservation to `new` in every group it belongs to.
-    fn fits(&self, bay: usize, new: PhaseLoad) -> bool {
-        let old = self.reservation(bay);
+    /// Whether `write` may go to `bay`, its reservation becoming `new`: on every phase of
+    /// every group of the bay, either the group's total stays within the limit, or the write
+    /// cannot raise what the node puts there (the group is overcommitted on paper).
+    fn allowed(
+        &self,
+        now_ms: u64,
+        bay: usize,
+        knowledge: &NodeKnowledge,
+        write: Write,
+        new: PhaseLoad,
+    ) -> bool {
+        let Some(state) = self.bays.get(bay) else {
+            return false;
+        };
+        let old = state.reservation;
+        let in_grace = self.startup_grace_until_ms.is_some_and(|t| now_ms < t);
+        if in_grace && !new.fits_within(old) {
+            return false;
+        }
         self.groups_of_bay.get(bay).into_iter().flatten().all(|&g| {
             match (self.groups.get(g), self.totals.get(g)) {
                 (Some(group), Some(total)) => Phase::ALL.into_iter().all(|p| {
-                    new.on(p) <= old.on(p)
-                        || total.on(p) - old.on(p) + new.on(p)
-                            <= i32::from(group.limit[p.index()].get())
+                    let limit = i32::from(group.limit[p.index()].get());
+                    total.on(p) - old.on(p) + new.on(p) <= limit
+                        || knowledge.never_raises(write, &state.wiring, p)
+                }),
+                _ => false,
+            }
+        })
+    }
+
+    /// Whether a group of `bay` is over its limit on a phase the bay holds a share of.
+    fn overcommitted(&self, bay: usize) -> bool {
+        let mine = self.reservation(bay);
+        self.groups_of_bay.get(bay).into_iter().flatten().any(|&g| {
+            match (self.groups.get(g), self.totals.get(g)) {
+                (Some(group), Some(total)) => Phase::ALL.into_iter().any(|p| {
+                    mine.on(p) > 0 && total.on(p) > i32::from(group.limit[p.index()].get())
                 }),
                 _ => false,
             }
@@ -801,11 +844,15 @@ impl Sequencer {
         };
         let mut blocked = false;
         let mut chosen = None;
-        for write in plan::candidates(&knowledge, state.target.as_ref(), chores) {
+        let candidates = plan::candidates(&knowledge, state.target.as_ref(), chores);
+        let pause = || plan::pause(&knowledge);
+        let fallback = (!candidates.is_empty() && self.overcommitted(bay))
+            .then(pause)
+            .unwrap_or_default();
+        for write in candidates.into_iter().chain(fallback) {
             let bound = knowledge.with_write(write).load_bound(&state.wiring);
             let new = state.hold.map_or(bound, |h| bound.max(h.load));
-            let raises = !new.fits_within(state.reservation);
-            if !raises || (now_ms >= self.raises_from_ms && self.fits(bay, new)) {
+            if self.allowed(now_ms, bay, &knowledge, write, new) {
                 chosen = Some(write);
                 break;
             }

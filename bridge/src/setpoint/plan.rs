@@ -48,8 +48,8 @@ pub(crate) fn candidates(
             out.push(Write::Phases(phases.intersection(k.phases.hi)));
         }
     }
-    if chores.refresh_due && k.smaxcur.lo == k.smaxcur.hi {
-        out.push(Write::Smaxcur(k.smaxcur.lo));
+    if let (true, Some(current)) = (chores.refresh_due, k.smaxcur.exact()) {
+        out.push(Write::Smaxcur(current));
     }
     if let (Some(seconds), Some(_)) = (chores.wdtsec, k.fsafecur) {
         out.push(Write::Wdtsec(seconds));
@@ -67,6 +67,22 @@ pub(crate) fn candidates(
                 out.push(Write::Fsafecur(t.fail_safe));
             }
         }
+    }
+    out.retain(|w| keeps_fail_safe_below_setpoint(k, *w));
+    out
+}
+
+/// The way out where a limit is overcommitted on paper and nothing else may be sent: pause
+/// (fail-safe to 0, then the setpoint to 0), which never raises anything, and come back
+/// through the budget like any raise.
+pub(crate) fn pause(knowledge: &NodeKnowledge) -> Vec<Write> {
+    let k = knowledge;
+    let mut out = Vec::with_capacity(2);
+    if k.fsafecur.is_some_and(|f| !f.is_exactly(Deciamps::ZERO)) {
+        out.push(Write::Fsafecur(Deciamps::ZERO));
+    }
+    if !k.smaxcur.is_exactly(Deciamps::ZERO) {
+        out.push(Write::Smaxcur(Deciamps::ZERO));
     }
     out.retain(|w| keeps_fail_safe_below_setpoint(k, *w));
     out

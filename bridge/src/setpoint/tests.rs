@@ -301,16 +301,17 @@ fn the_startup_grace_blocks_raises_but_not_reductions() {
     ack_all(&mut seq, 0, sent);
     let sent = seq.set_targets(1_000, &[(0, target(100, 123, 0)), (1, target(160, 123, 0))]);
     let sent = ack_all(&mut seq, 1_000, sent);
-    // Bay 1 may get its phases (no load at 0 A), not its current.
+    // Bay 1 may get its phases and fail-safe (no load at 0 A), not its current.
     assert!(
-        sent.iter().all(|c| c.bay == 0 || c.par == Param::Phases),
+        sent.iter().all(|c| c.bay == 0 || c.par != Param::Smaxcur),
         "{sent:?}"
     );
+    assert_eq!(seq.reservation(1), PhaseLoad::ZERO);
     assert!(sent.contains(&cmd(0, Param::Smaxcur, 100)));
     assert!(!seq.is_settled(1));
     assert!(seq.poll(29_999).iter().all(|c| c.bay == 0));
     let sent = seq.poll(30_000);
-    assert!(sent.iter().any(|c| c.bay == 1), "{sent:?}");
+    assert!(sent.contains(&cmd(1, Param::Smaxcur, 160)), "{sent:?}");
 }
 
 #[test]
