@@ -43,6 +43,9 @@ struct Sweep<'a> {
     slope: Vec<i64>,
     version: Vec<u32>,
     full: Vec<bool>,
+    /// Constraints whose slope changed at the current level, rescheduled once per level.
+    dirty: Vec<usize>,
+    is_dirty: Vec<bool>,
     heap: BinaryHeap<Event>,
 }
 
@@ -91,6 +94,8 @@ pub(super) fn water_fill(net: &mut Network, admitted: &[&Candidate]) -> Vec<i64>
         slope: vec![0; constraints],
         version: vec![0; constraints],
         full: vec![false; constraints],
+        dirty: Vec::new(),
+        is_dirty: vec![false; constraints],
         heap,
     };
 
@@ -99,10 +104,10 @@ pub(super) fn water_fill(net: &mut Network, admitted: &[&Candidate]) -> Vec<i64>
             CAP => {
                 if let Some(bay) = sweep.bays.get(index) {
                     let cap = bay.cap;
-                    sweep.stop(index, cap, level);
+                    sweep.stop(index, cap);
                 }
             }
-            JOIN => sweep.join(index, level),
+            JOIN => sweep.join(index),
             _ => {
                 let current = sweep.version.get(index).copied();
                 let already = sweep.full.get(index).copied().unwrap_or(true);
@@ -117,17 +122,21 @@ pub(super) fn water_fill(net: &mut Network, admitted: &[&Candidate]) -> Vec<i64>
                             Some(Level::Rising) => level,
                             _ => sweep.value.get(member).copied().unwrap_or(0),
                         };
-                        sweep.stop(member, value, level);
+                        sweep.stop(member, value);
                     }
                 }
             }
+        }
+        let next_level = sweep.heap.peek().map(|Reverse((next, ..))| *next);
+        if next_level != Some(level) {
+            sweep.reschedule_dirty(level);
         }
     }
     sweep.value
 }
 
 impl Sweep<'_> {
-    fn join(&mut self, position: usize, now: i64) {
+    fn join(&mut self, position: usize) {
         let Some(state) = self.level.get_mut(position) else {
             return;
         };
@@ -149,12 +158,12 @@ impl Sweep<'_> {
             if let Some(slope) = self.slope.get_mut(edge.constraint) {
                 *slope += edge.weight;
             }
-            self.reschedule(edge.constraint, now);
+            self.mark(edge.constraint);
         }
     }
 
     /// Stops a bay at `value` (its floor while waiting, the level while rising, its cap).
-    fn stop(&mut self, position: usize, value: i64, now: i64) {
+    fn stop(&mut self, position: usize, value: i64) {
         let Some(state) = self.level.get_mut(position) else {
             return;
         };
@@ -183,11 +192,34 @@ impl Sweep<'_> {
             if let Some(slope) = self.slope.get_mut(edge.constraint) {
                 *slope -= edge.weight;
             }
-            self.reschedule(edge.constraint, now);
+            self.mark(edge.constraint);
         }
     }
 
-    /// Works out again at which level `constraint` fills, now that its slope changed.
+    fn mark(&mut self, constraint: usize) {
+        if let Some(flag) = self.is_dirty.get_mut(constraint) {
+            if !*flag {
+                *flag = true;
+                self.dirty.push(constraint);
+            }
+        }
+    }
+
+    /// Works out again at which level each changed constraint fills. Done once per level
+    /// rather than per change: when many bays join at 6 A the site constraint changes
+    /// hundreds of times at one level.
+    fn reschedule_dirty(&mut self, now: i64) {
+        let dirty = core::mem::take(&mut self.dirty);
+        for &constraint in &dirty {
+            if let Some(flag) = self.is_dirty.get_mut(constraint) {
+                *flag = false;
+            }
+            self.reschedule(constraint, now);
+        }
+        self.dirty = dirty;
+        self.dirty.clear();
+    }
+
     fn reschedule(&mut self, constraint: usize, now: i64) {
         let Some(version) = self.version.get_mut(constraint) else {
             return;
