@@ -8,7 +8,7 @@
 
 use ctrl22_node::{Deciamps, Phase, PhaseSet};
 
-use super::{BayWiring, Measurement, PhaseLoad, Write};
+use super::{BayWiring, Measurement, Write};
 
 /// A current parameter the node holds somewhere in `lo..=hi` (as far as it matters: a node
 /// on its fail-safe current may hide a higher setpoint, which only a new setpoint would end).
@@ -178,9 +178,16 @@ impl NodeKnowledge {
             .map_or(self.smaxcur.hi, |f| self.smaxcur.hi.max(f.hi))
     }
 
-    /// The most the node may put on each site phase.
-    pub(crate) fn load_bound(self, wiring: &BayWiring) -> PhaseLoad {
-        wiring.load(self.phases.hi, self.offer_bound())
+    /// The most the node may offer on each of its own phases.
+    pub(crate) fn offer_per_bay_phase(self) -> [Deciamps; 3] {
+        let offer = self.offer_bound();
+        Phase::ALL.map(|p| {
+            if self.phases.hi.contains(p) {
+                offer
+            } else {
+                Deciamps::ZERO
+            }
+        })
     }
 
     /// Whether `write` cannot make the node put more on `site_phase` than it does now,
@@ -222,10 +229,7 @@ mod tests {
     #[test]
     fn a_discovered_node_may_offer_its_amaxcur_on_every_phase() {
         let k = NodeKnowledge::discovered(&heartbeat(160));
-        assert_eq!(
-            k.load_bound(&BayWiring::STRAIGHT),
-            PhaseLoad([160, 160, 160])
-        );
+        assert_eq!(k.offer_per_bay_phase(), [Deciamps(160); 3]);
     }
 
     #[test]

@@ -206,22 +206,27 @@ impl BayWiring {
     /// What `current` on the bay phases `phases` puts on the site phases.
     #[must_use]
     pub fn load(&self, phases: PhaseSet, current: Deciamps) -> PhaseLoad {
-        let current = i32::from(current.get().max(0));
+        self.load_of(Phase::ALL.map(|p| {
+            if phases.contains(p) {
+                current
+            } else {
+                Deciamps::ZERO
+            }
+        }))
+    }
+
+    /// What the currents on the bay's phases (`per_bay_phase[0]` on bay L1) put on the
+    /// site phases, counting only the phases the vehicle can load.
+    fn load_of(&self, per_bay_phase: [Deciamps; 3]) -> PhaseLoad {
         let mut load = PhaseLoad::ZERO;
-        for phase in phases.intersection(self.counted_phases).iter() {
-            let Some(site) = self.rotation.get(phase.index()) else {
+        for phase in self.counted_phases.iter() {
+            let (Some(site), Some(current)) = (
+                self.rotation.get(phase.index()),
+                per_bay_phase.get(phase.index()),
+            ) else {
                 continue;
             };
             // Two bay phases on one site phase (odd wiring) both flow through it.
-            load.0[site.index()] += current;
-        }
-        load
-    }
-
-    /// Measured bay-phase currents on the site phases (every phase, counted or not).
-    fn measured(&self, cur: [Deciamps; 3]) -> PhaseLoad {
-        let mut load = PhaseLoad::ZERO;
-        for (site, current) in self.rotation.iter().zip(cur) {
             load.0[site.index()] += i32::from(current.get().max(0));
         }
         load
@@ -303,11 +308,18 @@ struct Outstanding {
     deadline_ms: u64,
 }
 
-/// The reservation from before a confirmed lowering, kept while the vehicle ramps down.
+/// What the node may have offered before a confirmed lowering, per bay phase, kept while
+/// the vehicle ramps down. Per bay phase, not per site phase: a vehicle may still draw the
+/// old offer on one bay phase and already the new one on another, and with two bay phases
+/// on one site phase both add up.
 #[derive(Clone, Copy, Debug)]
 struct Hold {
-    load: PhaseLoad,
+    offer: [Deciamps; 3],
     confirmed_ms: u64,
+}
+
+fn max_each(a: [Deciamps; 3], b: [Deciamps; 3]) -> [Deciamps; 3] {
+    Phase::ALL.map(|p| a[p.index()].max(b[p.index()]))
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -364,10 +376,15 @@ impl BayState {
     }
 
     fn reservation_of(&self) -> PhaseLoad {
-        let bound = self
-            .knowledge_in_flight()
-            .map_or(PhaseLoad::ZERO, |k| k.load_bound(&self.wiring));
-        self.hold.map_or(bound, |h| bound.max(h.load))
+        self.knowledge_in_flight()
+            .map_or(PhaseLoad::ZERO, |k| self.reservation_with(k))
+    }
+
+    /// The reservation if the node's knowledge were `knowledge`.
+    fn reservation_with(&self, knowledge: NodeKnowledge) -> PhaseLoad {
+        let offer = knowledge.offer_per_bay_phase();
+        let held = self.hold.map_or(offer, |h| max_each(offer, h.offer));
+        self.wiring.load_of(held)
     }
 
     fn record_failure(&mut self, write: Write, now_ms: u64, params: &SequencerParams) {
@@ -481,13 +498,11 @@ impl Sequencer {
         });
         state.presence = Presence::Online;
         if let (Some(_), Some(known)) = (state.hold, state.knowledge_in_flight()) {
-            let bound = known.load_bound(&state.wiring);
-            let slack = PhaseLoad([tolerance; 3]);
-            let followed = state
-                .wiring
-                .measured(heartbeat.cur)
-                .fits_within(bound.plus(slack))
-                && heartbeat.amaxcur <= known.offer_bound();
+            let offer = known.offer_per_bay_phase();
+            let followed = Phase::ALL.into_iter().all(|p| {
+                let (drawn, offered) = (heartbeat.cur[p.index()], offer[p.index()]);
+                i32::from(drawn.get()) <= i32::from(offered.get()) + tolerance
+            }) && heartbeat.amaxcur <= known.offer_bound();
             if followed {
                 state.hold = None;
             }
@@ -513,7 +528,7 @@ impl Sequencer {
         state.outstanding = None;
         if ok {
             state.retry = None;
-            let before = knowledge.with_write(write).load_bound(&state.wiring);
+            let before = knowledge.with_write(write).offer_per_bay_phase();
             let confirmed = knowledge.with_confirmed(write);
             state.knowledge = Some(confirmed);
             if matches!(write, Write::Wdtsec(_)) {
@@ -522,9 +537,13 @@ impl Sequencer {
             // The node offers less from now on; its vehicle follows only within seconds, so
             // everything reserved so far stays reserved, and the wait starts anew even if
             // an earlier lowering is still being waited for.
-            if !before.fits_within(confirmed.load_bound(&state.wiring)) {
+            let after = confirmed.offer_per_bay_phase();
+            if Phase::ALL
+                .into_iter()
+                .any(|p| before[p.index()] > after[p.index()])
+            {
                 state.hold = Some(Hold {
-                    load: state.reservation,
+                    offer: state.hold.map_or(before, |h| max_each(before, h.offer)),
                     confirmed_ms: now_ms,
                 });
             }
@@ -794,7 +813,16 @@ impl Sequencer {
         };
         let old = state.reservation;
         let in_grace = self.startup_grace_until_ms.is_some_and(|t| now_ms < t);
-        if in_grace && !new.fits_within(old) {
+        // Bays not yet heard are missing from the totals, so the totals prove nothing: each
+        // node stays within what it evidently did when heard (no raise of its reservation,
+        // which is that evidence), and moves no load between phases.
+        if in_grace
+            && (!new.fits_within(old)
+                || (matches!(write, Write::Phases(_))
+                    && !Phase::ALL
+                        .into_iter()
+                        .all(|p| knowledge.never_raises(write, &state.wiring, p))))
+        {
             return false;
         }
         self.groups_of_bay.get(bay).into_iter().flatten().all(|&g| {
@@ -850,8 +878,7 @@ impl Sequencer {
             .then(pause)
             .unwrap_or_default();
         for write in candidates.into_iter().chain(fallback) {
-            let bound = knowledge.with_write(write).load_bound(&state.wiring);
-            let new = state.hold.map_or(bound, |h| bound.max(h.load));
+            let new = state.reservation_with(knowledge.with_write(write));
             if self.allowed(now_ms, bay, &knowledge, write, new) {
                 chosen = Some(write);
                 break;
