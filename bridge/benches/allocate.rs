@@ -3,6 +3,8 @@
 //! everyone (so admission, rotation and water-filling all have work). Target: under 1 ms
 //! at 1,000 bays, growing about linearly.
 
+#![allow(clippy::unwrap_used)]
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ctrl22_bridge::allocate::{
     Allocator, BayDemand, ChargeMode, Circuit, Params, Strategy, Topology,

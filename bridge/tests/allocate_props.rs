@@ -8,6 +8,8 @@
 //!
 //! The loads are recomputed here from the inputs, independently of the engine's own sums.
 
+#![allow(clippy::unwrap_used)]
+
 use ctrl22_bridge::allocate::{
     Allocation, Allocator, BayDemand, ChargeMode, Circuit, Params, Strategy as Sharing, Topology,
 };
@@ -158,7 +160,7 @@ fn check_fair(site: &Site, bays: &[BayDemand], out: &Allocation, params: &Params
     let volts = i64::from(params.voltage);
     let solar_load: i64 = (0..bays.len())
         .filter(|&i| charging(i) && solar_member(i))
-        .map(|i| i64::from(currents[i].0.get()) * currents[i].1.len() as i64 * volts)
+        .map(|i| i64::from(currents[i].0.get()) * i64::from(currents[i].1.len()) * volts)
         .sum();
     for i in (0..bays.len()).filter(|&i| charging(i)) {
         let mine = currents[i].0;
@@ -199,7 +201,7 @@ fn check_fair(site: &Site, bays: &[BayDemand], out: &Allocation, params: &Params
             };
             let slack_allowed: i64 = members
                 .iter()
-                .map(|&j| currents[j].1.len() as i64 * volts)
+                .map(|&j| i64::from(currents[j].1.len()) * volts)
                 .sum::<i64>()
                 + volts * 3;
             let highest = members.iter().map(|&j| currents[j].0).max().unwrap();

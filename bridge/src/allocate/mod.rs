@@ -38,6 +38,7 @@ mod schedule;
 mod topology;
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests;
 
 use std::collections::HashMap;

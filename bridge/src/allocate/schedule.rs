@@ -48,6 +48,7 @@ pub(super) fn goal(bay: &BayDemand, phase_count: u8, now_ms: u64, voltage: u16) 
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::bay::BayId;
