@@ -4,14 +4,15 @@
 //!   bays at their setpoints and with the bays at their fail-safe currents;
 //! - every target is 0 or in [6 A, the bay's cap], on phases it is wired for;
 //! - `fair` is max-min fair: a bay below its cap has a full constraint in which nobody has
-//!   more than it.
+//!   more than it, and no bay waits for capacity when 6 A would fit.
 //!
 //! The loads are recomputed here from the inputs, independently of the engine's own sums.
 
 #![allow(clippy::unwrap_used)]
 
 use ctrl22_bridge::allocate::{
-    Allocation, Allocator, BayDemand, ChargeMode, Circuit, Params, Strategy as Sharing, Topology,
+    Allocation, Allocator, BayDemand, ChargeMode, Circuit, Params, Reason, Strategy as Sharing,
+    Topology,
 };
 use ctrl22_bridge::bay::{BayId, Setpoint};
 use ctrl22_node::{Deciamps, Phase, PhaseSet};
@@ -217,6 +218,38 @@ fn check_fair(site: &Site, bays: &[BayDemand], out: &Allocation, params: &Params
     }
 }
 
+/// Nobody waits needlessly under `fair`: a bay paused for capacity would not fit at 6 A
+/// even if every charging bay dropped to 6 A.
+fn check_no_needless_wait(site: &Site, bays: &[BayDemand], out: &Allocation) {
+    let at_floor: Vec<_> = out
+        .bays
+        .iter()
+        .zip(bays)
+        .map(|(b, bay)| {
+            let floor = if bay.reserved.is_some() || b.setpoint.current == Deciamps::ZERO {
+                b.setpoint.current
+            } else {
+                Deciamps::MIN_CHARGE
+            };
+            (floor, b.setpoint.phases)
+        })
+        .collect();
+    let loads = loads(site, bays, &at_floor);
+    for (i, got) in out.bays.iter().enumerate() {
+        if got.reason != Reason::WaitingForCapacity {
+            continue;
+        }
+        let w = weights(&bays[i], bays[i].usable_phases());
+        let blocked = site.path(circuit_of(&bays[i])).iter().any(|&node| {
+            (0..3).any(|phase| {
+                let (reserved, others) = loads[node][phase];
+                w[phase] > 0 && site.limit(node, phase) - reserved - others < 60 * w[phase]
+            })
+        });
+        assert!(blocked, "bay {i} waits although 6 A would fit");
+    }
+}
+
 fn phase() -> impl Strategy<Value = Phase> {
     prop_oneof![Just(Phase::L1), Just(Phase::L2), Just(Phase::L3)]
 }
@@ -395,6 +428,7 @@ proptest! {
         let out = Allocator::new().allocate(1_000_000, &topo, &bays, &params);
         check_safety(&site, &bays, &out);
         check_fair(&site, &bays, &out, &params);
+        check_no_needless_wait(&site, &bays, &out);
     }
 }
 
