@@ -203,3 +203,19 @@ fn broadcast_reaches_every_node_and_root_only_the_root() {
         .handle_command(0, &Address::Node(stranger), &Command::Status)
         .is_empty());
 }
+
+/// The bridge's `demo` spawns the drivers on a multi-threaded runtime.
+#[test]
+fn the_drivers_can_be_spawned() {
+    fn assert_send<T: Send>(_: &T) {}
+    let mqtt = ctrl22_node::sim::run_mqtt(
+        SimWorld::new(config(1)),
+        "mqtt://127.0.0.1:1",
+        "DEMESH",
+        1.0,
+        async {},
+    );
+    assert_send(&mqtt);
+    let tcp = ctrl22_node::sim::run_tcp(SimWorld::new(config(1)), "127.0.0.1:1", 1.0, async {});
+    assert_send(&tcp);
+}

@@ -13,7 +13,10 @@
 //! use ctrl22_node::sim::{run_mqtt, Arrivals, SimConfig, SimWorld};
 //! let config = SimConfig { nodes: 20, arrivals: Arrivals::AllPlugged, ..SimConfig::default() };
 //! let world = SimWorld::new(config.clone());
-//! run_mqtt(world, "mqtt://127.0.0.1:1883", &config.mesh_id, config.speed, tokio::signal::ctrl_c().await.ok().map_or((), |()| ())).await
+//! let shutdown = async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! };
+//! run_mqtt(world, "mqtt://127.0.0.1:1883", &config.mesh_id, config.speed, shutdown).await
 //! # }
 //! ```
 //!
@@ -39,8 +42,8 @@ pub enum Arrivals {
     /// Cars arrive and leave at random times (some are already there at start).
     #[default]
     Random,
-    /// Every bay has a car plugged in at start; cars leave only when told by nobody (they
-    /// stay for the whole run), so tests can rely on them.
+    /// Every bay has a car plugged in at start, and it stays for the whole run (tests rely on
+    /// it); a full car simply stops drawing.
     AllPlugged,
     /// No car ever comes.
     None,

@@ -51,25 +51,18 @@ pub async fn run_tcp(
         let out = tokio::select! {
             () = &mut shutdown => return Ok(()),
             _ = tick.tick() => world.step(clock.now_ms()),
-            read = stream.read(&mut read_buf) => {
-                let now_ms = clock.now_ms();
-                let mut out = world.step(now_ms);
-                match read {
-                    Ok(0) | Err(_) => {
-                        tracing::info!("uplink host closed the connection");
-                        link = None;
-                        continue;
-                    }
-                    Ok(n) => {
-                        // One read = one command; anything unparsable is dropped silently.
-                        let command = read_buf.get(..n).map(mesh::decode_command_tcp);
-                        if let Some(Ok((dst, cmd))) = command {
-                            out.extend(world.handle_command(now_ms, &dst, &cmd));
-                        }
-                    }
+            read = stream.read(&mut read_buf) => match read {
+                Ok(0) | Err(_) => {
+                    tracing::info!("uplink host closed the connection");
+                    link = None;
+                    continue;
                 }
-                out
-            }
+                // One read = one command; anything unparsable is dropped silently.
+                Ok(n) => match read_buf.get(..n).map(mesh::decode_command_tcp) {
+                    Some(Ok((dst, cmd))) => world.handle_command(clock.now_ms(), &dst, &cmd),
+                    _ => continue,
+                },
+            },
         };
         if let Err(e) = stream.write_all(&encode_lines(&out)).await {
             tracing::info!("uplink write failed: {e}");

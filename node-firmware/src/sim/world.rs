@@ -183,9 +183,12 @@ impl SimWorld {
         out
     }
 
-    /// Delivers a command from the host to `dst` at `now_ms` (the time of the last
-    /// [`Self::step`] is used if it is later) and returns the immediate replies, exactly as the
-    /// firmware sends them. Commands for unknown nodes or booting nodes get no reply.
+    /// Delivers a command from the host to `dst` at `now_ms` and returns the immediate
+    /// replies, exactly as the firmware sends them. Commands for unknown nodes or booting nodes
+    /// get no reply, nor do malformed ones (the codec already dropped those).
+    ///
+    /// The bays are not advanced: what the command changes shows from the next
+    /// [`Self::step`] on. A `now_ms` before the last step counts as the time of the last step.
     pub fn handle_command(
         &mut self,
         now_ms: u64,
@@ -767,5 +770,30 @@ mod tests {
         assert!((5..=8).contains(&last_heartbeats_in_order(&back).len()));
         let system = world.handle_command(20_000, &Address::Root, &Command::System);
         assert!(matches!(&system[0].1, NodeMessage::System(s) if s.time_ms == 8_000));
+    }
+
+    #[test]
+    fn upgrade_reboots_every_node_of_the_board_into_the_new_version() {
+        let mut world = world(3, Arrivals::None);
+        let upgrade = |board: &str| Command::Upgrade {
+            version: heapless::String::try_from("3.5").unwrap(),
+            board: heapless::String::try_from(board).unwrap(),
+        };
+        assert!(world
+            .handle_command(0, &Address::Root, &upgrade("m5stick"))
+            .is_empty());
+        assert!(world
+            .handle_command(0, &Address::Root, &upgrade(NODE_BOARD))
+            .is_empty());
+        world.step(70_000);
+        let systems = world.handle_command(70_000, &Address::Broadcast, &Command::System);
+        assert_eq!(systems.len(), 3);
+        for (_, msg) in systems {
+            let NodeMessage::System(system) = msg else {
+                panic!("{msg:?}")
+            };
+            assert_eq!(system.version.as_str(), "3.5");
+            assert_eq!(system.time_ms, 10_000, "rebooted at 60 s");
+        }
     }
 }
