@@ -224,4 +224,17 @@ fn without_broker_or_uplink_the_cli_exits_2() {
         .status()
         .unwrap();
     assert_eq!(status.code(), Some(2));
+    let status = Command::new(env!("CARGO_BIN_EXE_ctrl22-node-sim"))
+        .args([
+            "--broker",
+            "mqtt://127.0.0.1:1",
+            "--mesh-id",
+            "a/b",
+            "--nodes",
+            "3",
+        ])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(2));
 }

@@ -108,7 +108,10 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(match e {
-                SimError::BrokerUrl(_) | SimError::UplinkAddr(_) | SimError::Speed(_) => 2,
+                SimError::BrokerUrl(_)
+                | SimError::MeshId(_)
+                | SimError::UplinkAddr(_)
+                | SimError::Speed(_) => 2,
                 SimError::MqttClosed => 1,
             })
         }

@@ -112,6 +112,8 @@ impl Default for SimConfig {
 pub enum SimError {
     /// The broker URL is not `mqtt://host[:port]`.
     BrokerUrl(String),
+    /// The mesh id cannot be a topic root (empty, too long, `/`, `+`, `#`).
+    MeshId(String),
     /// The TCP uplink address is not `host:port` (optionally with `tcp://`).
     UplinkAddr(String),
     /// The speed factor is not a positive finite number.
@@ -129,6 +131,7 @@ impl fmt::Display for SimError {
             Self::UplinkAddr(addr) => {
                 write!(f, "uplink address {addr:?} is not tcp://HOST:PORT")
             }
+            Self::MeshId(id) => write!(f, "mesh id {id:?} cannot be an MQTT topic root"),
             Self::Speed(speed) => write!(f, "speed {speed} is not a positive number"),
             Self::MqttClosed => f.write_str("the MQTT client stopped"),
         }

@@ -27,7 +27,7 @@ const QUEUE_WAIT: Duration = Duration::from_secs(1);
 /// dropped, as QoS 0 on the real root is).
 ///
 /// # Errors
-/// A malformed URL or speed, or the MQTT client shutting down underneath.
+/// A malformed URL, mesh id or speed, or the MQTT client shutting down underneath.
 pub async fn run_mqtt(
     mut world: SimWorld,
     broker_url: &str,
@@ -36,6 +36,7 @@ pub async fn run_mqtt(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), SimError> {
     let (host, port) = parse_broker_url(broker_url)?;
+    mesh::check_mesh_id(mesh_id).map_err(|_| SimError::MeshId(mesh_id.to_owned()))?;
     let clock = SimClock::start(speed)?;
     let mut options = MqttOptions::new(client_id(mesh_id, &world), host, port);
     options.set_keep_alive(Duration::from_secs(30));
