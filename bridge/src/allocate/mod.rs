@@ -130,18 +130,32 @@ pub struct Allocator {
     round: u64,
 }
 
+/// Admission order; the derived order compares the fields top to bottom, lower first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Rank {
+    /// 0 inside the minimum on time: such bays keep charging if the limits allow.
+    unprotected: u8,
+    /// 1 for `pv` bays: they live on surplus and come after every bay that does not.
+    surplus_only: u8,
+    strategy: order::StrategyKey,
+    rotation: rotation::RotationKey,
+    arrived_at_ms: u64,
+    index: usize,
+}
+
+impl Rank {
+    /// The order of the greedy fill: strategy rank only, since minimum-on protection and
+    /// the surplus class only matter for who is admitted.
+    fn fill_key(&self) -> (order::StrategyKey, rotation::RotationKey, u64, usize) {
+        (self.strategy, self.rotation, self.arrived_at_ms, self.index)
+    }
+}
+
 /// What step 2 decided for a bay that may charge.
 struct Contender {
     candidate: Candidate,
     goal: Option<schedule::Goal>,
-    rank: (
-        u8,
-        u8,
-        order::StrategyKey,
-        rotation::RotationKey,
-        u64,
-        usize,
-    ),
+    rank: Rank,
 }
 
 impl Allocator {
@@ -174,62 +188,95 @@ impl Allocator {
                 deadline: None,
             })
             .collect();
+        self.reserve(topo, bays, &mut net, &mut out);
 
-        for (slot, bay) in out.iter_mut().zip(bays) {
-            if let Some(reserved) = bay.reserved {
-                let node = topo.node_of(bay.circuit.as_deref()).unwrap_or(0);
-                let edges = net.add_edges(topo, node, bay.site_load_weights(reserved.phases), 0);
-                net.add_load(edges, fine(reserved.current.max(Deciamps::ZERO)));
-                slot.setpoint = reserved;
-                slot.fail_safe = failsafe::fail_safe(bay.mode, reserved.current, true);
-                slot.reason = Reason::Reserved;
-            }
-        }
-
+        let round = Round {
+            now_ms,
+            topo,
+            params,
+            solar_limit,
+        };
         let mut contenders = Vec::with_capacity(bays.len());
         for (index, (slot, bay)) in out.iter_mut().zip(bays).enumerate() {
             if bay.reserved.is_some() {
                 continue;
             }
             let memory = self.remember(&bay.id);
-            match contend(
-                index,
-                bay,
-                memory,
-                topo,
-                &mut net,
-                now_ms,
-                params,
-                solar_limit,
-            ) {
+            match contend(index, bay, memory, &round, &mut net) {
                 Ok(contender) => contenders.push(contender),
                 Err(reason) => slot.reason = reason,
             }
         }
-
         contenders.sort_unstable_by_key(|c| c.rank);
         let admitted = admit(&mut contenders, &mut net, &mut out, params);
         let admitted: Vec<&Contender> = admitted
             .into_iter()
             .filter_map(|index| contenders.get(index))
             .collect();
-        let grants: Vec<(&Contender, i64)> = match params.strategy {
-            Strategy::Fair | Strategy::Schedule => {
-                let candidates: Vec<&Candidate> = admitted.iter().map(|c| &c.candidate).collect();
-                let values = fair::water_fill(&mut net, &candidates);
-                admitted.into_iter().zip(values).collect()
-            }
-            Strategy::Fcfs | Strategy::Priority => {
-                let mut ranked = admitted;
-                // Fill in strategy rank only; minimum-on protection was for admission.
-                ranked.sort_unstable_by_key(|c| (c.rank.2, c.rank.3, c.rank.4, c.rank.5));
-                let candidates: Vec<&Candidate> = ranked.iter().map(|c| &c.candidate).collect();
-                let values = order::greedy_fill(&mut net, &candidates);
-                ranked.into_iter().zip(values).collect()
-            }
-        };
+        let grants = fill(params.strategy, &mut net, admitted);
+        self.grant(&grants, &net, &mut out, params);
 
-        for (contender, value) in grants {
+        for contender in &contenders {
+            if let (Some(goal), Some(slot)) = (contender.goal, out.get_mut(contender.candidate.bay))
+            {
+                slot.deadline = Some(DeadlineOutlook {
+                    needed: goal.needed,
+                    reachable: slot.setpoint.current >= goal.needed,
+                });
+            }
+        }
+        for (slot, bay) in out.iter().zip(bays) {
+            if bay.reserved.is_none() {
+                if let Some(memory) = self.memory.get_mut(&bay.id) {
+                    memory.record(now_ms, slot.setpoint.current);
+                }
+            }
+        }
+        let this_round = self.round;
+        self.memory
+            .retain(|_, memory| memory.seen_round == this_round);
+
+        let (site_totals, circuit_totals) = totals(topo, bays, &out);
+        Allocation {
+            bays: out,
+            site_totals,
+            circuit_totals,
+        }
+    }
+
+    /// Step 1: offline bays keep their setpoint, counted before anyone else.
+    fn reserve(
+        &mut self,
+        topo: &Topology,
+        bays: &[BayDemand],
+        net: &mut Network,
+        out: &mut [BayAllocation],
+    ) {
+        for (slot, bay) in out.iter_mut().zip(bays) {
+            let Some(reserved) = bay.reserved else {
+                continue;
+            };
+            // Remembered, so that on/off times still count when it is back.
+            self.remember(&bay.id);
+            let node = topo.node_of(bay.circuit.as_deref()).unwrap_or(0);
+            let edges = net.add_edges(topo, node, bay.site_load_weights(reserved.phases), 0);
+            net.add_load(edges, fine(reserved.current.max(Deciamps::ZERO)));
+            slot.setpoint = reserved;
+            slot.fail_safe = failsafe::fail_safe(bay.mode, reserved.current, true);
+            slot.reason = Reason::Reserved;
+        }
+    }
+
+    /// Step 5: turns granted fine currents into setpoints, with reasons, hysteresis and
+    /// fail-safe currents.
+    fn grant(
+        &self,
+        grants: &[(&Contender, i64)],
+        net: &Network,
+        out: &mut [BayAllocation],
+        params: &Params,
+    ) {
+        for &(contender, value) in grants {
             let candidate = &contender.candidate;
             let Some(slot) = out.get_mut(candidate.bay) else {
                 continue;
@@ -260,32 +307,6 @@ impl Allocator {
             };
             slot.fail_safe = failsafe::fail_safe(candidate.mode, current, false);
         }
-
-        for contender in &contenders {
-            if let (Some(goal), Some(slot)) = (contender.goal, out.get_mut(contender.candidate.bay))
-            {
-                slot.deadline = Some(DeadlineOutlook {
-                    needed: goal.needed,
-                    reachable: slot.setpoint.current >= goal.needed,
-                });
-            }
-        }
-        for (slot, bay) in out.iter().zip(bays) {
-            if bay.reserved.is_none() {
-                if let Some(memory) = self.memory.get_mut(&bay.id) {
-                    memory.record(now_ms, slot.setpoint.current);
-                }
-            }
-        }
-        let round = self.round;
-        self.memory.retain(|_, memory| memory.seen_round == round);
-
-        let (site_totals, circuit_totals) = totals(topo, bays, &out);
-        Allocation {
-            bays: out,
-            site_totals,
-            circuit_totals,
-        }
     }
 
     fn remember(&mut self, id: &BayId) -> BayMemory {
@@ -301,18 +322,29 @@ impl Allocator {
     }
 }
 
+/// The inputs every bay of one round shares.
+struct Round<'a> {
+    now_ms: u64,
+    topo: &'a Topology,
+    params: &'a Params,
+    /// Fine `deciamps * volts`; `None` when there is no usable solar budget.
+    solar_limit: Option<i64>,
+}
+
 /// Step 2: whether `bay` may charge at all this round, and if so its candidate entry.
-#[allow(clippy::too_many_arguments)]
 fn contend(
     index: usize,
     bay: &BayDemand,
     memory: BayMemory,
-    topo: &Topology,
+    round: &Round<'_>,
     net: &mut Network,
-    now_ms: u64,
-    params: &Params,
-    solar_limit: Option<i64>,
 ) -> Result<Contender, Reason> {
+    let Round {
+        now_ms,
+        topo,
+        params,
+        solar_limit,
+    } = *round;
     if bay.mode == ChargeMode::Off {
         return Err(Reason::ModeOff);
     }
@@ -353,14 +385,14 @@ fn contend(
         _ => Deciamps::MIN_CHARGE,
     };
     let protected = memory.protected(now_ms, params);
-    let rank = (
-        u8::from(!protected),
-        u8::from(bay.mode == ChargeMode::Pv),
-        order::strategy_key(params.strategy, bay, goal),
-        memory.rotation_key(now_ms, params, bay.arrived_at_ms),
-        bay.arrived_at_ms,
+    let rank = Rank {
+        unprotected: u8::from(!protected),
+        surplus_only: u8::from(bay.mode == ChargeMode::Pv),
+        strategy: order::strategy_key(params.strategy, bay, goal),
+        rotation: memory.rotation_key(now_ms, params, bay.arrived_at_ms),
+        arrived_at_ms: bay.arrived_at_ms,
         index,
-    );
+    };
     Ok(Contender {
         candidate: Candidate {
             bay: index,
@@ -423,6 +455,28 @@ fn admit(
         admitted.push(index);
     }
     admitted
+}
+
+/// Step 4: shares what is left above the floors among the admitted bays.
+fn fill<'a>(
+    strategy: Strategy,
+    net: &mut Network,
+    admitted: Vec<&'a Contender>,
+) -> Vec<(&'a Contender, i64)> {
+    match strategy {
+        Strategy::Fair | Strategy::Schedule => {
+            let candidates: Vec<&Candidate> = admitted.iter().map(|c| &c.candidate).collect();
+            let values = fair::water_fill(net, &candidates);
+            admitted.into_iter().zip(values).collect()
+        }
+        Strategy::Fcfs | Strategy::Priority => {
+            let mut ranked = admitted;
+            ranked.sort_unstable_by_key(|c| c.rank.fill_key());
+            let candidates: Vec<&Candidate> = ranked.iter().map(|c| &c.candidate).collect();
+            let values = order::greedy_fill(net, &candidates);
+            ranked.into_iter().zip(values).collect()
+        }
+    }
 }
 
 /// Per-phase sums of the setpoints, for the site and each circuit.
