@@ -258,6 +258,7 @@ impl Allocator {
             };
             // Remembered, so that on/off times still count when it is back.
             self.remember(&bay.id);
+            // Behind an unknown circuit it still counts against the site.
             let node = topo.node_of(bay.circuit.as_deref()).unwrap_or(0);
             let edges = net.add_edges(topo, node, bay.site_load_weights(reserved.phases), 0);
             net.add_load(edges, fine(reserved.current.max(Deciamps::ZERO)));

@@ -326,3 +326,27 @@ fn bays_that_cannot_charge_say_why() {
     );
     assert!(out.bays.iter().all(|b| b.setpoint == Setpoint::PAUSED));
 }
+
+#[test]
+fn a_bay_that_just_started_keeps_charging_for_the_minimum_on_time() {
+    let p = params(Strategy::Priority);
+    let mut allocator = Allocator::new();
+    let low = bay("low", 16);
+    assert_eq!(
+        currents(&allocator.allocate(0, &site(6), &[low.clone()], &p)),
+        [60]
+    );
+    // A higher-priority car arrives; only one fits at 6 A.
+    let mut high = bay("high", 16);
+    high.priority = 5;
+    let bays = [low, high];
+    let out = allocator.allocate(MIN, &site(6), &bays, &p);
+    assert_eq!(currents(&out), [60, 0]);
+    assert_eq!(out.bays[1].reason, Reason::WaitingForCapacity);
+    // Once the minimum on time is over, priority wins.
+    let out = allocator.allocate(2 * MIN, &site(6), &bays, &p);
+    assert_eq!(currents(&out), [0, 60]);
+    // A limit drop is never held back by the minimum on time.
+    let out = allocator.allocate(2 * MIN + 1000, &site(5), &bays, &p);
+    assert_eq!(currents(&out), [0, 0]);
+}
