@@ -45,6 +45,12 @@ pub async fn run(
     let bridge = Bridge::start(&config).await?;
     // Home Assistant discovery on the embedded broker: what a HA would see is there to look at.
     crate::ha::spawn(&config, bridge.handle.clone())?;
+    let http = crate::http::spawn(
+        crate::http::HttpOptions::demo(args.http),
+        bridge.handle.clone(),
+    )
+    .await
+    .context("--http")?;
 
     let speed = args.speed;
     let day_ms = DEMO_DAY.as_secs_f64() * 1000.0 / speed.max(0.001);
@@ -83,7 +89,11 @@ pub async fn run(
         "  PV            simulated, one day every {:.0} s",
         day_ms / 1000.0
     );
-    println!("  dashboard     http://{}/ (not built yet)", args.http);
+    println!(
+        "  dashboard     http://{}/ (token \"{}\")",
+        http.addr,
+        crate::http::DEMO_TOKEN
+    );
     println!(
         "  watch         mosquitto_sub -p {} -t 'ctrl22/#' -v",
         broker.addr.port()

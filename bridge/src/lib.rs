@@ -8,6 +8,7 @@ pub mod broker;
 pub mod config;
 pub mod demo;
 pub mod ha;
+pub mod http;
 pub mod mesh;
 pub mod mqtt;
 pub mod runtime;

@@ -175,6 +175,7 @@ pub async fn run(
         tracing::info!("embedded MQTT broker on {}", broker.addr);
     }
     let bridge = Bridge::start(&config).await?;
+    let _http = crate::http::spawn((&config).into(), bridge.handle.clone()).await?;
     if config.homeassistant.enabled {
         crate::ha::spawn(&config, bridge.handle.clone())?;
     }

@@ -1,0 +1,446 @@
+// ctrl22 dashboard. Plain JavaScript, no build step, no network beyond the bridge itself.
+// Reads the site from /api/v1/stream (server-sent events) and writes through the same API
+// as every other client; the token is asked for on the first change and kept in
+// sessionStorage (this tab only).
+'use strict';
+
+const $ = (id) => document.getElementById(id);
+const TOKEN_KEY = 'ctrl22-token';
+const MODES = [['off', 'Off'], ['now', 'Now'], ['minpv', 'Min + PV'], ['pv', 'PV only'], ['schedule', 'Schedule']];
+const PHASES = ['L1', 'L2', 'L3'];
+const rows = new Map();
+let lastEventAt = 0;
+
+// ---------- formatting ----------
+function kw(w) {
+  if (w === null || w === undefined) return '\u2013';
+  const k = Math.abs(w) / 1000;
+  return (k >= 10 ? k.toFixed(1) : k.toFixed(2)) + ' kW';
+}
+const amps = (a) => (a === null || a === undefined ? '\u2013' : a.toFixed(1));
+const kwh = (wh) => (wh / 1000).toFixed(wh >= 100000 ? 0 : 2) + ' kWh';
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+// ---------- toast ----------
+let toastTimer = 0;
+function toast(text, bad) {
+  const t = $('toast');
+  t.textContent = text;
+  t.className = 'show' + (bad ? ' bad' : '');
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => { t.className = ''; }, bad ? 6000 : 2500);
+}
+
+// ---------- token and writes ----------
+function askToken(error) {
+  const dialog = $('token-dialog');
+  const input = $('token-input');
+  $('token-error').textContent = error || '';
+  input.value = '';
+  return new Promise((resolve) => {
+    const done = (value) => {
+      $('token-form').onsubmit = null;
+      $('token-cancel').onclick = null;
+      dialog.onclose = null;
+      if (dialog.open) dialog.close();
+      resolve(value);
+    };
+    $('token-form').onsubmit = (ev) => { ev.preventDefault(); done(input.value.trim() || null); };
+    $('token-cancel').onclick = () => done(null);
+    dialog.onclose = () => done(null);
+    dialog.showModal();
+    input.focus();
+  });
+}
+
+// Sends a write; asks for the token when there is none or it was refused. Returns the
+// answer's JSON (or true for an empty answer), null when refused or cancelled.
+async function write(method, path, body, done) {
+  let error = '';
+  for (let attempt = 0; attempt < 3; attempt++) {
+    let token = sessionStorage.getItem(TOKEN_KEY);
+    if (!token) {
+      token = await askToken(error);
+      if (!token) return null;
+      sessionStorage.setItem(TOKEN_KEY, token);
+    }
+    let res;
+    try {
+      res = await fetch(path, {
+        method,
+        headers: { Authorization: 'Bearer ' + token, 'Content-Type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (e) {
+      toast('The bridge cannot be reached: ' + e.message, true);
+      return null;
+    }
+    const text = await res.text();
+    let data = null;
+    try { data = text ? JSON.parse(text) : true; } catch (e) { data = null; }
+    if (res.status === 401) {
+      sessionStorage.removeItem(TOKEN_KEY);
+      error = (data && data.error) || 'wrong token';
+      continue;
+    }
+    if (!res.ok) {
+      toast((data && data.error) || res.status + ' ' + res.statusText, true);
+      return null;
+    }
+    toast(done);
+    return data;
+  }
+  toast('Not changed: ' + error, true);
+  return null;
+}
+
+const bayPath = (dev) => '/api/v1/nodes/' + encodeURIComponent(dev);
+
+// ---------- power flow ----------
+function flowLine(id, watts, forwardWhenPositive) {
+  const line = $(id);
+  const active = watts !== null && watts !== undefined && Math.abs(watts) >= 50;
+  line.classList.toggle('active', active);
+  line.classList.toggle('reverse', active && (watts > 0) !== forwardWhenPositive);
+}
+
+function setText(id, text, unknown) {
+  const e = $(id);
+  e.textContent = text;
+  e.classList.toggle('unknown', !!unknown);
+}
+
+function renderFlow(s) {
+  const charging = s.bays.filter((b) => b.charging).length;
+  setText('v-pv', kw(s.pv_power_w), s.pv_power_w === null);
+  setText('s-pv', s.pv_power_w === null ? 'no reading' : s.solar_ok ? 'production' : 'stale');
+  setText('v-grid', kw(s.grid_power_w), s.grid_power_w === null);
+  setText('s-grid', s.grid_power_w === null ? 'no meter' : s.grid_power_w >= 0 ? 'import' : 'export');
+  setText('v-cars', kw(s.ev_power_w));
+  setText('s-cars', charging + (charging === 1 ? ' car charging' : ' cars charging'));
+  setText('v-battery', kw(s.battery_power_w), s.battery_power_w === null);
+  setText('s-battery', s.battery_power_w === null ? 'none' : s.battery_power_w >= 0 ? 'discharging' : 'charging');
+  flowLine('line-pv', s.pv_power_w, true);
+  flowLine('line-grid', s.grid_power_w, true);
+  flowLine('line-cars', s.ev_power_w, true);
+  flowLine('line-battery', s.battery_power_w, false);
+  $('surplus').textContent = kw(s.surplus_w);
+}
+
+// ---------- phase bars ----------
+function renderPhases(s) {
+  const box = $('phases');
+  if (!box.children.length) {
+    for (const name of PHASES) {
+      const row = el('div', 'phase');
+      row.append(el('span', 'name', name));
+      const bar = el('div', 'bar');
+      bar.append(el('div', 'reserved'), el('div', 'measured'));
+      row.append(bar, el('div', 'nums'));
+      box.append(row);
+    }
+  }
+  [...box.children].forEach((row, i) => {
+    const limit = s.limit_a[i];
+    const reserved = s.reserved_a[i];
+    const measured = s.measured_a[i];
+    const scale = Math.max(limit, reserved, measured, 1);
+    const bar = row.querySelector('.bar');
+    bar.classList.toggle('over', measured > limit);
+    bar.querySelector('.reserved').style.width = (100 * reserved / scale) + '%';
+    bar.querySelector('.measured').style.width = (100 * measured / scale) + '%';
+    row.querySelector('.nums').textContent =
+      `${amps(measured)} A measured \u00b7 ${amps(reserved)} A reserved \u00b7 limit ${amps(limit)} A`;
+  });
+  $('limit-note').textContent = `${s.voltage} V`;
+}
+
+// ---------- bays ----------
+function makeRow(bay) {
+  const tr = el('tr');
+  tr.dataset.dev = bay.dev;
+  const cell = (label, cls) => { const td = el('td', cls); td.dataset.label = label; tr.append(td); return td; };
+
+  const name = cell('Bay', 'bay');
+  const wrap = el('div');
+  wrap.append(el('span', 'dot'), el('span', 'name'), el('div', 'dev', bay.dev));
+  name.append(wrap);
+
+  const state = cell('State');
+  state.append(el('span', 'state'), el('span', 'reason'));
+  cell('Current L1/L2/L3', 'num cur');
+  cell('Allocated', 'num alloc');
+
+  const select = el('select', 'mode');
+  select.setAttribute('aria-label', 'Charge mode');
+  for (const [value, label] of MODES) {
+    const option = el('option', '', label);
+    option.value = value;
+    select.append(option);
+  }
+  select.addEventListener('change', async () => {
+    tr.classList.add('saving');
+    const ok = await write('PUT', bayPath(bay.dev), { mode: select.value }, `${bay.dev}: mode ${select.value}`);
+    tr.classList.remove('saving');
+    if (!ok) select.dataset.dirty = '';
+    select.blur();
+  });
+  cell('Mode').append(select);
+
+  const max = el('input', 'max');
+  Object.assign(max, { type: 'number', min: 6, max: 80, step: 1 });
+  max.setAttribute('aria-label', 'Maximum current in amperes');
+  max.addEventListener('change', async () => {
+    const value = Number(max.value);
+    tr.classList.add('saving');
+    await write('PUT', bayPath(bay.dev), { max_current: value }, `${bay.dev}: max ${value} A`);
+    tr.classList.remove('saving');
+    max.blur();
+  });
+  const maxCell = el('span', 'maxcell');
+  maxCell.append(max, el('span', 'muted', 'A'));
+  cell('Max current').append(maxCell);
+
+  cell('Energy', 'num energy');
+
+  const buttons = el('div', 'actions');
+  for (const action of ['start', 'stop']) {
+    const b = el('button', action, action === 'start' ? 'Start' : 'Stop');
+    b.type = 'button';
+    b.addEventListener('click', () => write('POST', `${bayPath(bay.dev)}/${action}`, undefined, `${bay.dev}: ${action} sent`));
+    buttons.append(b);
+  }
+  cell('', 'btns').append(buttons);
+  return tr;
+}
+
+function updateRow(tr, bay) {
+  tr.querySelector('.dot').classList.toggle('on', bay.online);
+  tr.querySelector('.dot').title = bay.online ? 'online' : 'offline';
+  tr.querySelector('.name').textContent = bay.name;
+  const state = tr.querySelector('.state');
+  state.textContent = bay.status.replace('_', ' ') + (bay.state ? ` (${bay.state})` : '');
+  state.className = 'state ' + bay.status;
+  tr.querySelector('.reason').textContent = bay.reason || '';
+  tr.querySelector('.cur').textContent = bay.current_a.map(amps).join(' / ') + ' A';
+  tr.querySelector('.alloc').textContent = amps(bay.allocated_a) + ' A';
+  const select = tr.querySelector('select.mode');
+  if (document.activeElement !== select && !tr.classList.contains('saving')) select.value = bay.mode;
+  const max = tr.querySelector('input.max');
+  if (document.activeElement !== max && !tr.classList.contains('saving')) max.value = bay.settings.max_current / 10;
+  const energy = tr.querySelector('.energy');
+  energy.textContent = bay.session_started_ms ? kwh(bay.session_energy_wh) : '\u2013';
+  energy.title = 'lifetime ' + kwh(bay.total_energy_wh);
+}
+
+function renderBays(s) {
+  const body = $('bays').querySelector('tbody');
+  const seen = new Set();
+  for (const bay of s.bays) {
+    seen.add(bay.dev);
+    let tr = rows.get(bay.dev);
+    if (!tr) {
+      tr = makeRow(bay);
+      rows.set(bay.dev, tr);
+      body.append(tr);
+    }
+    updateRow(tr, bay);
+  }
+  for (const [dev, tr] of rows) {
+    if (!seen.has(dev)) { tr.remove(); rows.delete(dev); }
+  }
+  const online = s.bays.filter((b) => b.online).length;
+  $('bay-count').textContent = `${online} of ${s.bays.length} online`;
+  $('no-bays').hidden = s.bays.length > 0;
+}
+
+// ---------- mesh tree ----------
+const macKey = (m) => (m ? String(m).toLowerCase().replace(/[^0-9a-f]/g, '') : '');
+
+function renderMesh(s) {
+  const byMac = new Map(s.bays.map((b) => [macKey(b.mac || b.dev), b]));
+  const children = new Map();
+  const roots = new Map();
+  for (const bay of s.bays) {
+    const parent = macKey(bay.mesh_parent);
+    const self = macKey(bay.mac || bay.dev);
+    if (parent && parent !== self && byMac.has(parent)) {
+      if (!children.has(parent)) children.set(parent, []);
+      children.get(parent).push(bay);
+    } else {
+      const key = parent || '';
+      if (!roots.has(key)) roots.set(key, []);
+      roots.get(key).push(bay);
+    }
+  }
+  const seen = new Set();
+  const item = (bay) => {
+    const li = el('li');
+    const key = macKey(bay.mac || bay.dev);
+    li.append(el('span', 'dot' + (bay.online ? ' on' : '')), el('span', '', bay.name));
+    const meta = [];
+    if (bay.mesh_layer !== null && bay.mesh_layer !== undefined) meta.push('layer ' + bay.mesh_layer);
+    if (bay.rssi_dbm !== null && bay.rssi_dbm !== undefined) meta.push(bay.rssi_dbm + ' dBm');
+    if (bay.mesh_latency_ms !== null && bay.mesh_latency_ms !== undefined) meta.push(bay.mesh_latency_ms + ' ms');
+    li.append(el('span', 'meta', meta.join(' \u00b7 ')));
+    if (!seen.has(key)) {
+      seen.add(key);
+      const kids = children.get(key) || [];
+      if (kids.length) {
+        const ul = el('ul');
+        for (const kid of kids) ul.append(item(kid));
+        li.append(ul);
+      }
+    }
+    return li;
+  };
+  const tree = $('mesh-tree');
+  const top = [];
+  for (const [parent, bays] of roots) {
+    const li = el('li');
+    li.append(el('span', 'root', parent ? 'root ' + parent.match(/../g).join(':') : 'parent unknown'));
+    const ul = el('ul');
+    bays.sort((a, b) => (a.mesh_layer || 0) - (b.mesh_layer || 0) || a.name.localeCompare(b.name));
+    for (const bay of bays) ul.append(item(bay));
+    li.append(ul);
+    top.push(li);
+  }
+  tree.replaceChildren(...top);
+}
+
+// ---------- 24 h chart ----------
+const SERIES = [
+  { key: 'pv_power_w', label: 'PV', color: '--pv' },
+  { key: 'ev_power_w', label: 'Cars', color: '--ev' },
+  { key: 'grid_power_w', label: 'Grid', color: '--grid' },
+  { key: 'surplus_w', label: 'Surplus', color: '--surplus', dash: [5, 4] },
+];
+let samples = [];
+
+function drawChart() {
+  const canvas = $('chart');
+  const css = getComputedStyle(document.documentElement);
+  const color = (name) => css.getPropertyValue(name).trim();
+  const ratio = window.devicePixelRatio || 1;
+  const w = canvas.clientWidth;
+  const h = canvas.clientHeight;
+  if (!w || !h) return;
+  canvas.width = Math.round(w * ratio);
+  canvas.height = Math.round(h * ratio);
+  const g = canvas.getContext('2d');
+  g.setTransform(ratio, 0, 0, ratio, 0, 0);
+  g.clearRect(0, 0, w, h);
+  const left = 46, right = 10, top = 10, bottom = 24;
+  const now = Date.now();
+  const t0 = now - 24 * 3600 * 1000;
+  let lo = 0, hi = 1000;
+  for (const s of samples) for (const { key } of SERIES) {
+    const v = s[key];
+    if (v !== null && v !== undefined) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+  }
+  const stepKw = [0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500].find((st) => (hi - lo) / 1000 / st <= 5) || 1000;
+  lo = Math.floor(lo / 1000 / stepKw) * stepKw * 1000;
+  hi = Math.ceil(hi / 1000 / stepKw) * stepKw * 1000;
+  const x = (t) => left + (w - left - right) * (t - t0) / (now - t0);
+  const y = (v) => top + (h - top - bottom) * (hi - v) / (hi - lo || 1);
+  g.font = '11px system-ui, sans-serif';
+  g.fillStyle = color('--muted');
+  g.strokeStyle = color('--line');
+  g.lineWidth = 1;
+  g.textAlign = 'right';
+  g.textBaseline = 'middle';
+  for (let v = lo; v <= hi + 1; v += stepKw * 1000) {
+    g.beginPath(); g.moveTo(left, y(v)); g.lineTo(w - right, y(v)); g.stroke();
+    g.fillText((v / 1000).toFixed(stepKw < 1 ? 1 : 0) + ' kW', left - 6, y(v));
+  }
+  g.textAlign = 'center';
+  g.textBaseline = 'top';
+  const hour = 3600 * 1000;
+  const everyH = w < 500 ? 6 : 3;
+  for (let t = Math.ceil(t0 / hour) * hour; t <= now; t += hour) {
+    const d = new Date(t);
+    if (d.getHours() % everyH) continue;
+    g.fillText(String(d.getHours()).padStart(2, '0') + ':00', x(t), h - bottom + 6);
+  }
+  for (const serie of SERIES) {
+    const points = samples.filter((s) => s[serie.key] !== null && s[serie.key] !== undefined && s.at_ms >= t0);
+    g.strokeStyle = color(serie.color);
+    g.fillStyle = color(serie.color);
+    g.lineWidth = 2;
+    g.setLineDash(serie.dash || []);
+    g.beginPath();
+    points.forEach((s, i) => {
+      const px = x(s.at_ms + 30000), py = y(s[serie.key]);
+      if (i === 0) g.moveTo(px, py); else g.lineTo(px, py);
+    });
+    g.stroke();
+    g.setLineDash([]);
+    // A lone point would draw nothing: show the last one as a dot.
+    const last = points[points.length - 1];
+    if (last) { g.beginPath(); g.arc(x(last.at_ms + 30000), y(last[serie.key]), 3, 0, 2 * Math.PI); g.fill(); }
+  }
+  const legend = $('chart-legend');
+  if (!legend.children.length) {
+    for (const serie of SERIES) {
+      const sw = el('span', 'sw');
+      sw.style.background = `var(${serie.color})`;
+      legend.append(sw, el('span', '', serie.label));
+    }
+    legend.append(el('span', 'muted since'));
+  }
+  const first = samples[0];
+  legend.querySelector('.since').textContent = first && first.at_ms > t0
+    ? '\u00b7 recorded since ' + new Date(first.at_ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
+    : '';
+}
+
+async function loadHistory() {
+  try {
+    const res = await fetch('/api/v1/history');
+    if (res.ok) { samples = await res.json(); drawChart(); }
+  } catch (e) { /* the stream's status pill tells the operator */ }
+}
+
+// ---------- live ----------
+function render(s) {
+  document.title = `${s.name} \u00b7 ctrl22`;
+  $('site-name').textContent = s.name;
+  const mesh = $('mesh');
+  mesh.textContent = s.mesh_connected ? 'mesh up' : 'mesh down';
+  mesh.className = 'pill ' + (s.mesh_connected ? 'ok' : 'bad');
+  $('strategy').textContent = 'strategy: ' + s.strategy;
+  renderFlow(s);
+  renderPhases(s);
+  renderBays(s);
+  renderMesh(s);
+  $('updated').textContent = 'updated ' + new Date(s.at_ms).toLocaleTimeString();
+}
+
+function setLive(text, cls) {
+  const live = $('live');
+  live.textContent = text;
+  live.className = 'pill ' + cls;
+}
+
+function connect() {
+  const source = new EventSource('/api/v1/stream');
+  source.addEventListener('snapshot', (ev) => {
+    lastEventAt = Date.now();
+    setLive('live', 'ok');
+    render(JSON.parse(ev.data));
+  });
+  source.onerror = () => setLive('reconnecting', 'bad');
+}
+
+setInterval(() => {
+  if (lastEventAt && Date.now() - lastEventAt > 5000) setLive('stale', 'warn');
+}, 2000);
+setInterval(loadHistory, 30000);
+new ResizeObserver(drawChart).observe($('chart'));
+connect();
+loadHistory();
