@@ -147,6 +147,9 @@ pub struct Params {
     pub min_on_ms: u64,
     /// A bay that was paused is not restarted before this.
     pub min_off_ms: u64,
+    /// A charging `pv` bay is paused only after the surplus has been short of 6 A this long
+    /// (it draws its 6 A from the grid meanwhile).
+    pub pv_stop_delay_ms: u64,
     /// A charging bay's current is only raised by at least this much (and a `pv` bay only
     /// starts with this much surplus above 6 A); decreases are never held back.
     pub hysteresis: Deciamps,
@@ -161,6 +164,7 @@ impl Default for Params {
             rotation_period_ms: 15 * 60 * 1000,
             min_on_ms: 2 * 60 * 1000,
             min_off_ms: 2 * 60 * 1000,
+            pv_stop_delay_ms: 3 * 60 * 1000,
             hysteresis: Deciamps(5),
         }
     }

@@ -225,10 +225,16 @@ impl Allocator {
                 });
             }
         }
-        for (slot, bay) in out.iter().zip(bays) {
+        let mut short_of_surplus = vec![false; bays.len()];
+        for contender in &contenders {
+            if let Some(short) = short_of_surplus.get_mut(contender.candidate.bay) {
+                *short = contender.candidate.short_of_surplus;
+            }
+        }
+        for ((slot, bay), short) in out.iter().zip(bays).zip(short_of_surplus) {
             if bay.reserved.is_none() {
                 if let Some(memory) = self.memory.get_mut(&bay.id) {
-                    memory.record(now_ms, slot.setpoint.current);
+                    memory.record(now_ms, slot.setpoint.current, short);
                 }
             }
         }
@@ -404,6 +410,8 @@ fn contend(
             edges: net.add_edges(topo, node, weights, solar_weight),
             protected,
             was_on: memory.is_on(),
+            surplus_grace: memory.surplus_grace(now_ms, params),
+            short_of_surplus: false,
         },
         goal,
         rank,
@@ -435,10 +443,14 @@ fn admit(
                 .headroom(candidate.edges.clone(), false)
                 .map_or(i64::MAX, |(room, _)| room);
             if room < candidate.floor + start_margin && hard_room >= candidate.floor {
-                if let Some(slot) = out.get_mut(candidate.bay) {
-                    slot.reason = Reason::NoSurplus;
+                if !candidate.surplus_grace {
+                    if let Some(slot) = out.get_mut(candidate.bay) {
+                        slot.reason = Reason::NoSurplus;
+                    }
+                    continue;
                 }
-                continue;
+                // A passing cloud: keep 6 A (from the grid if need be) for the stop delay.
+                candidate.short_of_surplus = true;
             }
         }
         if hard_room < candidate.floor {

@@ -67,6 +67,10 @@ pub(super) struct Candidate {
     /// Charging and younger than the minimum on time: kept on if the limits allow.
     pub protected: bool,
     pub was_on: bool,
+    /// A charging `pv` bay whose surplus has been short for less than the stop delay.
+    pub surplus_grace: bool,
+    /// Set by admission: admitted on grace although the surplus is short.
+    pub short_of_surplus: bool,
 }
 
 /// Limits, loads and the edges of all candidates.

@@ -6,8 +6,10 @@
 //! turn), then paused bays, longest waiting first, then bays that have charged for a full
 //! period or more, longest charging last, so those are the ones paused. A bay inside its
 //! minimum on time is admitted before everything else and one inside its minimum off time
-//! is not admitted at all. All of this only ever orders or holds back bays: admission still
-//! checks every limit, so none of it can push a sum over a limit.
+//! is not admitted at all. A charging `pv` bay rides out a surplus shortfall for the stop
+//! delay before it is paused (a cloud is not a reason to cycle the contactor). All of this
+//! only ever orders or holds back bays against the surplus: admission still checks every
+//! hard limit, so none of it can push a sum over a limit.
 
 use ctrl22_node::Deciamps;
 
@@ -24,6 +26,8 @@ pub(super) struct BayMemory {
     off_since_ms: Option<u64>,
     /// What it got last round.
     last: Deciamps,
+    /// Since when a charging `pv` bay has been kept on although the surplus is short.
+    short_since_ms: Option<u64>,
     /// Round in which the bay was last present, to forget bays that left.
     pub seen_round: u64,
 }
@@ -55,6 +59,14 @@ impl BayMemory {
         }
     }
 
+    /// A charging `pv` bay may ride out a surplus shortfall younger than the stop delay.
+    pub fn surplus_grace(&self, now_ms: u64, params: &Params) -> bool {
+        self.is_on()
+            && self
+                .short_since_ms
+                .is_none_or(|since| now_ms.saturating_sub(since) < params.pv_stop_delay_ms)
+    }
+
     /// Holds a small increase back; never a decrease, never below `floor` (a goal that
     /// admission already fitted).
     pub fn damp(&self, target: Deciamps, floor: Deciamps, hysteresis: Deciamps) -> Deciamps {
@@ -67,8 +79,14 @@ impl BayMemory {
         }
     }
 
-    pub fn record(&mut self, now_ms: u64, current: Deciamps) {
+    /// Notes this round's outcome; `short_of_surplus` when a `pv` bay was kept on grace.
+    pub fn record(&mut self, now_ms: u64, current: Deciamps, short_of_surplus: bool) {
         let on = current > Deciamps::ZERO;
+        self.short_since_ms = if on && short_of_surplus {
+            Some(self.short_since_ms.unwrap_or(now_ms))
+        } else {
+            None
+        };
         match (self.is_on(), on) {
             (false, true) => self.on_since_ms = Some(now_ms),
             (true, false) => {
@@ -89,7 +107,7 @@ mod tests {
     #[test]
     fn hysteresis_only_holds_small_rises() {
         let mut memory = BayMemory::default();
-        memory.record(0, Deciamps(100));
+        memory.record(0, Deciamps(100), false);
         let hyst = Deciamps(5);
         assert_eq!(
             memory.damp(Deciamps(103), Deciamps(60), hyst),
@@ -110,9 +128,9 @@ mod tests {
     fn rotation_puts_long_chargers_last() {
         let params = Params::default();
         let mut long = BayMemory::default();
-        long.record(0, Deciamps(60));
+        long.record(0, Deciamps(60), false);
         let mut fresh = BayMemory::default();
-        fresh.record(params.rotation_period_ms, Deciamps(60));
+        fresh.record(params.rotation_period_ms, Deciamps(60), false);
         let waiting = BayMemory::default();
         let now = params.rotation_period_ms + 1;
         let mut keys = [

@@ -350,3 +350,29 @@ fn a_bay_that_just_started_keeps_charging_for_the_minimum_on_time() {
     let out = allocator.allocate(2 * MIN + 1000, &site(5), &bays, &p);
     assert_eq!(currents(&out), [0, 0]);
 }
+
+#[test]
+fn a_pv_bay_rides_out_a_cloud_for_the_stop_delay() {
+    let mut pv = bay("pv", 16);
+    pv.mode = ChargeMode::Pv;
+    let bays = [pv];
+    let with = |watts| Params {
+        solar_budget_w: Some(watts),
+        min_on_ms: 0,
+        ..params(Strategy::Fair)
+    };
+    let mut allocator = Allocator::new();
+    // 10 A worth of surplus on three phases.
+    assert_eq!(
+        currents(&allocator.allocate(0, &site(32), &bays, &with(6_900))),
+        [100]
+    );
+    // A cloud: it keeps 6 A for the stop delay, then pauses.
+    for minute in 1..=3 {
+        let out = allocator.allocate(minute * MIN, &site(32), &bays, &with(500));
+        assert_eq!(currents(&out), [60], "minute {minute}");
+    }
+    let out = allocator.allocate(4 * MIN + 1, &site(32), &bays, &with(500));
+    assert_eq!(currents(&out), [0]);
+    assert_eq!(out.bays[0].reason, Reason::NoSurplus);
+}
