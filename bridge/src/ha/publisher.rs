@@ -119,10 +119,12 @@ impl Publisher {
     pub fn update(&mut self, now_ms: u64, snapshot: &SiteSnapshot) -> Vec<Publish> {
         let mut out = Vec::new();
         let site = self.site_info(snapshot);
+        // The site device first: each bay names it as its `via_device`, and Home Assistant
+        // only links a bay to a device it already knows.
+        self.update_site(now_ms, site.clone(), snapshot, &mut out);
         for bay in &snapshot.bays {
             self.update_bay(now_ms, &site, bay, &mut out);
         }
-        self.update_site(now_ms, site, snapshot, &mut out);
         let gone: Vec<String> = self
             .bays
             .keys()
