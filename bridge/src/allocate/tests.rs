@@ -333,7 +333,7 @@ fn a_bay_that_just_started_keeps_charging_for_the_minimum_on_time() {
     let mut allocator = Allocator::new();
     let low = bay("low", 16);
     assert_eq!(
-        currents(&allocator.allocate(0, &site(6), &[low.clone()], &p)),
+        currents(&allocator.allocate(0, &site(6), std::slice::from_ref(&low), &p)),
         [60]
     );
     // A higher-priority car arrives; only one fits at 6 A.
