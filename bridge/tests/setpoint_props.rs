@@ -554,6 +554,7 @@ impl World {
                     assert!(PhaseSet::from_digits(i32::from(w.value)).is_ok(), "{w:?}");
                 }
                 Param::Wdtsec => assert_eq!(w.value, WDTSEC),
+                Param::Opbutton => assert_eq!(w.value, 1),
             }
             // Nothing goes to a bay reported offline, released, or never heard.
             assert!(self.heard[w.bay] && !self.reported_offline[w.bay], "{w:?}");
@@ -602,6 +603,7 @@ impl World {
                 node.watchdog
             }
             Param::Wdtsec => node.watchdog,
+            Param::Opbutton => true,
         };
         self.send_from_node(bay, ToBridge::Ack(ok));
     }

@@ -144,7 +144,7 @@ impl NodeKnowledge {
             Write::Fsafecur(value) => {
                 next.fsafecur = next.fsafecur.map(|range| range.widened(value));
             }
-            Write::Wdtsec(_) => {}
+            Write::Wdtsec(_) | Write::Opbutton => {}
         }
         next
     }
@@ -158,7 +158,7 @@ impl NodeKnowledge {
             Write::Fsafecur(value) => {
                 next.fsafecur = next.fsafecur.map(|_| CurrentRange::exactly(value));
             }
-            Write::Wdtsec(_) => {}
+            Write::Wdtsec(_) | Write::Opbutton => {}
         }
         next
     }
@@ -209,7 +209,7 @@ impl NodeKnowledge {
                 self.offer_bound() == Deciamps::ZERO || wires(value) <= wires(self.phases.lo)
             }
             Write::Fsafecur(value) => unloaded || self.fsafecur.is_none_or(|f| value <= f.lo),
-            Write::Wdtsec(_) => true,
+            Write::Wdtsec(_) | Write::Opbutton => true,
         }
     }
 }

@@ -63,6 +63,16 @@ impl Sequencer {
         self.poll(now_ms)
     }
 
+    /// Presses the operator button of `bay` (start or stop; the site core decides when the
+    /// state calls for it) as soon as the node's write slot is free.
+    pub fn press_button(&mut self, now_ms: u64, bay: usize) -> Vec<SetparCommand> {
+        let Some(state) = self.bays.get_mut(bay) else {
+            return Vec::new();
+        };
+        state.button = true;
+        self.step(now_ms, vec![bay])
+    }
+
     /// Removes a bay for good; the last bay takes its index (as `Vec::swap_remove`). Only
     /// sensible for a bay that was released first: whatever it reserved is given back.
     pub fn remove_bay(&mut self, bay: usize) {

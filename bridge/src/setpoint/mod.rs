@@ -54,6 +54,8 @@ pub enum Param {
     Fsafecur,
     /// The node's watchdog period, seconds.
     Wdtsec,
+    /// Mimics the operator button (`1` = press): starts or ends a session.
+    Opbutton,
 }
 
 impl Param {
@@ -65,6 +67,7 @@ impl Param {
             Self::Phases => "phases",
             Self::Fsafecur => "fsafecur",
             Self::Wdtsec => "wdtsec",
+            Self::Opbutton => "opbutton",
         }
     }
 }
@@ -86,6 +89,7 @@ pub(crate) enum Write {
     Phases(PhaseSet),
     Fsafecur(Deciamps),
     Wdtsec(i16),
+    Opbutton,
 }
 
 impl Write {
@@ -95,6 +99,7 @@ impl Write {
             Self::Phases(phases) => (Param::Phases, phases.to_digits()),
             Self::Fsafecur(current) => (Param::Fsafecur, current.get()),
             Self::Wdtsec(seconds) => (Param::Wdtsec, seconds),
+            Self::Opbutton => (Param::Opbutton, 1),
         };
         SetparCommand { bay, par, value }
     }
@@ -340,6 +345,8 @@ struct BayState {
     reservation: PhaseLoad,
     wdtsec_confirmed: bool,
     no_watchdog: bool,
+    /// A press of the operator button waits for the write slot.
+    button: bool,
     last_smaxcur_ms: Option<u64>,
     retry: Option<Retry>,
     backoff_until_ms: Option<u64>,
@@ -359,6 +366,7 @@ impl BayState {
             reservation: PhaseLoad::ZERO,
             wdtsec_confirmed: false,
             no_watchdog: false,
+            button: false,
             last_smaxcur_ms: None,
             retry: None,
             backoff_until_ms: None,
@@ -869,6 +877,7 @@ impl Sequencer {
             refresh_due: state
                 .last_smaxcur_ms
                 .is_some_and(|t| now_ms >= t.saturating_add(self.params.refresh_interval_ms)),
+            press: state.button,
         };
         let mut blocked = false;
         let mut chosen = None;
@@ -894,8 +903,11 @@ impl Sequencer {
         let deadline_ms = now_ms.saturating_add(self.params.ack_timeout_ms);
         if let Some(state) = self.bays.get_mut(bay) {
             state.outstanding = Some(Outstanding { write, deadline_ms });
-            if matches!(write, Write::Smaxcur(_)) {
-                state.last_smaxcur_ms = Some(now_ms);
+            match write {
+                Write::Smaxcur(_) => state.last_smaxcur_ms = Some(now_ms),
+                // A toggle: pressed once, never repeated on a lost reply.
+                Write::Opbutton => state.button = false,
+                Write::Phases(_) | Write::Fsafecur(_) | Write::Wdtsec(_) => {}
             }
         }
         self.waiting_for_budget.remove(&bay);

@@ -25,6 +25,8 @@ pub(crate) struct Chores {
     pub(crate) wdtsec: Option<i16>,
     /// The node's watchdog wants feeding: re-send the setpoint even if unchanged.
     pub(crate) refresh_due: bool,
+    /// The operator button is to be pressed.
+    pub(crate) press: bool,
 }
 
 pub(crate) fn candidates(
@@ -50,6 +52,9 @@ pub(crate) fn candidates(
     }
     if let (true, Some(current)) = (chores.refresh_due, k.smaxcur.exact()) {
         out.push(Write::Smaxcur(current));
+    }
+    if chores.press {
+        out.push(Write::Opbutton);
     }
     if let (Some(seconds), Some(_)) = (chores.wdtsec, k.fsafecur) {
         out.push(Write::Wdtsec(seconds));
@@ -95,7 +100,7 @@ fn keeps_fail_safe_below_setpoint(k: &NodeKnowledge, write: Write) -> bool {
     match write {
         Write::Smaxcur(value) => value >= fsafe.hi,
         Write::Fsafecur(value) => value <= k.smaxcur.lo,
-        Write::Phases(_) | Write::Wdtsec(_) => true,
+        Write::Phases(_) | Write::Wdtsec(_) | Write::Opbutton => true,
     }
 }
 

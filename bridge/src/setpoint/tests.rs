@@ -430,3 +430,16 @@ fn groups_naming_missing_bays_are_rejected() {
         SequencerError::GroupBayOutOfRange { bay: 3, .. }
     ));
 }
+
+#[test]
+fn the_button_is_pressed_once_when_the_write_slot_is_free() {
+    let mut seq = settled(320, 160, target(160, 123, 60), 1);
+    assert_eq!(
+        seq.set_targets(1_000, &[(0, target(100, 123, 60))]),
+        vec![cmd(0, Param::Smaxcur, 100)]
+    );
+    assert!(seq.press_button(1_100, 0).is_empty());
+    assert_eq!(seq.on_ack(1_200, 0, true), vec![cmd(0, Param::Opbutton, 1)]);
+    // The reply is lost: a toggle is not pressed again.
+    assert!(seq.poll(4_200).is_empty());
+}
