@@ -12,6 +12,7 @@ const INDEX_HTML: &str = include_str!("assets/index.html");
 const APP_JS: &str = include_str!("assets/app.js");
 const STYLE_CSS: &str = include_str!("assets/style.css");
 const OPENAPI_JSON: &str = include_str!("assets/openapi.json");
+const FAVICON_SVG: &str = include_str!("assets/favicon.svg");
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
     (
@@ -39,4 +40,8 @@ pub(super) async fn style() -> Response {
 
 pub(super) async fn openapi() -> Response {
     asset("application/json", OPENAPI_JSON)
+}
+
+pub(super) async fn favicon() -> Response {
+    asset("image/svg+xml", FAVICON_SVG)
 }

@@ -126,6 +126,7 @@ fn router(state: State) -> Router {
         .route("/", get(dashboard::index))
         .route("/app.js", get(dashboard::script))
         .route("/style.css", get(dashboard::style))
+        .route("/favicon.svg", get(dashboard::favicon))
         .route("/api/v1/openapi.json", get(dashboard::openapi))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

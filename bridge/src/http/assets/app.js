@@ -129,7 +129,8 @@ function renderFlow(s) {
   flowLine('line-grid', s.grid_power_w, true);
   flowLine('line-cars', s.ev_power_w, true);
   flowLine('line-battery', s.battery_power_w, false);
-  $('surplus').textContent = kw(s.surplus_w);
+  // A negative surplus is a shortfall: solar charging gets nothing.
+  $('surplus').textContent = s.surplus_w === null ? '\u2013' : s.surplus_w > 0 ? kw(s.surplus_w) : 'none';
 }
 
 // ---------- phase bars ----------
@@ -395,7 +396,7 @@ function drawChart() {
   }
   const first = samples[0];
   legend.querySelector('.since').textContent = first && first.at_ms > t0
-    ? '\u00b7 recorded since ' + new Date(first.at_ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
+    ? '\u00b7 recorded since ' + new Date(first.at_ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', hourCycle: 'h23' })
     : '';
 }
 
@@ -418,7 +419,7 @@ function render(s) {
   renderPhases(s);
   renderBays(s);
   renderMesh(s);
-  $('updated').textContent = 'updated ' + new Date(s.at_ms).toLocaleTimeString();
+  $('updated').textContent = 'updated ' + new Date(s.at_ms).toLocaleTimeString([], { hourCycle: 'h23' });
 }
 
 function setLive(text, cls) {
