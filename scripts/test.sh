@@ -6,11 +6,21 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
+# The dashboard's browser test (bridge/tests/dashboard_browser.rs) drives Debian's Chromium
+# with Node; mosquitto_sub watches the mesh.
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
+command -v mosquitto_sub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if [ ! -d e2e/node_modules/playwright-core ]; then
+  echo "installing the browser test's npm packages (e2e/package-lock.json)"
+  npm ci --prefix e2e --no-audit --no-fund
 fi
 
 echo "== no_std build of the node core"

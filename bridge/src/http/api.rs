@@ -7,6 +7,8 @@
 //! before. Another writer changing the same setting in that instant would be overwritten by
 //! the undo; that race is accepted for an operator API.
 
+use std::time::Duration;
+
 use axum::body::Bytes;
 use axum::extract::{Path, State as Extract};
 use axum::http::{HeaderMap, StatusCode};
@@ -17,6 +19,7 @@ use serde::{Deserialize, Deserializer};
 use super::{auth, site_json, ApiError, State};
 use crate::allocate::{ChargeMode, Strategy};
 use crate::bay::BayId;
+use crate::runtime::CONTROL_INTERVAL;
 use crate::site::bay::{ButtonRequest, Departure};
 use crate::site::snapshot::{BaySnapshot, SiteSnapshot};
 use crate::site::{SettingChange, SettingError};
@@ -269,6 +272,9 @@ async fn apply_all(state: &State, steps: Vec<Step>) -> Result<(), ApiError> {
                     }
                 }
             }
+            if taken > 0 {
+                settled(state).await;
+            }
             state.rejected();
             let status = match refusal {
                 SettingError::UnknownBay(_) => StatusCode::NOT_FOUND,
@@ -279,5 +285,18 @@ async fn apply_all(state: &State, steps: Vec<Step>) -> Result<(), ApiError> {
             return Err(ApiError::new(status, refusal.to_string()));
         }
     }
+    settled(state).await;
     Ok(())
+}
+
+/// Waits for a snapshot published after the last answer of the site task.
+///
+/// The site task answers a setting before it publishes the snapshot that shows it, so a
+/// snapshot read right after the answer may not show the change yet; every later snapshot
+/// does. When the answer came after that publication, this waits for the next control cycle.
+async fn settled(state: &State) {
+    let mut snapshots = state.site.subscribe();
+    snapshots.borrow_and_update();
+    let wait = CONTROL_INTERVAL + Duration::from_millis(500);
+    let _ = tokio::time::timeout(wait, snapshots.changed()).await;
 }

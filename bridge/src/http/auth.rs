@@ -60,6 +60,7 @@ pub(super) fn authorize(token: Option<&Token>, headers: &HeaderMap) -> Result<()
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

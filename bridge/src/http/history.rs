@@ -131,6 +131,7 @@ pub(super) async fn serve(Extract(state): Extract<State>) -> Json<Vec<PowerSampl
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -150,6 +150,7 @@ fn parse_time_ms(text: &str) -> Option<u64> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::parse_time_ms;
 
