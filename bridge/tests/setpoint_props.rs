@@ -19,6 +19,7 @@
 //! - `poll_timeout` lies after the last poll.
 //!
 //! Finally, with the mesh healed and targets that fit, every bay converges to its target.
+#![allow(clippy::unwrap_used)]
 
 use ctrl22_bridge::bay::Setpoint;
 use ctrl22_bridge::setpoint::{
@@ -305,8 +306,8 @@ impl Node {
             self.draw = desired;
             self.over_since_ms = None;
         } else {
-            for i in 0..3 {
-                self.draw[i] = self.draw[i].max(desired[i]);
+            for (drawn, wanted) in self.draw.iter_mut().zip(desired) {
+                *drawn = (*drawn).max(wanted);
             }
         }
     }

@@ -1,4 +1,5 @@
 //! Scenario tests of the sequencer: the orderings SPEC section 4 asks for, one at a time.
+#![allow(clippy::unwrap_used)]
 
 use super::*;
 
