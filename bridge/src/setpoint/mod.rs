@@ -10,15 +10,31 @@
 //!
 //! # How safety is kept
 //! Every bay has a *reservation*: per site phase, the most its node may be putting there,
-//! given everything it may have applied ([`knowledge`]): the worst of its confirmed
+//! given everything it may have applied (its *knowledge*): the worst of its confirmed
 //! parameters, the write in flight (which may be applied before or without its reply) and
-//! the fail-safe current its watchdog may fall back to. A write that would raise a bay's
-//! reservation is sent only if, for every limit group of the bay and every phase it raises,
-//! the group's total stays within the limit; a write that does not raise it is always sent.
+//! the fail-safe current its watchdog may fall back to. A write goes out only if, on every
+//! phase of every limit group of the bay, the group's total with the bay's new reservation
+//! stays within the limit; so a write that does not raise the reservation is always allowed
+//! while the totals fit.
+//!
+//! The totals can be over a limit on paper: a node heard for the first time is reserved
+//! what it evidently offers on *every* phase, and a limit may be lowered. There, a node may
+//! still move load within its reservation (to another phase, or from its fail-safe back to
+//! its setpoint), so only writes that provably never raise what the node puts on such a
+//! phase are allowed; a bay that needs anything else pauses (fail-safe 0, then setpoint 0)
+//! and comes back through the budget. During the startup grace the totals miss the bays
+//! not yet heard, so no reservation is raised and no load moves between phases.
+//!
 //! A reservation drops only when the node confirmed the lower value and its measured
 //! currents followed it (or [`SequencerParams::settle_grace_ms`] passed), so a vehicle
-//! still ramping down is counted. A bay reported offline keeps its reservation until it
-//! is heard again or [`Sequencer::release`]d.
+//! still ramping down is counted; this wait is kept per bay phase and restarts with every
+//! confirmed lowering. A bay reported offline keeps its reservation until it is heard
+//! again or [`Sequencer::release`]d. A node's fail-safe current never exceeds its setpoint,
+//! whatever it has applied: a setpoint is written only at or above the highest fail-safe it
+//! may hold, a fail-safe only at or below the lowest setpoint.
+//!
+//! `bridge/tests/setpoint_props.rs` checks all of this against an independent model of
+//! the nodes and their vehicles under random interleavings.
 //!
 //! # Assumptions about the mesh
 //! - One `avrsetpar` per node at a time: the reply does not name the parameter.
