@@ -718,3 +718,21 @@ async fn readyz_fails_when_the_store_cannot_open_and_the_server_listens() {
     let e = http::spawn(options, f.site.clone()).await.unwrap_err();
     assert!(format!("{e:#}").contains("[http] listen"), "{e:#}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_fails_while_the_mesh_link_is_down() {
+    let mut config = Config::default();
+    // Nothing listens there: the link never comes up.
+    config.mqtt.url = format!("mqtt://127.0.0.1:{}", ctrl22_testkit::free_port().unwrap());
+    let bridge = Bridge::start(&config).await.unwrap();
+    let (app, _observer) = http::app(HttpOptions::default(), bridge.handle.clone());
+    let response = app
+        .oneshot(Request::get("/readyz").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let text = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&text).contains("mesh link down"));
+}

@@ -113,6 +113,19 @@ impl Family<'_> {
         }
         Ok(())
     }
+
+    /// A metric without labels; `None` writes only its description.
+    fn write_one(
+        &self,
+        encoder: &mut DescriptorEncoder,
+        value: Option<f64>,
+    ) -> Result<(), std::fmt::Error> {
+        let metric = encoder.encode_descriptor(self.name, self.help, None, self.kind)?;
+        match value {
+            Some(value) => ConstGauge::new(value).encode(metric),
+            None => Ok(()),
+        }
+    }
 }
 
 fn flag(on: bool) -> f64 {
@@ -133,7 +146,6 @@ impl Collector for SnapshotCollector {
     #[allow(clippy::cast_precision_loss)] // counts far below 2^52
     fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let s = Arc::clone(&self.0.borrow());
-        let none: [(&str, &str); 0] = [];
         let per_phase = |values: [f64; 3]| {
             PHASES
                 .into_iter()
@@ -147,9 +159,9 @@ impl Collector for SnapshotCollector {
         };
 
         Family::gauge("ctrl22_mesh_connected", "1 while the mesh link is up")
-            .write(&mut e, [(none, flag(s.mesh_connected))])?;
+            .write_one(&mut e, Some(flag(s.mesh_connected)))?;
         Family::gauge("ctrl22_solar_ok", "1 while the solar source reports")
-            .write(&mut e, [(none, flag(s.solar_ok))])?;
+            .write_one(&mut e, Some(flag(s.solar_ok)))?;
         Family::gauge("ctrl22_site_limit_amperes", "The site connection's limit")
             .write(&mut e, per_phase(s.limit_a))?;
         Family::gauge(
@@ -163,7 +175,7 @@ impl Collector for SnapshotCollector {
         )
         .write(&mut e, per_phase(s.measured_a))?;
         Family::gauge("ctrl22_site_ev_power_watts", "Power all bays draw")
-            .write(&mut e, [(none, watts(s.ev_power_w))])?;
+            .write_one(&mut e, Some(watts(s.ev_power_w)))?;
         let sources = [
             ("ctrl22_site_pv_power_watts", "PV production", s.pv_power_w),
             (
@@ -184,7 +196,7 @@ impl Collector for SnapshotCollector {
         ];
         for (name, help, value) in sources {
             // Unknown is absent, not zero: a PromQL gap is honest, a 0 W line is not.
-            Family::gauge(name, help).write(&mut e, value.map(|w| (none, watts(w))))?;
+            Family::gauge(name, help).write_one(&mut e, value.map(watts))?;
         }
         Family::counter(
             "ctrl22_rejected_input",

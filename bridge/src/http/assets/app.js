@@ -186,9 +186,9 @@ function makeRow(bay) {
   }
   select.addEventListener('change', async () => {
     tr.classList.add('saving');
-    const ok = await write('PUT', bayPath(bay.dev), { mode: select.value }, `${bay.dev}: mode ${select.value}`);
+    // Refused or cancelled: the next snapshot puts the select back to the bay's mode.
+    await write('PUT', bayPath(bay.dev), { mode: select.value }, `${bay.dev}: mode ${select.value}`);
     tr.classList.remove('saving');
-    if (!ok) select.dataset.dirty = '';
     select.blur();
   });
   cell('Mode').append(select);
