@@ -336,7 +336,7 @@ function drawChart() {
   const g = canvas.getContext('2d');
   g.setTransform(ratio, 0, 0, ratio, 0, 0);
   g.clearRect(0, 0, w, h);
-  const left = 46, right = 10, top = 10, bottom = 24;
+  const left = 58, right = 10, top = 10, bottom = 24;
   const now = Date.now();
   const t0 = now - 24 * 3600 * 1000;
   let lo = 0, hi = 1000;
