@@ -898,8 +898,11 @@ impl Sequencer {
         let mut blocked = false;
         let mut chosen = None;
         let candidates = plan::candidates(&knowledge, state.target.as_ref(), chores);
+        // Pausing is the last resort, not for the startup grace: by its end the first
+        // confirmed writes and learned vehicle phases usually bring the paper totals down.
+        let in_grace = self.startup_grace_until_ms.is_some_and(|t| now_ms < t);
         let pause = || plan::pause(&knowledge);
-        let fallback = (!candidates.is_empty() && self.overcommitted(bay))
+        let fallback = (!in_grace && !candidates.is_empty() && self.overcommitted(bay))
             .then(pause)
             .unwrap_or_default();
         for write in candidates.into_iter().chain(fallback) {

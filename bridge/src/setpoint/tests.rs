@@ -444,3 +444,38 @@ fn the_button_is_pressed_once_when_the_write_slot_is_free() {
     // The reply is lost: a toggle is not pressed again.
     assert!(seq.poll(4_200).is_empty());
 }
+
+#[test]
+fn a_limit_overcommitted_on_paper_allows_only_writes_that_cannot_raise() {
+    // Two nodes heard at 16 A: reserved on all three phases, 32 A against a 20 A limit,
+    // though each may use only one phase. Neither may move its load to another phase or
+    // go back from a possible fail-safe to a setpoint; after the startup grace each pauses
+    // and comes back through the budget.
+    let mut seq = site(200, 2, SequencerParams::default());
+    for bay in 0..2 {
+        let sent = seq.on_heartbeat(0, bay, &heartbeat(160, 160));
+        ack_all(&mut seq, 0, sent);
+    }
+    assert_eq!(seq.total(0), PhaseLoad([320; 3]));
+    let sent = seq.set_targets(1_000, &[(0, target(100, 1, 0)), (1, target(100, 2, 0))]);
+    let sent = ack_all(&mut seq, 1_000, sent);
+    // The fail-safe may go to 0; nothing else in the grace.
+    assert!(
+        sent.iter()
+            .all(|c| c.par == Param::Fsafecur && c.value == 0),
+        "{sent:?}"
+    );
+    assert_eq!(seq.total(0), PhaseLoad([320; 3]));
+    // After the grace: pause, then come back on one phase each.
+    let first = seq.poll(30_000);
+    let mut sent = ack_all(&mut seq, 30_000, first);
+    assert!(sent.contains(&cmd(0, Param::Smaxcur, 0)), "{sent:?}");
+    for bay in 0..2 {
+        let next = seq.on_heartbeat(31_000, bay, &heartbeat(0, 0));
+        sent.extend(ack_all(&mut seq, 31_000, next));
+    }
+    let next = seq.poll(40_000);
+    sent.extend(ack_all(&mut seq, 40_000, next));
+    assert!(seq.is_settled(0) && seq.is_settled(1), "{sent:?}");
+    assert_eq!(seq.total(0), PhaseLoad([100, 100, 0]));
+}
