@@ -23,6 +23,9 @@ pub fn demo_config(args: &DemoArgs, broker_url: String) -> Config {
     config.mqtt.client_id = "ctrl22-demo".to_owned();
     config.site.name = "demo".to_owned();
     config.http.listen = args.http;
+    // A fresh store per demo run, next to the other temporary files.
+    config.storage.path =
+        std::env::temp_dir().join(format!("ctrl22-demo-{}.db", std::process::id()));
     // Simulated bays report every 5 s of their time: offline (and the start-up grace before
     // the first raise) after 10 s of wall time is plenty even at speed 1.
     config.mesh.heartbeat_timeout = Duration::from_secs(10);

@@ -2,7 +2,6 @@
 //! HTTP and storage talk to it by messages. No locks are held across awaits: readers get
 //! snapshots through a `watch` channel, writers send [`SiteRequest`]s.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -15,6 +14,7 @@ use crate::mesh::{self, MeshCommand, MeshEvent, MeshSender};
 use crate::site::bay::BaySettings;
 use crate::site::snapshot::SiteSnapshot;
 use crate::site::{Input, Output, SettingChange, SettingError, Site, SiteSettings, SolarReading};
+use crate::store::Store;
 
 /// How often the site allocates and delivers setpoints.
 pub const CONTROL_INTERVAL: Duration = Duration::from_secs(1);
@@ -196,21 +196,34 @@ impl Bridge {
     /// # Errors
     /// When the circuit tree is invalid or the mesh link cannot start.
     pub async fn start(config: &Config) -> anyhow::Result<Self> {
+        let path = &config.storage.path;
+        let store =
+            Store::open(path).with_context(|| format!("storage.path {}", path.display()))?;
+        let totals = store.energy_totals().context("reading energy totals")?;
+        let stored_settings = store.settings().context("reading stored settings")?;
+        let storage = StoreWriter::spawn(store)?;
         let (mesh_events_tx, mesh_events) = mpsc::channel(8192);
         let link = start_mesh_link(config, mesh_events_tx).await?;
-        let site = Site::new(site_settings(config), &BTreeMap::new(), now_ms())
-            .context("site.circuits")?;
+        let now = now_ms();
+        let mut site = Site::new(site_settings(config), &totals, now).context("site.circuits")?;
+        let restored = site.restore_settings(now, stored_settings);
         let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(site.snapshot(now_ms())));
         let (requests_tx, requests) = mpsc::channel(256);
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(site_task(SiteTask {
+        let task = SiteTask {
             site,
             mesh_events,
             requests,
             link,
             snapshot: snapshot_tx,
             stopped,
-        }));
+            storage,
+        };
+        let (commands_tx, commands) = mpsc::unbounded_channel();
+        task.execute(now, restored, &commands_tx);
+        // Commands go through their own task so a slow link never stalls the control loop.
+        tokio::spawn(forward_commands(commands, task.link.clone()));
+        let task = tokio::spawn(site_task(task, commands_tx));
         Ok(Self {
             handle: SiteHandle {
                 requests: requests_tx,
@@ -249,13 +262,73 @@ struct SiteTask {
     link: MeshSender,
     snapshot: watch::Sender<Arc<SiteSnapshot>>,
     stopped: oneshot::Receiver<()>,
+    storage: StoreWriter,
+}
+
+impl SiteTask {
+    /// Carries out the core's outputs: commands to the mesh, records to storage, log lines.
+    fn execute(
+        &self,
+        now: u64,
+        outputs: Vec<Output>,
+        commands: &mpsc::UnboundedSender<MeshCommand>,
+    ) {
+        let mut records = Vec::new();
+        for output in outputs {
+            match output {
+                Output::Send { dst, cmd } => {
+                    let _ = commands.send(MeshCommand { dst, cmd });
+                }
+                Output::Event { bay, text } => {
+                    match &bay {
+                        Some(bay) => tracing::info!(%bay, "{text}"),
+                        None => tracing::info!("{text}"),
+                    }
+                    records.push(Output::Event { bay, text });
+                }
+                record @ (Output::SaveEnergy { .. }
+                | Output::SessionEnded { .. }
+                | Output::SaveSetting(_)) => records.push(record),
+            }
+        }
+        if !records.is_empty() {
+            self.storage.write(now, records);
+        }
+    }
+}
+
+/// SQLite commits wait for the disk; they run on their own thread so the control loop never
+/// does. One batch per input, one transaction per batch.
+#[derive(Debug)]
+struct StoreWriter {
+    batches: std::sync::mpsc::Sender<(u64, Vec<Output>)>,
+}
+
+impl StoreWriter {
+    fn spawn(mut store: Store) -> anyhow::Result<Self> {
+        let (batches, incoming) = std::sync::mpsc::channel::<(u64, Vec<Output>)>();
+        std::thread::Builder::new()
+            .name("store".to_owned())
+            .spawn(move || {
+                while let Ok((at_ms, outputs)) = incoming.recv() {
+                    if let Err(e) = store.persist_outputs(at_ms, &outputs) {
+                        tracing::error!("storage: {e}");
+                    }
+                }
+            })
+            .context("starting the storage thread")?;
+        Ok(Self { batches })
+    }
+
+    fn write(&self, at_ms: u64, outputs: Vec<Output>) {
+        if self.batches.send((at_ms, outputs)).is_err() {
+            tracing::error!("storage thread has stopped; records lost");
+        }
+    }
 }
 
 /// The one owner of the site state.
-async fn site_task(mut t: SiteTask) {
-    let (commands_tx, commands) = mpsc::unbounded_channel();
-    // Commands go through their own task so a slow link never stalls the control loop.
-    tokio::spawn(forward_commands(commands, t.link.clone()));
+async fn site_task(mut t: SiteTask, commands_tx: mpsc::UnboundedSender<MeshCommand>) {
     let mut tick = tokio::time::interval(CONTROL_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -267,17 +340,19 @@ async fn site_task(mut t: SiteTask) {
             },
             request = t.requests.recv() => match request {
                 Some(SiteRequest::Apply { change, reply }) => {
-                    let result = t.site.apply(now_ms(), change);
-                    let outputs = match result {
-                        Ok(outputs) => { let _ = reply.send(Ok(())); outputs }
+                    let now = now_ms();
+                    let result = t.site.apply(now, change);
+                    let (outputs, answer) = match result {
+                        Ok(outputs) => (outputs, Ok(())),
                         Err(e) => {
                             tracing::info!("setting refused: {e}");
-                            let _ = reply.send(Err(e));
-                            Vec::new()
+                            (Vec::new(), Err(e))
                         }
                     };
-                    execute(outputs, &commands_tx);
-                    let _ = t.snapshot.send(Arc::new(t.site.snapshot(now_ms())));
+                    t.execute(now, outputs, &commands_tx);
+                    // Published before the answer: whoever asked reads the new state.
+                    let _ = t.snapshot.send(Arc::new(t.site.snapshot(now)));
+                    let _ = reply.send(answer);
                     continue;
                 }
                 Some(SiteRequest::Solar(Some(reading))) => (Input::Solar(reading), false),
@@ -289,7 +364,7 @@ async fn site_task(mut t: SiteTask) {
         };
         let now = now_ms();
         let outputs = t.site.handle(now, input);
-        execute(outputs, &commands_tx);
+        t.execute(now, outputs, &commands_tx);
         if publish {
             let _ = t.snapshot.send(Arc::new(t.site.snapshot(now)));
         }
@@ -304,21 +379,6 @@ fn mesh_input(event: MeshEvent) -> Input {
         },
         MeshEvent::LinkUp => Input::MeshLink { up: true },
         MeshEvent::LinkDown => Input::MeshLink { up: false },
-    }
-}
-
-fn execute(outputs: Vec<Output>, commands: &mpsc::UnboundedSender<MeshCommand>) {
-    for output in outputs {
-        match output {
-            Output::Send { dst, cmd } => {
-                let _ = commands.send(MeshCommand { dst, cmd });
-            }
-            Output::Event { bay, text } => match bay {
-                Some(bay) => tracing::info!(%bay, "{text}"),
-                None => tracing::info!("{text}"),
-            },
-            Output::SaveEnergy { .. } | Output::SessionEnded { .. } | Output::SaveSetting(_) => {}
-        }
     }
 }
 

@@ -635,21 +635,25 @@ impl Sequencer {
     pub fn poll_timeout(&self) -> Option<u64> {
         self.bays
             .iter()
-            .filter_map(|s| self.wake_ms(s))
+            .enumerate()
+            .filter_map(|(bay, s)| self.wake_ms(bay, s))
             .chain(self.startup_grace_until_ms)
             .min()
     }
 
-    fn wake_ms(&self, state: &BayState) -> Option<u64> {
+    fn wake_ms(&self, bay: usize, state: &BayState) -> Option<u64> {
         let hold = state
             .hold
             .map(|h| h.confirmed_ms.saturating_add(self.params.settle_grace_ms));
         let exactly_known = state.knowledge.is_some_and(|k| k.smaxcur.exact().is_some());
+        // A bay waiting for budget (its refresh may be what waits) is looked at again when
+        // budget frees, on its heartbeat, or on any poll.
+        let waiting = self.waiting_for_budget.contains(&bay);
         let own = if let Some(o) = state.outstanding {
             Some(o.deadline_ms)
         } else if state.backoff_until_ms.is_some() {
             state.backoff_until_ms
-        } else if state.presence == Presence::Online && exactly_known {
+        } else if state.presence == Presence::Online && exactly_known && !waiting {
             state
                 .last_smaxcur_ms
                 .map(|t| t.saturating_add(self.params.refresh_interval_ms))

@@ -120,6 +120,8 @@ pub struct Bay {
     pub system: Option<SystemReply>,
     pub last_poll_ms: Option<u64>,
     pub energy: EnergyMeter,
+    /// The lifetime total last handed to storage, whole Wh.
+    pub saved_wh: u64,
     /// Unix ms when the current session began (`None` outside a session).
     pub session_started_ms: Option<u64>,
     /// Phases the EV was seen drawing on during this session (bay numbering).
@@ -153,6 +155,7 @@ impl Bay {
             system: None,
             last_poll_ms: None,
             energy: EnergyMeter::with_total_wh(total_wh),
+            saved_wh: total_wh,
             session_started_ms: None,
             ev_phases: None,
             autostart_done: false,

@@ -102,14 +102,12 @@ pub struct Site {
     rejected: BTreeMap<String, u64>,
     mesh_connected: bool,
     solar: Option<SolarReading>,
-    last_energy_save_ms: u64,
+    /// Stored settings of bays not heard from yet, applied when they appear.
+    waiting_settings: BTreeMap<BayId, Vec<SettingChange>>,
     cycle_us: u64,
     /// Lifetime totals loaded from storage, for bays that appear later.
     stored_totals: BTreeMap<BayId, u64>,
 }
-
-/// Lifetime energy of each bay is saved at most this often (and at every session end).
-const ENERGY_SAVE_INTERVAL_MS: u64 = 60_000;
 
 impl Site {
     /// A site with its configured bays (offline until heard) and stored energy totals.
@@ -142,7 +140,7 @@ impl Site {
             rejected: BTreeMap::new(),
             mesh_connected: false,
             solar: None,
-            last_energy_save_ms: now_ms,
+            waiting_settings: BTreeMap::new(),
             cycle_us: 0,
             stored_totals: stored_totals_wh.clone(),
             settings,
@@ -156,10 +154,35 @@ impl Site {
         for (id, bay_settings, circuit) in configured {
             if let Ok(mac) = id.0.parse::<MacAddr>() {
                 let total = stored_totals_wh.get(&id).copied().unwrap_or(0);
-                site.add_bay(mac, bay_settings, circuit, total);
+                site.add_bay(now_ms, mac, bay_settings, circuit, total);
             }
         }
         Ok(site)
+    }
+
+    /// Replays settings saved at runtime (Home Assistant, HTTP) over the configuration, in
+    /// the order they were made. Those of bays not heard from yet wait for them; a stored
+    /// setting the core now refuses is skipped and reported.
+    pub fn restore_settings(&mut self, now_ms: u64, stored: Vec<SettingChange>) -> Vec<Output> {
+        let mut out = Vec::new();
+        for change in stored {
+            if let Some(id) = change.bay() {
+                if self.index_of(id).is_err() {
+                    self.waiting_settings
+                        .entry(id.clone())
+                        .or_default()
+                        .push(change);
+                    continue;
+                }
+            }
+            if let Err(e) = self.apply(now_ms, change) {
+                out.push(Output::Event {
+                    bay: None,
+                    text: format!("stored setting skipped: {e}"),
+                });
+            }
+        }
+        out
     }
 
     /// Feeds one input; returns what the runtime must do.
@@ -189,6 +212,7 @@ impl Site {
 
     fn add_bay(
         &mut self,
+        now_ms: u64,
         mac: MacAddr,
         settings: BaySettings,
         circuit: Option<String>,
@@ -204,6 +228,15 @@ impl Site {
         self.targets.push(Setpoint::PAUSED);
         self.fail_safe.push(Deciamps::ZERO);
         self.reasons.push(None);
+        if let Some(waiting) = self
+            .waiting_settings
+            .remove(&BayId(mac.topic_form().to_string()))
+        {
+            for change in waiting {
+                // Stored settings were valid when made; one that no longer is stays unset.
+                let _ = self.apply(now_ms, change);
+            }
+        }
         index
     }
 
@@ -225,7 +258,13 @@ impl Site {
     }
 
     /// The bay a node message is about; a new node becomes a bay unless the site is full.
-    fn bay_for(&mut self, src: MacAddr, msg: &NodeMessage, out: &mut Vec<Output>) -> Option<usize> {
+    fn bay_for(
+        &mut self,
+        now_ms: u64,
+        src: MacAddr,
+        msg: &NodeMessage,
+        out: &mut Vec<Output>,
+    ) -> Option<usize> {
         if let Some(&index) = self.by_mac.get(&src) {
             return Some(index);
         }
@@ -245,11 +284,11 @@ impl Site {
             text: "new bay discovered".to_owned(),
         });
         let settings = BaySettings::new(&id);
-        Some(self.add_bay(src, settings, None, total))
+        Some(self.add_bay(now_ms, src, settings, None, total))
     }
 
     fn on_mesh(&mut self, now_ms: u64, src: MacAddr, msg: NodeMessage, out: &mut Vec<Output>) {
-        let Some(index) = self.bay_for(src, &msg, out) else {
+        let Some(index) = self.bay_for(now_ms, src, &msg, out) else {
             return;
         };
         let voltage = self.settings.voltage;
@@ -323,19 +362,19 @@ impl Site {
     fn tick(&mut self, now_ms: u64, out: &mut Vec<Output>) {
         self.mark_silent_offline(now_ms, out);
         self.poll_details(now_ms, out);
-        self.press_buttons(out);
+        self.press_buttons(now_ms);
         self.allocate(now_ms);
-        if now_ms.saturating_sub(self.last_energy_save_ms) >= ENERGY_SAVE_INTERVAL_MS {
-            self.last_energy_save_ms = now_ms;
-            out.extend(
-                self.bays
-                    .iter()
-                    .filter(|b| b.online)
-                    .map(|b| Output::SaveEnergy {
-                        bay: b.id.clone(),
-                        total_wh: b.energy.total_wh_floor(),
-                    }),
-            );
+        // Every whole Wh is saved in the cycle it is reached: a crash loses at most one
+        // cycle of energy, and only bays that charged cause a write.
+        for bay in &mut self.bays {
+            let total_wh = bay.energy.total_wh_floor();
+            if total_wh != bay.saved_wh {
+                bay.saved_wh = total_wh;
+                out.push(Output::SaveEnergy {
+                    bay: bay.id.clone(),
+                    total_wh,
+                });
+            }
         }
     }
 
@@ -383,7 +422,7 @@ impl Site {
     }
 
     /// Start and stop need the operator button: pressed only when the state calls for it.
-    fn press_buttons(&mut self, out: &mut Vec<Output>) {
+    fn press_buttons(&mut self, now_ms: u64) {
         let default_mode = self.settings.default_mode;
         for (index, bay) in self.bays.iter_mut().enumerate() {
             let Some(state) = bay.ccss() else { continue };
@@ -413,19 +452,12 @@ impl Site {
                 bay.button_request = None;
                 continue;
             }
-            // The press shares the node's one avrsetpar slot with the sequencer, whose
-            // reply names no parameter: wait until nothing of the sequencer's is in flight.
-            if self.sequencer.pending(index).is_some() {
-                continue;
-            }
             bay.button_request = None;
             bay.autostart_done = true;
-            let mut par = ParName::new();
-            let _ = par.push_str("opbutton");
-            out.push(Output::Send {
-                dst: Address::Node(bay.mac),
-                cmd: Command::AvrSetPar { par, val: 1 },
-            });
+            // The press shares the node's one avrsetpar slot (the reply names no
+            // parameter), so the sequencer sends it when that slot is free.
+            let writes = self.sequencer.press_button(now_ms, index);
+            self.writes.extend(writes);
         }
     }
 
