@@ -174,6 +174,17 @@ pub async fn run(
         let broker = crate::broker::start(listen)?;
         tracing::info!("embedded MQTT broker on {}", broker.addr);
     }
+    // Parsed and validated already, so a file written for a later version keeps working.
+    if !config.solar.sources.is_empty() {
+        tracing::warn!(
+            "solar.sources: inverter and meter APIs are not supported yet; pv bays get no surplus"
+        );
+    }
+    if config.ocpp.enabled {
+        tracing::warn!(
+            "ocpp.enabled: the OCPP 1.6-J adapter is not built yet; no backend is contacted"
+        );
+    }
     let bridge = Bridge::start(&config).await?;
     let _http = crate::http::spawn((&config).into(), bridge.handle.clone()).await?;
     if config.homeassistant.enabled {
