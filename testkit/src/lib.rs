@@ -151,7 +151,7 @@ pub struct Recorder {
 
 impl Recorder {
     /// Connects to the broker on `127.0.0.1:port` and subscribes to `filters`; returns once
-    /// the subscriptions are acknowledged.
+    /// the subscriptions are acknowledged (or, with no filters, once connected).
     ///
     /// # Errors
     /// When the broker cannot be reached within 10 s.
@@ -172,6 +172,12 @@ impl Recorder {
             let mut ready_tx = Some(ready_tx);
             loop {
                 match eventloop.poll().await {
+                    // Ready once connected and every subscription is acknowledged.
+                    Ok(Event::Incoming(Packet::ConnAck(_))) if expected == 0 => {
+                        if let Some(tx) = ready_tx.take() {
+                            let _ = tx.send(());
+                        }
+                    }
                     Ok(Event::Incoming(Packet::SubAck(_))) => {
                         acked += 1;
                         if acked >= expected {
