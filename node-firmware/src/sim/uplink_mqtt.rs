@@ -1,6 +1,10 @@
 //! The root's MQTT uplink: one client for the whole mesh, like the real root. It subscribes to
 //! `/<mesh>/+/control`, hands every command to the world (which honours `*` and `root`) and
 //! publishes what the world emits (heartbeats, acknowledgements) at QoS 0, not retained.
+//!
+//! Simulator only (the real root never subscribes it): `/<mesh>/<dev>/simctl` with
+//! `{"car":"leave"}` or `{"car":"arrive"}` unplugs or plugs a car at that bay, so end-to-end
+//! tests can move cars on demand. Anything else on it is ignored.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,12 +49,15 @@ pub async fn run_mqtt(
     let capacity = world.bay_count().saturating_mul(2).max(1024);
     let (client, eventloop) = AsyncClient::new(options, capacity);
     let (commands_tx, mut commands) = mpsc::channel(1024);
-    let control_filter = format!("/{mesh_id}/+/control");
+    let filters = [
+        format!("/{mesh_id}/+/control"),
+        format!("/{mesh_id}/+/{SIMCTL}"),
+    ];
     let connected = Arc::new(AtomicBool::new(false));
     let pump = tokio::spawn(pump_events(
         eventloop,
         client.clone(),
-        control_filter,
+        filters,
         commands_tx,
         Arc::clone(&connected),
     ));
@@ -78,6 +85,10 @@ pub async fn run_mqtt(
                 };
                 // Not stepping here: a busy host sends thousands of commands per second, and
                 // the world acts on them at its next tick (at most 100 ms away).
+                if publish.topic.ends_with(SIMCTL) {
+                    sim_control(&mut world, mesh_id, &publish.topic, &publish.payload);
+                    continue;
+                }
                 // A malformed command is dropped without reply, as the node does.
                 if let Ok((dst, cmd)) = mesh::decode_command_mqtt(mesh_id, &publish.topic, &publish.payload) {
                     let out = world.handle_command(clock.now_ms(), &dst, &cmd);
@@ -89,6 +100,43 @@ pub async fn run_mqtt(
     let _ = publisher.client.disconnect().await;
     pump.abort();
     result
+}
+
+/// Last topic level of the simulator-only control topic.
+const SIMCTL: &str = "simctl";
+
+/// What a test asks of a bay on `/<mesh>/<dev>/simctl`.
+#[derive(serde::Deserialize)]
+struct SimControl {
+    car: CarMove,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum CarMove {
+    Leave,
+    Arrive,
+}
+
+fn sim_control(world: &mut SimWorld, mesh_id: &str, topic: &str, payload: &[u8]) {
+    let dev = topic
+        .strip_prefix('/')
+        .and_then(|t| t.strip_prefix(mesh_id))
+        .and_then(|t| t.strip_prefix('/'))
+        .and_then(|t| t.strip_suffix(SIMCTL))
+        .and_then(|t| t.strip_suffix('/'));
+    let (Some(Ok(mac)), Ok(control)) = (
+        dev.map(str::parse::<MacAddr>),
+        serde_json::from_slice::<SimControl>(payload),
+    ) else {
+        tracing::warn!("ignored simctl on {topic}");
+        return;
+    };
+    let done = match control.car {
+        CarMove::Leave => world.unplug(mac),
+        CarMove::Arrive => world.plug(mac),
+    };
+    tracing::info!(%mac, done, "simctl");
 }
 
 /// Publishes the mesh's output. While the broker link is up a full queue slows the simulation
@@ -142,7 +190,7 @@ impl Publisher<'_> {
 async fn pump_events(
     mut eventloop: EventLoop,
     client: AsyncClient,
-    control_filter: String,
+    filters: [String; 2],
     commands: mpsc::Sender<Publish>,
     link_up: Arc<AtomicBool>,
 ) {
@@ -152,12 +200,14 @@ async fn pump_events(
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 connected = true;
                 link_up.store(true, Ordering::Relaxed);
-                tracing::info!("connected to broker; subscribing to {control_filter}");
-                if client
-                    .try_subscribe(control_filter.as_str(), QoS::AtMostOnce)
-                    .is_err()
-                {
-                    return;
+                tracing::info!("connected to broker; subscribing to {filters:?}");
+                for filter in &filters {
+                    if client
+                        .try_subscribe(filter.as_str(), QoS::AtMostOnce)
+                        .is_err()
+                    {
+                        return;
+                    }
                 }
             }
             Ok(Event::Incoming(Packet::Publish(publish))) => {

@@ -228,6 +228,31 @@ impl SimWorld {
         out
     }
 
+    /// The car at bay `mac` leaves now and no other comes (the test's hand on the cable).
+    /// `false` when there is no such bay or no car was plugged in.
+    pub fn unplug(&mut self, mac: MacAddr) -> bool {
+        let Some(bay) = self.by_mac.get(&mac).and_then(|&i| self.bays.get_mut(i)) else {
+            return false;
+        };
+        let had_car = bay.car.take().is_some();
+        bay.visit = Visit::Empty { arrival_ms: None };
+        had_car
+    }
+
+    /// A new car (random, from the bay's seed) arrives at bay `mac` now and stays. `false` when
+    /// there is no such bay or a car is already plugged in.
+    pub fn plug(&mut self, mac: MacAddr) -> bool {
+        let Some(bay) = self.by_mac.get(&mac).and_then(|&i| self.bays.get_mut(i)) else {
+            return false;
+        };
+        if bay.car.is_some() {
+            return false;
+        }
+        bay.car = Some(arriving_car(&mut bay.rng));
+        bay.visit = Visit::Plugged { departure_ms: None };
+        true
+    }
+
     /// The root fetches the image (the simulated firmware server always has it) and every
     /// node of that board reboots into it.
     fn schedule_upgrade(&mut self, now_ms: u64, version: &heapless::String<16>, board: &str) {
@@ -697,6 +722,25 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn an_unplugged_car_stops_drawing_and_a_plugged_one_waits_in_a() {
+        let mut world = world(2, Arrivals::AllPlugged);
+        let mac = world.root_mac();
+        set(&mut world, 0, "opbutton", 1);
+        run_fed(&mut world, 0, 15_000, 100);
+        assert!(world.unplug(mac));
+        assert!(!world.unplug(mac), "nothing left to unplug");
+        let out = run_fed(&mut world, 15_000, 20_000, 100);
+        let hb = last_heartbeats(&out)[&mac];
+        assert!(hb.cur.iter().all(|c| c.get() == 0), "{hb:?}");
+        assert_eq!(hb.cmaxcur, Deciamps(-1), "no cable: {hb:?}");
+        assert!(world.plug(mac));
+        assert!(!world.plug(mac), "already plugged");
+        assert!(!world.unplug(MacAddr([9; 6])));
+        let out = run_fed(&mut world, 20_000, 25_000, 100);
+        assert!(last_heartbeats(&out)[&mac].cmaxcur.get() > 0);
     }
 
     #[test]
