@@ -523,10 +523,13 @@ impl Sequencer {
         state.presence = Presence::Online;
         if let (Some(_), Some(known)) = (state.hold, state.knowledge_in_flight()) {
             let offer = known.offer_per_bay_phase();
+            // Negative readings are garbage, and garbage never frees budget.
             let followed = Phase::ALL.into_iter().all(|p| {
                 let (drawn, offered) = (heartbeat.cur[p.index()], offer[p.index()]);
-                i32::from(drawn.get()) <= i32::from(offered.get()) + tolerance
-            }) && heartbeat.amaxcur <= known.offer_bound();
+                drawn >= Deciamps::ZERO
+                    && i32::from(drawn.get()) <= i32::from(offered.get()) + tolerance
+            }) && (Deciamps::ZERO..=known.offer_bound())
+                .contains(&heartbeat.amaxcur);
             if followed {
                 state.hold = None;
             }

@@ -479,3 +479,25 @@ fn a_limit_overcommitted_on_paper_allows_only_writes_that_cannot_raise() {
     assert!(seq.is_settled(0) && seq.is_settled(1), "{sent:?}");
     assert_eq!(seq.total(0), PhaseLoad([100, 100, 0]));
 }
+
+#[test]
+fn garbage_measurements_do_not_end_a_hold() {
+    let mut seq = settled(320, 160, target(160, 123, 60), 2);
+    seq.set_targets(
+        1_000,
+        &[(0, target(100, 123, 60)), (1, target(220, 123, 60))],
+    );
+    assert!(seq.on_ack(1_500, 0, true).is_empty());
+    let garbage = Measurement {
+        amaxcur: Deciamps(100),
+        aphases: PhaseSet::ALL,
+        cur: [Deciamps(-5), Deciamps(90), Deciamps(90)],
+    };
+    assert!(seq.on_heartbeat(2_000, 0, &garbage).is_empty());
+    let garbage = Measurement {
+        amaxcur: Deciamps(-1),
+        ..heartbeat(100, 90)
+    };
+    assert!(seq.on_heartbeat(2_500, 0, &garbage).is_empty());
+    assert_eq!(seq.reservation(0), PhaseLoad([160; 3]));
+}
