@@ -575,13 +575,11 @@ impl Config {
         if self.mqtt.client_id.is_empty() {
             bad("mqtt.client_id".into(), "must not be empty".into());
         }
-        if self.mesh.mesh_id.is_empty() || self.mesh.mesh_id.contains(['/', '+', '#']) {
+        // The codec's own rule, so a mesh id the config accepts is one the link can use.
+        if let Err(e) = ctrl22_node::mesh::check_mesh_id(&self.mesh.mesh_id) {
             bad(
                 "mesh.mesh_id".into(),
-                format!(
-                    "{:?} must be a non-empty topic level without '/', '+' or '#'",
-                    self.mesh.mesh_id
-                ),
+                format!("{:?}: {e}", self.mesh.mesh_id),
             );
         }
         if self.mesh.heartbeat_timeout.is_zero() {

@@ -57,6 +57,10 @@ async fn fixture(setup: Setup) -> Fixture {
     config.mqtt.url = broker.url();
     config.mqtt.client_id = "http-api-test".to_owned();
     config.mesh.heartbeat_timeout = Duration::from_secs(10);
+    // The bridge and the HTTP server share one store file per test.
+    let store_dir = tempfile::tempdir().unwrap();
+    let store_path = store_dir.path().join("http.db");
+    config.storage.path.clone_from(&store_path);
     let bridge = Bridge::start(&config).await.unwrap();
     let site = bridge.handle.clone();
 
@@ -92,8 +96,6 @@ async fn fixture(setup: Setup) -> Fixture {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
 
-    let store_dir = tempfile::tempdir().unwrap();
-    let store_path = store_dir.path().join("http.db");
     seed_store(&store_path);
     let options = HttpOptions {
         listen: None,
@@ -724,6 +726,8 @@ async fn readyz_fails_while_the_mesh_link_is_down() {
     let mut config = Config::default();
     // Nothing listens there: the link never comes up.
     config.mqtt.url = format!("mqtt://127.0.0.1:{}", ctrl22_testkit::free_port().unwrap());
+    let store_dir = tempfile::tempdir().unwrap();
+    config.storage.path = store_dir.path().join("readyz.db");
     let bridge = Bridge::start(&config).await.unwrap();
     let (app, _observer) = http::app(HttpOptions::default(), bridge.handle.clone());
     let response = app
