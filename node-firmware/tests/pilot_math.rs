@@ -120,16 +120,16 @@ fn pp_bands_and_open_circuit() {
 }
 
 proptest! {
-    /// The vehicle never reads more than was offered, and at most 1.5 A less (the worst case is
-    /// the 51.1-52.5 A seam between the two formulas: 52.5 A is exactly 85 %, which IEC 61851
-    /// reads with the lower formula as 51.0 A; elsewhere at most 0.3 A).
+    /// The vehicle never reads more than was offered, and at most 1.7 A less (the worst case is
+    /// the 51.1-52.7 A seam between the two formulas: 52.5-52.7 A round down to exactly 85.0 %,
+    /// which IEC 61851 reads with the lower formula as 51.0 A; elsewhere at most 0.3 A).
     #[test]
     fn decoding_an_encoded_current_never_exceeds_it(deciamps in 60..=MAX_SIGNALLED.get()) {
         let duty = duty_for_current(Deciamps(deciamps)).expect("in range");
         let back = current_for_duty(duty).expect("in range").get();
         prop_assert!(back <= deciamps);
-        let seam = (511..=525).contains(&deciamps);
-        prop_assert!(deciamps - back <= if seam { 15 } else { 3 }, "{deciamps} -> {duty} -> {back}");
+        let seam = (511..=527).contains(&deciamps);
+        prop_assert!(deciamps - back <= if seam { 17 } else { 3 }, "{deciamps} -> {duty} -> {back}");
     }
 
     /// Every duty in range decodes, and encoding the result gives a duty no higher.
