@@ -1,9 +1,15 @@
 //! Test harness shared by the workspace's end-to-end tests: a real Mosquitto broker on a free
-//! loopback port, and an MQTT recorder that keeps every message it sees.
+//! loopback port, an MQTT recorder that keeps every message it sees, a recording proxy for
+//! the TCP uplink ([`tcp`]), the bridge as a process ([`bridge`]) and the independent wire
+//! checks ([`safety`]) over either recording ([`wire`]).
 //!
 //! Tests use real parts: this crate never imitates a broker, it starts one.
 
+pub mod bridge;
 pub mod safety;
+pub mod scenario;
+pub mod tcp;
+pub mod wire;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;

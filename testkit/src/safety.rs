@@ -7,15 +7,15 @@
 //! be in force). A bay's possible draw is max(smaxcur, fsafecur) on the phases it was last
 //! told (all three until told), capped by its cable. Every value written must be 0 or at
 //! least 6.0 A. Measured currents are checked against the limit as well.
+//!
+//! It reads MQTT recordings and TCP-uplink recordings alike (anything [`WireRecord`]).
 
 use std::collections::HashMap;
 
-use ctrl22_node::mesh::{
-    decode_command_mqtt, decode_uplink_mqtt, Address, Command, MacAddr, NodeMessage,
-};
+use ctrl22_node::mesh::{Address, Command, MacAddr, NodeMessage};
 use ctrl22_node::{Phase, PhaseSet};
 
-use crate::Recorded;
+use crate::wire::{WireMessage, WireRecord};
 
 /// A breach of the rules, with the message that caused it.
 #[derive(Debug, Clone)]
@@ -93,9 +93,9 @@ impl Node {
 ///
 /// # Errors
 /// The first [`Violation`].
-pub fn check_wire(
+pub fn check_wire<R: WireRecord>(
     mesh_id: &str,
-    messages: &[Recorded],
+    messages: &[R],
     limit: [i32; 3],
 ) -> Result<WireStats, Violation> {
     let mut nodes: HashMap<MacAddr, Node> = HashMap::new();
@@ -103,14 +103,15 @@ pub fn check_wire(
     for (index, m) in messages.iter().enumerate() {
         let violation = |problem: String| Violation {
             index,
-            topic: m.topic.clone(),
+            topic: m.label(),
             payload: m.text(),
             problem,
         };
-        if m.topic.ends_with("/control") {
-            let Ok((Address::Node(mac), Command::AvrSetPar { par, val })) =
-                decode_command_mqtt(mesh_id, &m.topic, &m.payload)
-            else {
+        let Some(decoded) = m.decode(mesh_id) else {
+            continue;
+        };
+        if let WireMessage::Command { dst, cmd } = decoded {
+            let (Address::Node(mac), Command::AvrSetPar { par, val }) = (dst, cmd) else {
                 continue;
             };
             let node = nodes.entry(mac).or_default();
@@ -138,10 +139,7 @@ pub fn check_wire(
                 _ => {}
             }
             node.outstanding = Some((par.to_string(), val));
-        } else {
-            let Ok((mac, msg)) = decode_uplink_mqtt(mesh_id, &m.topic, &m.payload) else {
-                continue;
-            };
+        } else if let WireMessage::Uplink { src: mac, msg } = decoded {
             let node = nodes.entry(mac).or_default();
             match msg {
                 NodeMessage::Heartbeat(hb) => {
