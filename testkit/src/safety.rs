@@ -4,13 +4,15 @@
 //!
 //! Per bay it keeps what the node may be applying: a raise counts from the moment it is
 //! sent, a reduction only once the node acknowledged it (until then the old value may still
-//! be in force). A bay's possible draw is max(smaxcur, fsafecur) on the phases it was last
+//! be in force); a write left unanswered counts at its worst (as applied) once a new one is
+//! sent. A bay's possible draw is max(smaxcur, fsafecur) on the phases it was last
 //! told (all three until told), capped by its cable. Every value written must be 0 or at
 //! least 6.0 A. Measured currents are checked against the limit as well.
 //!
 //! It reads MQTT recordings and TCP-uplink recordings alike (anything [`WireRecord`]).
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use ctrl22_node::mesh::{Address, Command, MacAddr, NodeMessage};
 use ctrl22_node::{Phase, PhaseSet};
@@ -47,6 +49,10 @@ pub struct WireStats {
     pub peak_measured: [i32; 3],
 }
 
+/// A write unanswered this long may be followed by another: the bridge gives up on a reply
+/// after 3 s (`SequencerParams::ack_timeout_ms`); the margin covers recording delays.
+const ACK_GIVE_UP: Duration = Duration::from_millis(2_500);
+
 #[derive(Debug, Clone, Copy, Default)]
 struct Param {
     /// Acknowledged value in force; `None` until the first acknowledged write.
@@ -69,14 +75,46 @@ struct Node {
     /// Phases the node may use: union of confirmed and in flight.
     phases_confirmed: Option<PhaseSet>,
     phases_in_flight: Option<PhaseSet>,
-    /// The one write awaiting its acknowledgement.
-    outstanding: Option<(String, i16)>,
+    /// The one write awaiting its acknowledgement, and when it was seen.
+    outstanding: Option<(String, i16, Instant)>,
     amaxcur: i16,
     cable: i16,
     cur: [i32; 3],
 }
 
 impl Node {
+    /// The outstanding write was answered (`ok`), failed, or given up on (`!ok`).
+    fn settle(&mut self, ok: bool) {
+        let Some((par, _, _)) = self.outstanding.take() else {
+            // A reply nobody waits for changes nothing.
+            return;
+        };
+        let settle = |p: &mut Param| {
+            if ok {
+                p.confirmed = p.in_flight.take().or(p.confirmed);
+            } else {
+                // A failed write may still have been applied: keep the max.
+                let worst = p.bound(0);
+                p.confirmed = Some(worst);
+                p.in_flight = None;
+            }
+        };
+        match par.as_str() {
+            "smaxcur" => settle(&mut self.smaxcur),
+            "fsafecur" => settle(&mut self.fsafecur),
+            "phases" => {
+                if ok {
+                    self.phases_confirmed = self.phases_in_flight.take();
+                } else if let (Some(c), Some(f)) =
+                    (self.phases_confirmed, self.phases_in_flight.take())
+                {
+                    self.phases_confirmed = Some(c.union(f));
+                }
+            }
+            _ => {}
+        }
+    }
+
     fn possible(&self) -> [i32; 3] {
         let current = self.smaxcur.bound(self.amaxcur).max(self.fsafecur.bound(0));
         let current = i32::from(current.min(self.cable.max(self.amaxcur)).max(0));
@@ -115,10 +153,16 @@ pub fn check_wire<R: WireRecord>(
                 continue;
             };
             let node = nodes.entry(mac).or_default();
-            if node.outstanding.is_some() && par.as_str() != "opbutton" {
-                return Err(violation(
-                    "a second avrsetpar while one is unanswered".into(),
-                ));
+            if let Some((_, _, sent)) = &node.outstanding {
+                if par.as_str() != "opbutton" {
+                    if m.at().saturating_duration_since(*sent) < ACK_GIVE_UP {
+                        return Err(violation(
+                            "a second avrsetpar while one is unanswered".into(),
+                        ));
+                    }
+                    // Given up on: it may have been applied all the same.
+                    node.settle(false);
+                }
             }
             match par.as_str() {
                 "smaxcur" | "fsafecur" => {
@@ -138,7 +182,7 @@ pub fn check_wire<R: WireRecord>(
                 }
                 _ => {}
             }
-            node.outstanding = Some((par.to_string(), val));
+            node.outstanding = Some((par.to_string(), val, m.at()));
         } else if let WireMessage::Uplink { src: mac, msg } = decoded {
             let node = nodes.entry(mac).or_default();
             match msg {
@@ -148,34 +192,7 @@ pub fn check_wire<R: WireRecord>(
                     node.cable = hb.cmaxcur.get();
                     node.cur = hb.cur.map(|c| i32::from(c.get().max(0)));
                 }
-                NodeMessage::AvrSetPar { ok } => {
-                    if let Some((par, _)) = node.outstanding.take() {
-                        let settle = |p: &mut Param| {
-                            if ok {
-                                p.confirmed = p.in_flight.take().or(p.confirmed);
-                            } else {
-                                // A failed write may still have been applied: keep the max.
-                                let worst = p.bound(0);
-                                p.confirmed = Some(worst);
-                                p.in_flight = None;
-                            }
-                        };
-                        match par.as_str() {
-                            "smaxcur" => settle(&mut node.smaxcur),
-                            "fsafecur" => settle(&mut node.fsafecur),
-                            "phases" => {
-                                if ok {
-                                    node.phases_confirmed = node.phases_in_flight.take();
-                                } else if let (Some(c), Some(f)) =
-                                    (node.phases_confirmed, node.phases_in_flight.take())
-                                {
-                                    node.phases_confirmed = Some(c.union(f));
-                                }
-                            }
-                            _ => {}
-                        }
-                    }
-                }
+                NodeMessage::AvrSetPar { ok } => node.settle(ok),
                 _ => {}
             }
         }

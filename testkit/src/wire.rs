@@ -10,7 +10,7 @@ use ctrl22_node::mesh::{
     decode_command_mqtt, decode_command_tcp, decode_uplink_mqtt, decode_uplink_tcp, Address,
     Command, Heartbeat, MacAddr, NodeMessage,
 };
-use ctrl22_node::Ccss;
+use ctrl22_node::CcssGroup;
 
 use crate::tcp::{Direction, TcpRecorded};
 use crate::Recorded;
@@ -118,12 +118,12 @@ pub fn latest_heartbeats<R: WireRecord>(
         .collect()
 }
 
-/// Bays whose last heartbeat says they charge (C3 with more than 1 A on some phase).
+/// Bays whose last heartbeat says they charge (a C state with more than 1 A on some phase).
 #[must_use]
 pub fn charging_bays<R: WireRecord>(mesh_id: &str, records: &[R]) -> usize {
     latest_heartbeats(mesh_id, records)
         .values()
-        .filter(|hb| hb.ccss == Ccss::C3 && hb.cur.iter().any(|c| c.get() > 10))
+        .filter(|hb| hb.ccss.group() == CcssGroup::C && hb.cur.iter().any(|c| c.get() > 10))
         .count()
 }
 
