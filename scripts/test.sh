@@ -11,12 +11,18 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 command -v mosquitto_sub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
+# Home Assistant's venv (bridge/tests/ha_live.rs) needs venv and pip of Python 3.11.
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
+
+echo "== Home Assistant 2024.3.3 venv (about a minute when missing)"
+export HA_VENV=${HA_VENV:-$PWD/.venv-ha}
+ha-discovery/validate/venv.sh "$HA_VENV"
 
 if [ ! -d e2e/node_modules/playwright-core ]; then
   echo "installing the browser test's npm packages (e2e/package-lock.json)"

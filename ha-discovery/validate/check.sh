@@ -2,7 +2,7 @@
 # Dump ctrl22-ha's discovery payloads (site + two bays, both modes) and validate every
 # component against Home Assistant's own MQTT platform schemas.
 # Usage: ha-discovery/validate/check.sh [VENV]
-#   VENV defaults to $HA_VENV or ~/.cache/ctrl22-ha-venv and is created if missing.
+#   VENV defaults to $HA_VENV or ~/.cache/ctrl22-ha-venv and is created if missing (venv.sh).
 #   LIVE=1 also runs live_check.py (needs mosquitto; starts hass, about a minute).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -10,15 +10,7 @@ root=$(cd "$here/../.." && pwd)
 venv=${1:-${HA_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/ctrl22-ha-venv}}
 dump=${CTRL22_HA_DUMP_DIR:-$(mktemp -d)}
 
-if [ ! -x "$venv/bin/python" ]; then
-    python3.11 -m venv "$venv"
-    "$venv/bin/pip" install -q --upgrade pip wheel
-    tmp=$(mktemp -d)
-    "$venv/bin/pip" download -q --no-deps homeassistant==2024.3.3 -d "$tmp"
-    unzip -p "$tmp"/homeassistant-2024.3.3-py3-none-any.whl \
-        homeassistant/package_constraints.txt > "$tmp/constraints.txt"
-    "$venv/bin/pip" install -q -c "$tmp/constraints.txt" -r "$here/requirements.txt"
-fi
+"$here/venv.sh" "$venv"
 
 (cd "$root" && CTRL22_HA_DUMP_DIR="$dump" \
     cargo test -q -p ctrl22-ha --test snapshots -- --ignored dump_discovery --nocapture)

@@ -281,3 +281,103 @@ pub fn site_id(name: &str) -> String {
 fn whole_amps(amps: f64) -> u16 {
     amps.clamp(0.0, f64::from(u16::MAX)).round() as u16
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::allocate::ChargeMode;
+    use crate::bay::BayId;
+    use crate::site::bay::BaySettings;
+
+    fn bay(dev: &str) -> BaySnapshot {
+        BaySnapshot {
+            dev: dev.to_owned(),
+            mac: String::new(),
+            name: format!("Bay {dev}"),
+            online: true,
+            last_heard_ms: Some(0),
+            state: Some("C3".to_owned()),
+            ccss: None,
+            status: "charging",
+            plugged: true,
+            charging: true,
+            problem: false,
+            cable_a: Some(32.0),
+            offered_a: 16.0,
+            active_phases: 123,
+            current_a: [16.0; 3],
+            power_w: 11_040,
+            session_energy_wh: 0.0,
+            total_energy_wh: 0.0,
+            session_started_ms: None,
+            allocated_a: 16.0,
+            allocated_phases: 123,
+            confirmed_a: Some(16.0),
+            fail_safe_a: 6.0,
+            reason: None,
+            mode: ChargeMode::Now,
+            settings: BaySettings::new(&BayId(dev.to_owned())),
+            button_request: None,
+            no_watchdog: false,
+            rssi_dbm: None,
+            mesh_layer: None,
+            mesh_parent: None,
+            mesh_latency_ms: None,
+            firmware: Some("3.5".to_owned()),
+            board: None,
+            avr_firmware: None,
+        }
+    }
+
+    fn publisher(mode: DiscoveryMode) -> Publisher {
+        let settings = HaSettings {
+            prefix: "homeassistant".to_owned(),
+            mode,
+            bridge_version: "0.1.0".to_owned(),
+            configuration_url: None,
+        };
+        Publisher::new(settings, "Lot 7").unwrap()
+    }
+
+    fn site() -> SiteSnapshot {
+        SiteSnapshot {
+            name: "Lot 7".to_owned(),
+            limit_a: [32.0; 3],
+            bays: vec![bay("d8a01d55a710"), bay("d8a01d55a56c")],
+            ..SiteSnapshot::default()
+        }
+    }
+
+    #[test]
+    fn the_site_device_is_announced_before_the_bays_that_name_it() {
+        for mode in [DiscoveryMode::Device, DiscoveryMode::Entity] {
+            let out = publisher(mode).announce_all(0, &site());
+            let configs: Vec<&str> = out
+                .iter()
+                .map(|p| p.topic.as_str())
+                .filter(|t| t.ends_with("/config"))
+                .collect();
+            let last_site = configs
+                .iter()
+                .rposition(|t| t.contains("/ctrl22_site_lot_7"));
+            let first_bay = configs.iter().position(|t| t.contains("/ctrl22_d8a01d55"));
+            assert!(
+                last_site.is_some() && first_bay.is_some(),
+                "{mode:?}: {configs:#?}"
+            );
+            assert!(last_site < first_bay, "{mode:?}: {configs:#?}");
+        }
+    }
+
+    #[test]
+    fn nothing_is_sent_again_until_something_changes() {
+        let mut p = publisher(DiscoveryMode::Device);
+        let mut snapshot = site();
+        assert!(!p.announce_all(0, &snapshot).is_empty());
+        assert_eq!(p.update(1_000, &snapshot), Vec::new());
+        snapshot.bays[1].power_w = 7_360;
+        let out = p.update(2_000, &snapshot);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].topic, "ctrl22/lot_7/node/d8a01d55a56c/state");
+    }
+}
