@@ -119,6 +119,22 @@ impl<R: WireRecord, F: Fn() -> Vec<R>> Wire<F> {
         self.wait_charging(resumed_from, 4, Duration::from_secs(45))
             .await
             .map_err(|e| e.context("after the restart"))?;
+        // Bays on a generous fail-safe may charge on without any bridge: make sure the new
+        // one took over, and give it time to settle.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !(self.records)()
+            .get(resumed_from..)
+            .unwrap_or_default()
+            .iter()
+            .any(|r| matches!(r.decode(&self.mesh_id), Some(WireMessage::Command { .. })))
+        {
+            ensure!(
+                Instant::now() < deadline,
+                "the restarted bridge sent no command"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
         let stats = self.check("after the restart")?;
         Ok((stats, bridge))
     }
