@@ -5,8 +5,6 @@
 //! `homeassistant/status` `online` brings a new announcement, and that a killed bridge turns
 //! everything unavailable through its last will.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ctrl22_ha::ctrl22::{bay_device_id, site_device_id, BayCommand, Topics};
@@ -14,78 +12,16 @@ use ctrl22_node::mesh::{
     decode_command_mqtt, decode_uplink_mqtt, Address, Command as MeshCommand, Heartbeat,
     NodeMessage,
 };
-use ctrl22_node::sim::{self, Arrivals, SimConfig, SimWorld};
-use ctrl22_testkit::{free_port, Mosquitto, Recorded, Recorder};
+use ctrl22_testkit::{Mosquitto, Recorded, Recorder};
 use serde_json::Value;
 
-const MESH: &str = "DEMESH";
+mod ha_common;
+
+use ha_common::{start_bridge, write_config, Simulator, MESH, PREFIX};
+
 const SITE: &str = "e2e";
-const PREFIX: &str = "homeassistant";
 const BAYS: usize = 3;
 const WAIT: Duration = Duration::from_secs(30);
-
-fn write_config(dir: &Path, broker: &Mosquitto) -> anyhow::Result<std::path::PathBuf> {
-    let path = dir.join("ctrl22.toml");
-    let text = format!(
-        r#"
-[mqtt]
-url = "{url}"
-client_id = "e2e-ha-bridge"
-
-[mesh]
-mesh_id = "{MESH}"
-heartbeat_timeout = "3s"
-wdtsec = 6
-setpoint_refresh = "2s"
-
-[site]
-name = "{SITE}"
-max_current = [63, 63, 63]
-min_on = "2s"
-min_off = "2s"
-rotation_period = "20s"
-
-[homeassistant]
-enabled = true
-discovery_prefix = "{PREFIX}"
-discovery = "device"
-
-[http]
-listen = "127.0.0.1:{http}"
-
-[storage]
-path = "{db}"
-"#,
-        url = broker.url(),
-        http = free_port()?,
-        db = dir.join("e2e-ha.db").display(),
-    );
-    std::fs::write(&path, text)?;
-    Ok(path)
-}
-
-/// The bridge process, killed when the test ends however it ends.
-struct Bridge(Child);
-
-impl Drop for Bridge {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_bridge(config: &Path) -> anyhow::Result<Bridge> {
-    Ok(Bridge(
-        Command::new(env!("CARGO_BIN_EXE_ctrl22-bridge"))
-            .args(["run", "--config"])
-            .arg(config)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()?,
-    ))
-}
 
 /// `smaxcur` writes to `dev` in `messages`, in order.
 fn setpoints<'a>(
@@ -147,7 +83,7 @@ async fn wait_until(what: &str, mut done: impl FnMut() -> bool) -> anyhow::Resul
 async fn home_assistant_sees_the_bays_and_controls_them() -> anyhow::Result<()> {
     let broker = Mosquitto::start()?;
     let dir = tempfile::tempdir()?;
-    let config = write_config(dir.path(), &broker)?;
+    let config = write_config(dir.path(), &broker, SITE, "device")?;
     let topics = Topics::new(SITE)?;
     let ha = Recorder::connect(
         broker.port(),
@@ -157,23 +93,8 @@ async fn home_assistant_sees_the_bays_and_controls_them() -> anyhow::Result<()> 
     .await?;
 
     let mut bridge = start_bridge(&config)?;
-    let world = SimWorld::new(SimConfig {
-        nodes: BAYS,
-        seed: 11,
-        heartbeat_ms: 1_000,
-        speed: 1.0,
-        arrivals: Arrivals::AllPlugged,
-        mesh_id: MESH.to_owned(),
-    });
-    let devs: Vec<String> = world.macs().map(|m| m.topic_form().to_string()).collect();
-    let (stop_sim, sim_stopped) = tokio::sync::oneshot::channel::<()>();
-    let url = broker.url();
-    let simulator = tokio::spawn(async move {
-        sim::run_mqtt(world, &url, MESH, 1.0, async {
-            let _ = sim_stopped.await;
-        })
-        .await
-    });
+    let simulator = Simulator::start(&broker, BAYS, 11);
+    let devs = simulator.devs.clone();
 
     // Discovery for every bay, each after the site device its `via_device` names.
     let config_topic = |id: &str| format!("{PREFIX}/device/{id}/config");
@@ -381,7 +302,6 @@ async fn home_assistant_sees_the_bays_and_controls_them() -> anyhow::Result<()> 
         .await?;
     }
 
-    let _ = stop_sim.send(());
-    let _ = simulator.await;
+    drop(simulator);
     Ok(())
 }

@@ -1,31 +1,38 @@
 //! Validation against Home Assistant's own code: the newest release that installs on this
 //! machine's Python (2024.3.3 on 3.11), in the venv `scripts/test.sh` creates (`.venv-ha`,
-//! or `HA_VENV`).
+//! or `HA_VENV`). Both tests run the bridge binary against a real Mosquitto with simulated
+//! bays (in process):
 //!
-//! - the device-based discovery payloads, component by component, against that release's MQTT
-//!   platform schemas (`ha-discovery/validate/check.sh`);
-//! - Home Assistant running for real with Mosquitto, this bridge in per-entity mode and the
-//!   simulator (`ha-discovery/validate/e2e_live.py`): entities, classes, units, values, service
-//!   calls reaching the mesh, unavailability when the bridge dies.
+//! - device-based discovery as the bridge publishes it, every component checked against that
+//!   release's MQTT platform schemas (`ha-discovery/validate/validate_schemas.py`);
+//! - Home Assistant running for real, the bridge in per-entity mode
+//!   (`ha-discovery/validate/e2e_live.py`): entities, classes, units, values, service calls
+//!   reaching the mesh, unavailability when the bridge dies.
 //!
 //! A missing venv is a failure, not a skip: these are the only tests that run Home Assistant.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Instant;
+mod ha_common;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use ctrl22_ha::ctrl22::{bay_device_id, site_device_id};
+use ctrl22_testkit::{Mosquitto, Recorder};
+use ha_common::{start_bridge, write_config, Simulator, PREFIX};
+
+const BAYS: usize = 3;
+
+fn validate_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../ha-discovery/validate")
 }
 
 /// The venv's python, or the way to make one.
 fn ha_python() -> anyhow::Result<PathBuf> {
-    let venv = std::env::var_os("HA_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(".venv-ha"));
+    let venv = std::env::var_os("HA_VENV").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv-ha"),
+        PathBuf::from,
+    );
     let python = venv.join("bin").join("python");
     anyhow::ensure!(
         python.exists(),
@@ -37,69 +44,104 @@ fn ha_python() -> anyhow::Result<PathBuf> {
     Ok(python)
 }
 
-fn cargo() -> Command {
-    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-}
-
-/// Builds the simulator binary (another package's, so Cargo does not build it for this test)
-/// and returns its path.
-fn simulator_binary() -> anyhow::Result<PathBuf> {
-    let output = cargo()
-        .current_dir(repo_root())
-        .args([
-            "build",
-            "-p",
-            "ctrl22-node",
-            "--features",
-            "sim",
-            "--bin",
-            "ctrl22-node-sim",
-            "--message-format=json",
-        ])
-        .stderr(Stdio::inherit())
-        .output()?;
-    anyhow::ensure!(output.status.success(), "building ctrl22-node-sim failed");
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .find(|p| p.file_name().is_some_and(|n| n == "ctrl22-node-sim"))
-        .ok_or_else(|| anyhow::anyhow!("cargo named no ctrl22-node-sim executable"))
-}
-
-#[test]
-fn device_payloads_pass_home_assistant_schemas() -> anyhow::Result<()> {
-    let python = ha_python()?;
-    let venv = python
-        .parent()
-        .and_then(Path::parent)
-        .ok_or_else(|| anyhow::anyhow!("{} is not in a venv", python.display()))?;
-    let started = Instant::now();
-    let status = Command::new(repo_root().join("ha-discovery/validate/check.sh"))
-        .arg(venv)
-        .status()?;
-    eprintln!("schema validation: {:.0?}", started.elapsed());
-    anyhow::ensure!(status.success(), "check.sh: {status}");
+/// Runs `python args...` in `dir` (a neutral directory: Home Assistant's package names shadow
+/// the standard library when run from inside its components) without blocking the runtime.
+async fn run_python(
+    python: PathBuf,
+    dir: &Path,
+    args: Vec<std::ffi::OsString>,
+) -> anyhow::Result<()> {
+    let dir = dir.to_path_buf();
+    let status = tokio::task::spawn_blocking(move || {
+        Command::new(python).current_dir(dir).args(args).status()
+    })
+    .await??;
+    anyhow::ensure!(status.success(), "{status}");
     Ok(())
 }
 
-#[test]
-fn home_assistant_runs_the_bridge_entities_and_commands() -> anyhow::Result<()> {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bridge_device_payloads_pass_home_assistant_schemas() -> anyhow::Result<()> {
     let python = ha_python()?;
-    let simulator = simulator_binary()?;
-    // A neutral working directory: Home Assistant's package names shadow the standard library
-    // when run from inside its components.
-    let dir = tempfile::tempdir()?;
     let started = Instant::now();
-    let status = Command::new(python)
-        .current_dir(dir.path())
-        .arg(repo_root().join("ha-discovery/validate/e2e_live.py"))
-        .arg("--bridge")
-        .arg(env!("CARGO_BIN_EXE_ctrl22-bridge"))
-        .arg("--sim")
-        .arg(simulator)
-        .status()?;
+    let broker = Mosquitto::start()?;
+    let dir = tempfile::tempdir()?;
+    let site = "schema";
+    let config = write_config(dir.path(), &broker, site, "device")?;
+    let recorder = Recorder::connect(
+        broker.port(),
+        "ha-schema-watcher",
+        &[&format!("{PREFIX}/device/+/config")],
+    )
+    .await?;
+    let _bridge = start_bridge(&config)?;
+    let simulator = Simulator::start(&broker, BAYS, 3);
+    let wanted: Vec<String> = std::iter::once(site_device_id(site))
+        .chain(simulator.devs.iter().map(|d| bay_device_id(d)))
+        .map(|id| format!("{PREFIX}/device/{id}/config"))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let latest = loop {
+        let seen = recorder.messages();
+        let latest: Vec<_> = wanted
+            .iter()
+            .filter_map(|t| {
+                seen.iter()
+                    .rev()
+                    .find(|m| &m.topic == t && !m.payload.is_empty())
+            })
+            .cloned()
+            .collect();
+        if latest.len() == wanted.len() {
+            break latest;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "discovery of site and bays");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let dump = dir.path().join("discovery-device.jsonl");
+    let lines: Vec<String> = latest
+        .iter()
+        .map(|m| serde_json::json!({"topic": m.topic, "payload": m.text()}).to_string())
+        .collect();
+    std::fs::write(&dump, lines.join("\n"))?;
+    run_python(
+        python,
+        dir.path(),
+        vec![
+            validate_dir().join("validate_schemas.py").into(),
+            "-v".into(),
+            dump.into(),
+        ],
+    )
+    .await?;
+    eprintln!(
+        "schema validation of the bridge's device payloads: {:.0?}",
+        started.elapsed()
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn home_assistant_runs_the_bridge_entities_and_commands() -> anyhow::Result<()> {
+    let python = ha_python()?;
+    let started = Instant::now();
+    let broker = Mosquitto::start()?;
+    let _simulator = Simulator::start(&broker, BAYS, 5);
+    let dir = tempfile::tempdir()?;
+    run_python(
+        python,
+        dir.path(),
+        vec![
+            validate_dir().join("e2e_live.py").into(),
+            "--bridge".into(),
+            env!("CARGO_BIN_EXE_ctrl22-bridge").into(),
+            "--broker-port".into(),
+            broker.port().to_string().into(),
+            "--nodes".into(),
+            BAYS.to_string().into(),
+        ],
+    )
+    .await?;
     eprintln!("live Home Assistant check: {:.0?}", started.elapsed());
-    anyhow::ensure!(status.success(), "e2e_live.py: {status}");
     Ok(())
 }

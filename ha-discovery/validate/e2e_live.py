@@ -5,6 +5,9 @@ ports in a temporary directory.
 
 Usage (with the Home Assistant venv's python, from a neutral directory):
     e2e_live.py --bridge target/debug/ctrl22-bridge --sim target/debug/ctrl22-node-sim
+    e2e_live.py --bridge ... --broker-port PORT   # a running broker with bays already on it
+                                                  # (mesh DEMESH, cars plugged), as
+                                                  # bridge/tests/ha_live.rs does
 
 Checks, through Home Assistant's REST and websocket APIs:
 - every entity the bridge announces exists, available, with the device class, unit and state
@@ -150,7 +153,10 @@ def ha_config(work: str, http_port: int) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--bridge", required=True)
-    parser.add_argument("--sim", required=True)
+    parser.add_argument("--sim", help="ctrl22-node-sim binary; without it the bays must be "
+                        "on the broker already")
+    parser.add_argument("--broker-port", type=int,
+                        help="use this broker on 127.0.0.1 instead of starting mosquitto")
     parser.add_argument("--nodes", type=int, default=3)
     args = parser.parse_args()
     started = time.monotonic()
@@ -164,7 +170,7 @@ def main() -> int:
         return cond
 
     work = tempfile.mkdtemp(prefix="ctrl22-e2e-live-")
-    broker_port, http_port = free_port(), free_port()
+    broker_port, http_port = args.broker_port or free_port(), free_port()
     with open(os.path.join(work, "mosquitto.conf"), "w", encoding="utf-8") as f:
         f.write(f"listener {broker_port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
     procs: dict[str, subprocess.Popen] = {}
@@ -179,8 +185,9 @@ def main() -> int:
 
     wire = None
     try:
-        mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        start("mosquitto", [mosquitto, "-c", os.path.join(work, "mosquitto.conf")])
+        if not args.broker_port:
+            mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+            start("mosquitto", [mosquitto, "-c", os.path.join(work, "mosquitto.conf")])
         # Home Assistant takes longest to come up: start it first.
         hass_bin = os.path.join(os.path.dirname(sys.executable), "hass")
         start("hass", [hass_bin, "-c", ha_config(work, http_port),
@@ -189,9 +196,10 @@ def main() -> int:
         wire = Wire(broker_port)
         start("bridge", [args.bridge, "run", "--config", bridge_config(work, broker_port)],
               RUST_LOG="info")
-        start("sim", [args.sim, "--broker", f"mqtt://127.0.0.1:{broker_port}", "--mesh-id", MESH,
-                      "--nodes", str(args.nodes), "--heartbeat", "1000", "--seed", "5",
-                      "--arrivals", "all-plugged"], RUST_LOG="warn")
+        if args.sim:
+            start("sim", [args.sim, "--broker", f"mqtt://127.0.0.1:{broker_port}", "--mesh-id", MESH,
+                          "--nodes", str(args.nodes), "--heartbeat", "1000", "--seed", "5",
+                          "--arrivals", "all-plugged"], RUST_LOG="warn")
 
         ha = Ha(f"http://127.0.0.1:{http_port}")
         wait_for("Home Assistant HTTP", lambda: ha.call("GET", "/api/onboarding")[0] == 200, 240)
