@@ -197,10 +197,7 @@ impl Publisher {
             name: bay.settings.name.clone(),
             board: bay.board.clone(),
             sw_version: bay.firmware.clone(),
-            avr_version: bay
-                .avr_firmware
-                .filter(|v| *v > 0)
-                .map(|v| format!("{}.{}", v / 10, v % 10)),
+            avr_version: state::avr_version(bay.avr_firmware),
             max_current_a: whole_amps(f64::from(bay.settings.max_current.get()) / 10.0).max(32),
             configuration_url: self.settings.configuration_url.clone(),
         };

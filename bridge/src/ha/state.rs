@@ -54,7 +54,10 @@ pub fn bay_state(bay: &BaySnapshot) -> Value {
     put(BayField::FwVersion, firmware.clone().into());
     // No firmware catalogue yet: the newest known is the one running.
     put(BayField::FwLatest, firmware.into());
-    put(BayField::AvrVersion, avr_version(bay.avr_firmware).into());
+    put(
+        BayField::AvrVersion,
+        avr_version(bay.avr_firmware).unwrap_or_default().into(),
+    );
     put(BayField::Ccss, bay.state.clone().unwrap_or_default().into());
     Value::Object(m)
 }
@@ -93,12 +96,11 @@ fn enum_text(value: &impl serde::Serialize) -> Value {
     serde_json::to_value(value).unwrap_or(Value::Null)
 }
 
-/// `13` -> `"1.3"`; `0` (no AVR) or unknown -> `""`.
-fn avr_version(version: Option<i16>) -> String {
-    match version {
-        Some(v) if v > 0 => format!("{}.{}", v / 10, v % 10),
-        _ => String::new(),
-    }
+/// `13` -> `"1.3"`; `0` (no AVR) or unknown -> `None`.
+pub(crate) fn avr_version(version: Option<i16>) -> Option<String> {
+    version
+        .filter(|v| *v > 0)
+        .map(|v| format!("{}.{}", v / 10, v % 10))
 }
 
 #[cfg(test)]
@@ -107,9 +109,9 @@ mod tests {
 
     #[test]
     fn avr_versions_read_like_the_firmware_names_them() {
-        assert_eq!(avr_version(Some(13)), "1.3");
-        assert_eq!(avr_version(Some(0)), "");
-        assert_eq!(avr_version(None), "");
+        assert_eq!(avr_version(Some(13)).as_deref(), Some("1.3"));
+        assert_eq!(avr_version(Some(0)), None);
+        assert_eq!(avr_version(None), None);
     }
 
     #[test]
