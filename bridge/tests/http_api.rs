@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -116,7 +116,7 @@ async fn fixture(setup: Setup) -> Fixture {
 }
 
 /// Two sessions on two days and one event.
-fn seed_store(path: &PathBuf) {
+fn seed_store(path: &Path) {
     let mut store = Store::open(path).unwrap();
     for (bay, started_ms, id_tag) in [
         ("aa0000000001", 86_400_000_u64, Some("=cmd")),

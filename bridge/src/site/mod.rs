@@ -28,6 +28,9 @@ pub use settings::{SettingChange, SettingError, SiteSettings};
 use snapshot::{BaySnapshot, CircuitSnapshot, SiteSnapshot};
 
 /// Something that happened outside the core.
+// Node messages are moved once from the link to the core; boxing them would only add an
+// allocation per heartbeat.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Input {
     /// A message from a node, already decoded by a mesh link.
@@ -53,6 +56,8 @@ pub struct SolarReading {
 }
 
 /// Something the runtime must do.
+// Commands are moved once from the core to the link; see `Input`.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Output {
     /// Send a command to a node over the mesh.
@@ -309,10 +314,9 @@ impl Site {
                 let was_in_session = bay.ccss().is_some_and(Ccss::in_session);
                 let now_in_session = hb.ccss.in_session();
                 bay.energy.sample(now_ms, hb.cur, voltage, gap);
-                if !bay.plugged() || hb.cmaxcur.get() <= 0 {
-                    if hb.cmaxcur.get() <= 0 {
-                        bay.autostart_done = false;
-                    }
+                if hb.cmaxcur.get() <= 0 {
+                    // Unplugged: the next car may be started again.
+                    bay.autostart_done = false;
                 }
                 let measurement = Measurement {
                     amaxcur: hb.amaxcur,
