@@ -167,12 +167,14 @@ pub async fn start_mesh_link(
 /// # Errors
 /// Fails when a required adapter cannot start (bad broker URL, port in use).
 pub async fn run(
-    config: Config,
+    mut config: Config,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     if let Some(listen) = config.mqtt.embedded {
-        let broker = crate::broker::start(listen)?;
+        let broker = crate::broker::start(listen).context("mqtt.embedded")?;
         tracing::info!("embedded MQTT broker on {}", broker.addr);
+        // With its own broker the bridge is a client of it, whatever `mqtt.url` says.
+        config.mqtt.url = broker.url();
     }
     // Parsed and validated already, so a file written for a later version keeps working.
     if !config.solar.sources.is_empty() {
