@@ -180,8 +180,11 @@ fn init_logging(format: LogFormat, verbose: u8) {
     };
     // The embedded broker logs every connection and subscription at info, and every client
     // that hangs up (our own readiness probe included) as an error: too chatty.
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("{default},rumqttd=warn,rumqttd::server::broker=off")));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(format!(
+            "{default},rumqttd=warn,rumqttd::server::broker=off"
+        ))
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
