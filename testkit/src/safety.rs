@@ -153,12 +153,14 @@ pub fn check_wire<R: WireRecord>(
                 continue;
             };
             let node = nodes.entry(mac).or_default();
-            if let Some((_, _, sent)) = &node.outstanding {
+            if let Some((pending, pending_val, sent)) = &node.outstanding {
                 if par.as_str() != "opbutton" {
-                    if m.at().saturating_duration_since(*sent) < ACK_GIVE_UP {
-                        return Err(violation(
-                            "a second avrsetpar while one is unanswered".into(),
-                        ));
+                    let age = m.at().saturating_duration_since(*sent);
+                    if age < ACK_GIVE_UP {
+                        return Err(violation(format!(
+                            "a second avrsetpar while {pending}={pending_val}, sent {age:?} \
+                             before, is unanswered"
+                        )));
                     }
                     // Given up on: it may have been applied all the same.
                     node.settle(false);

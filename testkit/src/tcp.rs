@@ -36,8 +36,9 @@ pub struct TcpRecorded {
 
 type Log = Arc<Mutex<Vec<TcpRecorded>>>;
 
-/// Pause between the writes of commands that arrived merged.
-const SPLIT_GAP: Duration = Duration::from_millis(5);
+/// Pause between the writes of commands that arrived merged: the bridge's own gap
+/// (`TCP_WRITE_GAP`), which they lost on the way.
+const SPLIT_GAP: Duration = Duration::from_millis(20);
 /// How often the proxy tries to reach a host that is away.
 const HOST_RETRY: Duration = Duration::from_millis(500);
 
@@ -138,11 +139,16 @@ async fn relay(root: TcpStream, upstream: SocketAddr, log: Log) {
                     Ok(n) => n,
                 };
                 let data = down_chunk.get(..n).unwrap_or_default();
-                for (i, object) in json_objects(data).into_iter().enumerate() {
+                let objects = json_objects(data);
+                // Recorded as they arrive, when the bridge sent them: the gaps below are the
+                // proxy's doing, and must not make a retry look early.
+                for object in &objects {
+                    record(&log, Direction::Downlink, object.to_vec());
+                }
+                for (i, object) in objects.into_iter().enumerate() {
                     if i > 0 {
                         tokio::time::sleep(SPLIT_GAP).await;
                     }
-                    record(&log, Direction::Downlink, object.to_vec());
                     if root_write.write_all(object).await.is_err() {
                         return;
                     }
