@@ -4,8 +4,8 @@
 # Measures on the wire, with bridge/examples/latency_probe.rs subscribed to /MESH/#:
 #   - plug -> new setpoint: a heartbeat showing a car arrived/left -> the next smaxcur with a
 #     new value to that bay;
-#   - site-limit injection: PUT /api/v1/site lowers the limit at +25 s and restores it at
-#     +42 s; time to the first and the last changed smaxcur, per-bay p50/p95;
+#   - site-limit injection: PUT /api/v1/site lowers the limit at +25.4 s and restores it
+#     at +42.7 s (off the 1 s control-cycle phase); time to the first and the last changed smaxcur, per-bay p50/p95;
 # and over the same window the CPU (utime+stime from /proc/PID/stat) of the bridge, Mosquitto
 # and the simulator, RSS / peak RSS of the bridge, message rates, and the bridge's own
 # control-cycle time (ctrl22_control_cycle_seconds from /metrics). Results: bridge/BENCH.md.
@@ -96,17 +96,17 @@ ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 cycle() { curl -s "http://127.0.0.1:$HTTP_PORT/metrics" | awk '/^ctrl22_control_cycle_seconds_(sum|count)/ {printf "%s ", $2}'; }
 HZ=$(getconf CLK_TCK)
 B0=$(ticks "$BRIDGE_PID"); M0=$(ticks "$BROKER_PID"); S0=$(ticks "$SIM_PID"); C0=$(cycle)
-W0=$(date +%s.%N)
+W0=$(date +%s.%N); L0=$(wc -l < "$WORK/bridge.log")
 "$PROBE" --broker "127.0.0.1:$MQTT_PORT" --seconds "$SECONDS_MEASURED" \
-    --http "127.0.0.1:$HTTP_PORT" --token "$TOKEN" --inject "25:$LOWER_A,42:$LIMIT_A" \
+    --http "127.0.0.1:$HTTP_PORT" --token "$TOKEN" --inject "25.4:$LOWER_A,42.7:$LIMIT_A" \
     > "$WORK/probe.out"
-W1=$(date +%s.%N)
+W1=$(date +%s.%N); L1=$(wc -l < "$WORK/bridge.log")
 B1=$(ticks "$BRIDGE_PID"); M1=$(ticks "$BROKER_PID"); S1=$(ticks "$SIM_PID"); C1=$(cycle)
 RSS_KB=$(awk '/VmRSS/ {print $2}' "/proc/$BRIDGE_PID/status")
 HWM_KB=$(awk '/VmHWM/ {print $2}' "/proc/$BRIDGE_PID/status")
 LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 
-echo "bays=$BAYS heartbeat=${HEARTBEAT_MS}ms warmup=${WARMUP}s limit=${LIMIT_A}A (lowered to ${LOWER_A}A at +25 s, restored at +42 s) load=$LOAD"
+echo "bays=$BAYS heartbeat=${HEARTBEAT_MS}ms warmup=${WARMUP}s limit=${LIMIT_A}A (lowered to ${LOWER_A}A at +25.4 s, restored at +42.7 s) load=$LOAD"
 cat "$WORK/probe.out"
 python3 - "$HZ" "$W0" "$W1" "$B0" "$B1" "$M0" "$M1" "$S0" "$S1" "$RSS_KB" "$HWM_KB" "$C0" "$C1" <<'PY'
 import sys
@@ -120,4 +120,6 @@ if len(c0) == 2 and len(c1) == 2 and float(c1[1]) > float(c0[1]):
     n = float(c1[1]) - float(c0[1])
     print(f"control cycle (allocate+sequencer targets): mean={(float(c1[0]) - float(c0[0])) / n * 1000:.2f}ms over {n:.0f} cycles")
 PY
-grep -ci 'warn\|error' "$WORK/bridge.log" | sed 's/^/bridge log warn|error lines: /' || true
+echo "bridge log: $(grep -ci 'warn\|error' "$WORK/bridge.log" || true) warn/error lines in all," \
+    "$(sed -n "$((L0 + 1)),${L1}p" "$WORK/bridge.log" | grep -ci 'warn\|error' || true) in the window; first ones:"
+grep -i 'warn\|error' "$WORK/bridge.log" | head -2 || true

@@ -65,8 +65,9 @@ struct Injection {
     at: Duration,
     amps: f64,
     sent: Option<Instant>,
-    /// Latency of every changed setpoint after `sent`, in arrival order.
-    changes: Vec<Duration>,
+    /// Latency of every lowered / raised setpoint after `sent`.
+    lowered: Vec<Duration>,
+    raised: Vec<Duration>,
 }
 
 #[derive(Debug, Default)]
@@ -118,7 +119,8 @@ fn parse_injection(s: &str) -> anyhow::Result<Injection> {
         at: Duration::from_secs_f64(at.trim().parse()?),
         amps: amps.trim().parse()?,
         sent: None,
-        changes: Vec::new(),
+        lowered: Vec::new(),
+        raised: Vec::new(),
     })
 }
 
@@ -177,15 +179,16 @@ async fn main() -> anyhow::Result<()> {
             tokio::spawn(async move {
                 tokio::time::sleep_until((started + at).into()).await;
                 let sent = Instant::now();
+                // Before the request: setpoints may go out before the answer does.
+                let _ = tx.send((index, sent));
                 match put_site_limit(&http, &token, amps).await {
-                    Ok(status) => eprintln!(
+                    Ok(status) => println!(
                         "inject {amps} A at {:.1} s: {status} after {} ms",
                         at.as_secs_f64(),
                         ms(sent.elapsed())
                     ),
-                    Err(e) => eprintln!("inject {amps} A failed: {e}"),
+                    Err(e) => println!("inject {amps} A failed: {e}"),
                 }
-                let _ = tx.send((index, sent));
             });
         }
     }
@@ -253,11 +256,10 @@ async fn main() -> anyhow::Result<()> {
                 }
                 counts.smaxcur += 1;
                 let bay = bays.entry(dev.to_owned()).or_default();
-                let changed = bay.smaxcur.is_some_and(|old| old != value);
-                bay.smaxcur = Some(value);
-                if !changed {
+                let old = bay.smaxcur.replace(value);
+                let Some(old) = old.filter(|&old| old != value) else {
                     continue;
-                }
+                };
                 counts.smaxcur_changed += 1;
                 if let Some(since) = bay.plug_change.take() {
                     plug_latency.push(now.duration_since(since));
@@ -269,7 +271,12 @@ async fn main() -> anyhow::Result<()> {
                     .max_by_key(|i| i.sent)
                 {
                     if let Some(sent) = injection.sent {
-                        injection.changes.push(now.duration_since(sent));
+                        let changes = if value < old {
+                            &mut injection.lowered
+                        } else {
+                            &mut injection.raised
+                        };
+                        changes.push(now.duration_since(sent));
                     }
                 }
             }
@@ -302,17 +309,21 @@ async fn main() -> anyhow::Result<()> {
             injection.amps,
             injection.at.as_secs_f64()
         );
-        let first = injection.changes.first().copied();
-        let last = injection.changes.last().copied();
-        match (injection.sent, first, last) {
-            (Some(_), Some(first), Some(last)) => println!(
-                "{} first={}ms last={}ms",
-                summary(&name, &mut injection.changes),
-                ms(first),
-                ms(last)
-            ),
-            (Some(_), _, _) => println!("{name}: no changed setpoint seen"),
-            (None, _, _) => println!("{name}: not sent"),
+        if injection.sent.is_none() {
+            println!("{name}: not sent");
+            continue;
+        }
+        for (what, changes) in [
+            ("lowered", &mut injection.lowered),
+            ("raised", &mut injection.raised),
+        ] {
+            // Arrival order: first and last are the ends of the burst.
+            let first = changes.first().copied().unwrap_or_default();
+            println!(
+                "{} first={}ms",
+                summary(&format!("{name} {what}"), changes),
+                ms(first)
+            );
         }
     }
     Ok(())
