@@ -131,13 +131,13 @@ async fn an_unplugged_car_frees_current_for_a_limited_bay_within_a_cycle() -> an
         })
         .await?;
     let deadline = tokio::time::Instant::now() + UNPLUG_TO_RAISE + Duration::from_secs(5);
-    let raise = loop {
+    let (raise, raised_from) = loop {
         let records = watcher.messages();
         let first = raises(&mesh, &records, unplug_from)
             .into_iter()
             .find(|(i, mac, ..)| *mac != leaving && records[*i].at >= gone.at);
-        if let Some((i, ..)) = first {
-            break records[i].clone();
+        if let Some((i, _, old, _)) = first {
+            break (records[i].clone(), old);
         }
         assert!(
             tokio::time::Instant::now() < deadline,
@@ -147,7 +147,7 @@ async fn an_unplugged_car_frees_current_for_a_limited_bay_within_a_cycle() -> an
     };
     let latency = raise.at.duration_since(gone.at);
     eprintln!(
-        "unplug heartbeat -> raise: {latency:?} ({} {})",
+        "unplug heartbeat -> raise: {latency:?} ({} from {raised_from}: {})",
         raise.topic,
         raise.text()
     );
