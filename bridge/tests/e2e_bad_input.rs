@@ -159,11 +159,7 @@ async fn hostile_mesh_input_is_counted_and_dropped_and_the_fuse_holds() -> anyho
             .filter(|r| !is_hostile_lie(r))
             .collect()
     };
-    let wire = Wire {
-        mesh_id: mesh.clone(),
-        limit,
-        records: honest,
-    };
+    let wire = Wire::new(&mesh, limit, honest);
     wire.wait_charging(0, 4, Duration::from_secs(40)).await?;
     let before = rejected(&http_get(http, "/metrics").await?);
 

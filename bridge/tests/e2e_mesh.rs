@@ -41,11 +41,7 @@ async fn twenty_bays_stay_within_the_fuse_through_kill_and_restart() -> anyhow::
         .await
     });
 
-    let wire = Wire {
-        mesh_id: mesh,
-        limit: bridge_config.limit_deciamps(),
-        records: || watcher.messages(),
-    };
+    let wire = Wire::new(&mesh, bridge_config.limit_deciamps(), || watcher.messages());
     let (stats, mut bridge) = wire
         .kill_and_restart(bridge, 6, || BridgeProcess::start(bridge_binary(), &config))
         .await?;

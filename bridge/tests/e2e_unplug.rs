@@ -73,11 +73,7 @@ async fn an_unplugged_car_frees_current_for_a_limited_bay_within_a_cycle() -> an
         })
         .await
     });
-    let wire = Wire {
-        mesh_id: mesh.clone(),
-        limit: bridge_config.limit_deciamps(),
-        records: || watcher.messages(),
-    };
+    let wire = Wire::new(&mesh, bridge_config.limit_deciamps(), || watcher.messages());
 
     // Steady state: bays charge, capped, and no raise has gone out for a while (so the raise
     // after the unplug is its consequence, not the tail of the start-up).

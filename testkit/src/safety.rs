@@ -51,7 +51,7 @@ pub struct WireStats {
 
 /// A write unanswered this long may be followed by another: the bridge gives up on a reply
 /// after 3 s (`SequencerParams::ack_timeout_ms`); the margin covers recording delays.
-const ACK_GIVE_UP: Duration = Duration::from_millis(2_500);
+pub const ACK_GIVE_UP: Duration = Duration::from_millis(2_500);
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Param {
@@ -136,6 +136,20 @@ pub fn check_wire<R: WireRecord>(
     messages: &[R],
     limit: [i32; 3],
 ) -> Result<WireStats, Violation> {
+    check_wire_with(mesh_id, messages, limit, ACK_GIVE_UP)
+}
+
+/// [`check_wire`] with the time after which an unanswered write may be followed by another
+/// to the same node, as seen on the wire (`ack_give_up`).
+///
+/// # Errors
+/// The first [`Violation`].
+pub fn check_wire_with<R: WireRecord>(
+    mesh_id: &str,
+    messages: &[R],
+    limit: [i32; 3],
+    ack_give_up: Duration,
+) -> Result<WireStats, Violation> {
     let mut nodes: HashMap<MacAddr, Node> = HashMap::new();
     let mut stats = WireStats::default();
     for (index, m) in messages.iter().enumerate() {
@@ -156,7 +170,7 @@ pub fn check_wire<R: WireRecord>(
             if let Some((pending, pending_val, sent)) = &node.outstanding {
                 if par.as_str() != "opbutton" {
                     let age = m.at().saturating_duration_since(*sent);
-                    if age < ACK_GIVE_UP {
+                    if age < ack_give_up {
                         return Err(violation(format!(
                             "a second avrsetpar while {pending}={pending_val}, sent {age:?} \
                              before, is unanswered"

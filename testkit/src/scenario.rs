@@ -7,7 +7,7 @@ use anyhow::{bail, ensure};
 use tokio::time::Instant;
 
 use crate::bridge::BridgeProcess;
-use crate::safety::{check_wire, WireStats};
+use crate::safety::{check_wire_with, WireStats, ACK_GIVE_UP};
 use crate::wire::{self, WireMessage, WireRecord};
 use ctrl22_node::mesh::NodeMessage;
 
@@ -19,6 +19,20 @@ pub struct Wire<F> {
     pub limit: [i32; 3],
     /// Everything recorded so far (a recorder's or proxy's `messages`).
     pub records: F,
+    /// See [`check_wire_with`].
+    pub ack_give_up: Duration,
+}
+
+impl<F> Wire<F> {
+    /// The checks of [`crate::safety::check_wire`] over `records`.
+    pub fn new(mesh_id: &str, limit: [i32; 3], records: F) -> Self {
+        Self {
+            mesh_id: mesh_id.to_owned(),
+            limit,
+            records,
+            ack_give_up: ACK_GIVE_UP,
+        }
+    }
 }
 
 impl<R: WireRecord, F: Fn() -> Vec<R>> Wire<F> {
@@ -50,14 +64,15 @@ impl<R: WireRecord, F: Fn() -> Vec<R>> Wire<F> {
         }
     }
 
-    /// Checks the whole recording against the limit (see [`check_wire`]).
+    /// Checks the whole recording against the limit (see [`check_wire_with`]).
     ///
     /// # Errors
     /// The first violation, prefixed with `when`.
     pub fn check(&self, when: &str) -> anyhow::Result<WireStats> {
         let records = (self.records)();
         wire::dump_if_asked(&records);
-        check_wire(&self.mesh_id, &records, self.limit).map_err(|v| anyhow::anyhow!("{when}: {v}"))
+        check_wire_with(&self.mesh_id, &records, self.limit, self.ack_give_up)
+            .map_err(|v| anyhow::anyhow!("{when}: {v}"))
     }
 
     /// The kill-and-restart run, from a freshly started `bridge` and bays that boot:
