@@ -11,9 +11,10 @@ use crate::config::MqttConfig;
 use crate::mesh::LinkError;
 
 const KEEP_ALIVE: Duration = Duration::from_secs(30);
-/// Larger than any mesh message so that oversized garbage reaches us and is rejected as
-/// `TooLong`, instead of rumqttc dropping the whole connection over it.
-const MAX_INCOMING_PACKET: usize = 1024 * 1024;
+/// Far larger than any mesh message so that oversized garbage reaches us and is rejected as
+/// `TooLong`, instead of rumqttc dropping the whole connection over it. Larger packets
+/// still cost a reconnect: cap them at the broker (`max_packet_size` in Mosquitto).
+const MAX_INCOMING_PACKET: usize = 16 * 1024 * 1024;
 /// Discovery payloads of a bay device are the largest thing the bridge sends.
 const MAX_OUTGOING_PACKET: usize = 256 * 1024;
 
