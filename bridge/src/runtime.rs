@@ -138,6 +138,13 @@ pub fn site_settings(config: &Config) -> SiteSettings {
         heartbeat_timeout_ms: millis(config.mesh.heartbeat_timeout),
         wdtsec: config.mesh.wdtsec,
         setpoint_refresh_ms: millis(config.mesh.setpoint_refresh),
+        // The TCP uplink paces commands 20 ms apart (the root reads one command per read()),
+        // so a burst of writes queues in the link; their replies must not be given up on
+        // (and a late reply taken for the next write's) while they wait to be sent.
+        ack_timeout_ms: match config.mesh.transport {
+            MeshTransport::Mqtt => 3_000,
+            MeshTransport::Tcp => 10_000,
+        },
         nodes,
         ..SiteSettings::default()
     }

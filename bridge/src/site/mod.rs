@@ -871,6 +871,7 @@ fn sequencer_params(settings: &SiteSettings) -> setpoint::SequencerParams {
     setpoint::SequencerParams {
         watchdog_secs: i16::try_from(settings.wdtsec).unwrap_or(i16::MAX),
         refresh_interval_ms: settings.setpoint_refresh_ms,
+        ack_timeout_ms: settings.ack_timeout_ms,
         startup_grace_ms: settings.heartbeat_timeout_ms,
         ..setpoint::SequencerParams::default()
     }

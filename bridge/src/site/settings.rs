@@ -32,6 +32,9 @@ pub struct SiteSettings {
     pub wdtsec: u16,
     /// Setpoints are re-sent this often to feed the node watchdogs.
     pub setpoint_refresh_ms: u64,
+    /// How long a setpoint write waits for its reply before it counts as lost (and maybe
+    /// applied). Must cover the mesh round trip plus any queue in the link.
+    pub ack_timeout_ms: u64,
     /// The site's local time is UTC + this (departure times are local).
     pub utc_offset_min: i32,
     /// Bays beyond this many are refused (a flood of unknown MACs cannot exhaust memory).
@@ -56,6 +59,7 @@ impl Default for SiteSettings {
             poll_interval_ms: 5 * 60_000,
             wdtsec: 60,
             setpoint_refresh_ms: 20_000,
+            ack_timeout_ms: 3_000,
             utc_offset_min: 0,
             max_bays: 10_000,
             nodes: BTreeMap::new(),
