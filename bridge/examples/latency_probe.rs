@@ -55,8 +55,9 @@ struct Args {
 #[derive(Debug, Default)]
 struct BayState {
     plugged: Option<bool>,
-    /// When the heartbeat showing a plug change arrived, until a new setpoint answers it.
-    plug_change: Option<Instant>,
+    /// When the heartbeat showing a plug change arrived and whether a car arrived (else it
+    /// left), until a new setpoint answers it.
+    plug_change: Option<(Instant, bool)>,
     smaxcur: Option<i64>,
 }
 
@@ -234,10 +235,10 @@ async fn main() -> anyhow::Result<()> {
                 let plugged = body.get("cmaxcur").and_then(Value::as_i64).unwrap_or(0) > 0;
                 let bay = bays.entry(dev.to_owned()).or_default();
                 if bay.plugged.is_some_and(|was| was != plugged) && bay.plug_change.is_none() {
-                    bay.plug_change = Some(now);
+                    bay.plug_change = Some((now, plugged));
                 }
                 bay.plugged = Some(plugged);
-                if let Some(since) = bay.plug_change {
+                if let Some((since, _)) = bay.plug_change {
                     if now.duration_since(since) > plug_timeout {
                         plug_unanswered += 1;
                         bay.plug_change = None;
@@ -261,8 +262,14 @@ async fn main() -> anyhow::Result<()> {
                     continue;
                 };
                 counts.smaxcur_changed += 1;
-                if let Some(since) = bay.plug_change.take() {
-                    plug_latency.push(now.duration_since(since));
+                if let Some((since, arrived)) = bay.plug_change.take() {
+                    let latency = now.duration_since(since);
+                    let what = if arrived { "arrived" } else { "left" };
+                    println!(
+                        "plug sample: {dev} car {what}, smaxcur {old} -> {value} after {} ms",
+                        ms(latency)
+                    );
+                    plug_latency.push(latency);
                 }
                 // Attributed to the latest injection already sent.
                 if let Some(injection) = injections

@@ -17,7 +17,11 @@ use crate::config::MqttConfig;
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// Requests rumqttc may queue; the writer never waits for room (see `write_commands`).
-const REQUEST_QUEUE: usize = 128;
+/// One control cycle can release a write for every bay at once (a lowered site limit, the
+/// refreshes falling due together) while the same event loop reads 10,000 heartbeats a second;
+/// with room for only 128, such bursts at 10,000 bays dropped writes that then waited out the
+/// 3 s reply timeout (bridge/BENCH.md).
+const REQUEST_QUEUE: usize = 16_384;
 
 /// Connects to the broker of `cfg` as a host of mesh `mesh_id` and forwards node messages to
 /// `events`. The link runs in background tasks until `events`' receiver is dropped; it
