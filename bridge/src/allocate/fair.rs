@@ -147,19 +147,9 @@ impl Sweep<'_> {
         let Some(bay) = self.bays.get(position) else {
             return;
         };
-        let floor = bay.floor;
-        for index in bay.edges.clone() {
-            let Some(edge) = self.net.edges.get(index).copied() else {
-                continue;
-            };
-            if let Some(load) = self.net.load.get_mut(edge.constraint) {
-                *load -= edge.weight * floor;
-            }
-            if let Some(slope) = self.slope.get_mut(edge.constraint) {
-                *slope += edge.weight;
-            }
-            self.mark(edge.constraint);
-        }
+        let (floor, edges) = (bay.floor, bay.edges.clone());
+        // Its floor leaves the constant part and it starts rising with the level.
+        self.shift(edges, -floor, 1);
     }
 
     /// Stops a bay at `value` (its floor while waiting, the level while rising, its cap).
@@ -182,7 +172,14 @@ impl Sweep<'_> {
         let Some(bay) = self.bays.get(position) else {
             return;
         };
-        for index in bay.edges.clone() {
+        // Its value joins the constant part and it no longer rises with the level.
+        self.shift(bay.edges.clone(), value, -1);
+    }
+
+    /// Moves `value` into the constant load and `slope_sign` of the bay's weight into the slope
+    /// of every constraint on `edges`, and marks each of them for re-checking.
+    fn shift(&mut self, edges: std::ops::Range<usize>, value: i64, slope_sign: i64) {
+        for index in edges {
             let Some(edge) = self.net.edges.get(index).copied() else {
                 continue;
             };
@@ -190,7 +187,7 @@ impl Sweep<'_> {
                 *load += edge.weight * value;
             }
             if let Some(slope) = self.slope.get_mut(edge.constraint) {
-                *slope -= edge.weight;
+                *slope += slope_sign * edge.weight;
             }
             self.mark(edge.constraint);
         }
