@@ -30,6 +30,7 @@ PROBE=${PROBE:-$TARGET/release/examples/latency_probe}
 SIM=${SIM:-$TARGET/release/ctrl22-node-sim}
 MOSQUITTO=${MOSQUITTO:-/usr/sbin/mosquitto}
 BRIDGE_WRAP=${BRIDGE_WRAP:-}
+HA=${HA:-true}   # HA=false leaves the Home Assistant adapter out
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 MQTT_PORT=$(free_port)
@@ -66,7 +67,7 @@ strategy = "fair"
 default_mode = "now"
 
 [homeassistant]
-enabled = true
+enabled = $HA
 
 [http]
 listen = "127.0.0.1:$HTTP_PORT"
@@ -106,7 +107,7 @@ RSS_KB=$(awk '/VmRSS/ {print $2}' "/proc/$BRIDGE_PID/status")
 HWM_KB=$(awk '/VmHWM/ {print $2}' "/proc/$BRIDGE_PID/status")
 LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 
-echo "bays=$BAYS heartbeat=${HEARTBEAT_MS}ms warmup=${WARMUP}s limit=${LIMIT_A}A (lowered to ${LOWER_A}A at +25.4 s, restored at +42.7 s) load=$LOAD"
+echo "bays=$BAYS heartbeat=${HEARTBEAT_MS}ms homeassistant=$HA warmup=${WARMUP}s limit=${LIMIT_A}A (lowered to ${LOWER_A}A at +25.4 s, restored at +42.7 s) load=$LOAD"
 cat "$WORK/probe.out"
 python3 - "$HZ" "$W0" "$W1" "$B0" "$B1" "$M0" "$M1" "$S0" "$S1" "$RSS_KB" "$HWM_KB" "$C0" "$C1" <<'PY'
 import sys
