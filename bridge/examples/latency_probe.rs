@@ -1,5 +1,6 @@
-//! Latency probe for `bridge/bench/scale.sh`: a passive MQTT subscriber on the mesh topics
-//! that measures how fast the bridge answers with new setpoints, as seen on the wire.
+//! Latency probe for `bridge/bench/scale.sh`: an MQTT subscriber on the mesh topics (it never
+//! publishes there) that measures how fast the bridge answers with new setpoints, as seen on
+//! the wire.
 //!
 //! Two measurements, both timed at this subscriber (so broker hops on both ends are included):
 //!
@@ -10,7 +11,7 @@
 //! - **inject**: at given times the probe changes the site limit with `PUT /api/v1/site`; from
 //!   the moment the request is sent, the first and the last changed `smaxcur` (value differs
 //!   from that bay's previous one) until the next injection or the end, and per-bay latency
-//!   percentiles.
+//!   percentiles, lowered and raised setpoints apart.
 //!
 //! `smaxcur` refreshes with an unchanged value are counted in the message rates but are not
 //! "new setpoints". A bay whose previous setpoint the probe has not seen yet does not count
