@@ -315,27 +315,26 @@ mod tests {
         }
     }
 
+    fn ota(state: OtaState) -> NodeMessage {
+        NodeMessage::AvrOta { state }
+    }
+
+    /// A flasher of a 10-byte image whose node has entered receive mode; the first chunk is sent.
+    fn receiving() -> Flasher {
+        let mut f = Flasher::new(NODE, vec![0; 10]).unwrap();
+        f.start();
+        sent(f.on_message(NODE, &ota(OtaState::RecImg)));
+        f
+    }
+
     #[test]
     fn full_conversation_with_one_retry() {
         let image: Vec<u8> = (0..=255u8).chain(0..10).collect(); // 266 bytes: 3 chunks
         let mut f = Flasher::new(NODE, image.clone()).unwrap();
         assert_eq!(sent(f.start()), Command::AvrOtaRecImg);
         let other = MacAddr([1; 6]);
-        assert_eq!(
-            f.on_message(
-                other,
-                &NodeMessage::AvrOta {
-                    state: OtaState::RecImg
-                }
-            ),
-            FlashStep::Wait
-        );
-        let c0 = sent(f.on_message(
-            NODE,
-            &NodeMessage::AvrOta {
-                state: OtaState::RecImg,
-            },
-        ));
+        assert_eq!(f.on_message(other, &ota(OtaState::RecImg)), FlashStep::Wait);
+        let c0 = sent(f.on_message(NODE, &ota(OtaState::RecImg)));
         assert_eq!(c0, Command::avr_img(0, &image[..128]).unwrap());
         // CRC error: the same chunk again.
         let again = sent(f.on_message(NODE, &NodeMessage::AvrImg { addr: 0, ok: false }));
@@ -372,26 +371,14 @@ mod tests {
         assert_eq!(flash, Command::AvrOtaFlash { image_len: 266 });
         assert_eq!(f.timeout(), FLASH_TIMEOUT);
         assert_eq!(
-            f.on_message(
-                NODE,
-                &NodeMessage::AvrOta {
-                    state: OtaState::Running
-                }
-            ),
+            f.on_message(NODE, &ota(OtaState::Running)),
             FlashStep::Done(Ok(()))
         );
     }
 
     #[test]
     fn a_chunk_fails_after_ten_attempts() {
-        let mut f = Flasher::new(NODE, vec![0; 10]).unwrap();
-        f.start();
-        sent(f.on_message(
-            NODE,
-            &NodeMessage::AvrOta {
-                state: OtaState::RecImg,
-            },
-        ));
+        let mut f = receiving();
         for _ in 1..CHUNK_ATTEMPTS {
             sent(f.on_timeout());
         }
@@ -413,22 +400,10 @@ mod tests {
             FlashStep::Done(Err(FlashError::NoReceiveMode))
         );
 
-        let mut f = Flasher::new(NODE, vec![0; 10]).unwrap();
-        f.start();
-        sent(f.on_message(
-            NODE,
-            &NodeMessage::AvrOta {
-                state: OtaState::RecImg,
-            },
-        ));
+        let mut f = receiving();
         sent(f.on_message(NODE, &NodeMessage::AvrImg { addr: 0, ok: true }));
         assert_eq!(
-            f.on_message(
-                NODE,
-                &NodeMessage::AvrOta {
-                    state: OtaState::Halted
-                }
-            ),
+            f.on_message(NODE, &ota(OtaState::Halted)),
             FlashStep::Done(Err(FlashError::Halted))
         );
     }
