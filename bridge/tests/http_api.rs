@@ -357,6 +357,41 @@ async fn settings_change_through_put_and_buttons() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_online_bay_can_be_neither_released_nor_forgotten() {
+    let f = fixture(Setup::default()).await;
+    let dev = &f.devs[0];
+    let uri = format!("/api/v1/nodes/{dev}");
+    let auth = format!("Bearer {TOKEN}");
+    let release = f
+        .call(
+            "POST",
+            &format!("{uri}/release"),
+            &[("authorization", &auth)],
+            "",
+        )
+        .await;
+    assert_eq!(release.status, StatusCode::BAD_REQUEST, "{}", release.text);
+    assert!(release.error().contains("online"), "{}", release.text);
+    let forget = f
+        .call("DELETE", &uri, &[("authorization", &auth)], "")
+        .await;
+    assert_eq!(forget.status, StatusCode::BAD_REQUEST, "{}", forget.text);
+    assert!(forget.error().contains("online"), "{}", forget.text);
+    assert!(f.bay(dev).online, "still there");
+    let unknown = f
+        .call(
+            "DELETE",
+            "/api/v1/nodes/001122334455",
+            &[("authorization", &auth)],
+            "",
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    let anonymous = f.call("DELETE", &uri, &[], "").await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_failures_change_nothing_and_are_counted() {
     let f = fixture(Setup::default()).await;
     let dev = &f.devs[0];

@@ -109,22 +109,40 @@ pub(super) async fn put_node(
     Ok(Json(find_bay(&snapshot, &dev)?).into_response())
 }
 
-/// `POST /api/v1/nodes/{dev}/start` and `.../stop`: the bay's operator button.
+/// `POST /api/v1/nodes/{dev}/start` and `.../stop`: the bay's operator button;
+/// `.../release`: an operator declares that an offline bay draws nothing, so the current it
+/// keeps reserved goes back to the others.
 pub(super) async fn press(
     Extract(state): Extract<State>,
     Path((dev, action)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let press = match action.as_str() {
-        "start" => ButtonRequest::Start,
-        "stop" => ButtonRequest::Stop,
+    let bay = BayId(dev);
+    let change = match action.as_str() {
+        "start" => SettingChange::BayButton {
+            bay,
+            press: ButtonRequest::Start,
+        },
+        "stop" => SettingChange::BayButton {
+            bay,
+            press: ButtonRequest::Stop,
+        },
+        "release" => SettingChange::BayRelease { bay },
         _ => return Err(ApiError::new(StatusCode::NOT_FOUND, "no such action")),
     };
     auth::authorize(state.token.as_ref(), &headers).inspect_err(|_| state.rejected())?;
-    let change = SettingChange::BayButton {
-        bay: BayId(dev),
-        press,
-    };
+    apply_all(&state, vec![Step { change, undo: None }]).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `DELETE /api/v1/nodes/{dev}`: forget an offline bay (gone from the site).
+pub(super) async fn forget_node(
+    Extract(state): Extract<State>,
+    Path(dev): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    auth::authorize(state.token.as_ref(), &headers).inspect_err(|_| state.rejected())?;
+    let change = SettingChange::BayForget { bay: BayId(dev) };
     apply_all(&state, vec![Step { change, undo: None }]).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -133,7 +133,12 @@ fn router(state: State) -> Router {
         .route("/metrics", get(metrics::serve))
         .route("/api/v1/site", get(api::get_site).put(api::put_site))
         .route("/api/v1/nodes", get(api::get_nodes))
-        .route("/api/v1/nodes/{dev}", get(api::get_node).put(api::put_node))
+        .route(
+            "/api/v1/nodes/{dev}",
+            get(api::get_node)
+                .put(api::put_node)
+                .delete(api::forget_node),
+        )
         .route("/api/v1/nodes/{dev}/{action}", post(api::press))
         .route("/api/v1/sessions", get(sessions::list))
         .route("/api/v1/events", get(sessions::events))
