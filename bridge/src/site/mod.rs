@@ -906,3 +906,6 @@ fn describe_allocation(bay: &allocate::BayAllocation) -> Option<String> {
     }
     Some(text)
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,164 @@
+//! The site core driven by hand with simulated time: discovery, offline reservation,
+//! release and forget, refused settings, auto-start.
+
+use ctrl22_node::mesh::{Address, Command, Heartbeat, MacAddr, NodeMessage};
+use ctrl22_node::{Ccss, Deciamps, PhaseSet};
+
+use super::{Input, Output, SettingChange, SettingError, Site, SiteSettings};
+use crate::bay::BayId;
+
+const MAC: MacAddr = MacAddr([0x02, 0xc2, 0x22, 0, 0, 1]);
+
+fn heartbeat(ccss: Ccss, cable: i16) -> Input {
+    Input::Mesh {
+        src: MAC,
+        msg: NodeMessage::Heartbeat(Heartbeat {
+            rssi: -60,
+            ccss,
+            amaxcur: Deciamps::ZERO,
+            cmaxcur: Deciamps(cable),
+            aphases: PhaseSet::NONE,
+            cur: [Deciamps::ZERO; 3],
+        }),
+    }
+}
+
+fn writes(outputs: &[Output]) -> Vec<(String, i16)> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                dst: Address::Node(mac),
+                cmd: Command::AvrSetPar { par, val },
+            } if *mac == MAC => Some((par.to_string(), *val)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn site() -> Site {
+    let settings = SiteSettings {
+        heartbeat_timeout_ms: 3_000,
+        ..SiteSettings::default()
+    };
+    Site::new(settings, &std::collections::BTreeMap::new(), 0).expect("valid site")
+}
+
+fn bay() -> BayId {
+    BayId("02c222000001".to_owned())
+}
+
+#[test]
+fn a_heartbeat_makes_a_bay_that_gets_its_watchdog_and_is_started() {
+    let mut site = site();
+    let mut sent = writes(&site.handle(0, heartbeat(Ccss::Off3, 320)));
+    assert_eq!(site.snapshot(0).bays.len(), 1);
+    for t in (1_000..=6_000).step_by(1_000) {
+        let out = site.handle(t, Input::Tick);
+        sent.extend(writes(&out));
+        // Every write is answered at once.
+        let acked = site.handle(
+            t + 10,
+            Input::Mesh {
+                src: MAC,
+                msg: NodeMessage::AvrSetPar { ok: true },
+            },
+        );
+        sent.extend(writes(&acked));
+    }
+    assert!(sent.contains(&("wdtsec".to_owned(), 60)), "{sent:?}");
+    assert!(
+        sent.contains(&("opbutton".to_owned(), 1)),
+        "plugged and idle: started; {sent:?}"
+    );
+}
+
+#[test]
+fn an_online_bay_is_neither_released_nor_forgotten_an_offline_one_is() {
+    let mut site = site();
+    site.handle(0, heartbeat(Ccss::C3, 320));
+    for change in [
+        SettingChange::BayRelease { bay: bay() },
+        SettingChange::BayForget { bay: bay() },
+    ] {
+        assert!(matches!(
+            site.apply(100, change),
+            Err(SettingError::Invalid { .. })
+        ));
+    }
+    site.handle(10_000, Input::Tick);
+    assert!(
+        !site.snapshot(10_000).bays[0].online,
+        "silent for longer than the timeout"
+    );
+    assert!(site
+        .apply(10_000, SettingChange::BayRelease { bay: bay() })
+        .is_ok());
+    assert!(site
+        .apply(10_000, SettingChange::BayForget { bay: bay() })
+        .is_ok());
+    assert!(site.snapshot(10_000).bays.is_empty());
+    // It comes back as a new bay when heard again.
+    site.handle(11_000, heartbeat(Ccss::Off3, -1));
+    assert_eq!(site.snapshot(11_000).bays.len(), 1);
+}
+
+#[test]
+fn nonsense_settings_change_nothing() {
+    let mut site = site();
+    site.handle(0, heartbeat(Ccss::Off3, 320));
+    let before = site.snapshot(0).bays[0].settings.clone();
+    for change in [
+        SettingChange::BayMaxCurrent {
+            bay: bay(),
+            amps: 5.0,
+        },
+        SettingChange::BayMaxCurrent {
+            bay: bay(),
+            amps: f64::NAN,
+        },
+        SettingChange::BayTargetEnergy {
+            bay: bay(),
+            kwh: -1.0,
+        },
+        SettingChange::BayName {
+            bay: bay(),
+            name: "  ".to_owned(),
+        },
+        SettingChange::BayPriority {
+            bay: bay(),
+            priority: 1_000_000,
+        },
+        SettingChange::SiteLimit {
+            phase: 4,
+            amps: 16.0,
+        },
+        SettingChange::SiteLimit {
+            phase: 1,
+            amps: f64::INFINITY,
+        },
+        SettingChange::BayMode {
+            bay: BayId("001122334455".to_owned()),
+            mode: crate::allocate::ChargeMode::Off,
+        },
+    ] {
+        assert!(site.apply(0, change.clone()).is_err(), "{change:?}");
+    }
+    assert_eq!(site.snapshot(0).bays[0].settings, before);
+    assert_eq!(site.snapshot(0).limit_a, [32.0; 3]);
+}
+
+#[test]
+fn a_stray_reply_from_an_unknown_node_is_counted_not_a_bay() {
+    let mut site = site();
+    site.handle(
+        0,
+        Input::Mesh {
+            src: MAC,
+            msg: NodeMessage::AvrSetPar { ok: true },
+        },
+    );
+    let snapshot = site.snapshot(0);
+    assert!(snapshot.bays.is_empty());
+    assert_eq!(snapshot.rejected.get("unknown_node"), Some(&1));
+}
