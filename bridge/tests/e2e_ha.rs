@@ -270,8 +270,7 @@ async fn home_assistant_sees_the_bays_and_controls_them() -> anyhow::Result<()> 
         .map(Recorded::text);
     assert_eq!(online.as_deref(), Some("online"));
     let killed = Instant::now();
-    bridge.0.kill()?; // SIGKILL
-    let _ = bridge.0.wait();
+    bridge.kill(); // SIGKILL
     let will = ha
         .wait_for(Duration::from_secs(10), "the last will", |m| {
             m.topic == status && m.at > killed

@@ -16,6 +16,15 @@ pub enum Uplink {
     Tcp(SocketAddr),
 }
 
+/// `[homeassistant]` with the integration on.
+#[derive(Clone, Debug)]
+pub struct HomeAssistant {
+    /// `discovery_prefix`, e.g. `homeassistant`.
+    pub discovery_prefix: String,
+    /// `discovery`: `device` or `component`.
+    pub discovery: String,
+}
+
 /// What the tests vary in the bridge's configuration. The timings are short so that a run
 /// sees start-up grace, rotation and the node watchdog within seconds.
 #[derive(Clone, Debug)]
@@ -28,6 +37,13 @@ pub struct BridgeConfig {
     pub http_listen: SocketAddr,
     /// The site's fuse per phase, amps.
     pub max_current_amps: [u16; 3],
+    /// `[site] name`; the bridge's MQTT client id is `<site_name>-bridge`, so bridges of
+    /// different sites can share a broker.
+    pub site_name: String,
+    /// `[site] min_on` and `min_off`, seconds.
+    pub min_on_off_s: u32,
+    /// `None`: `[homeassistant] enabled = false`.
+    pub homeassistant: Option<HomeAssistant>,
 }
 
 impl BridgeConfig {
@@ -40,6 +56,9 @@ impl BridgeConfig {
             uplink: Uplink::Mqtt,
             http_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             max_current_amps: [32; 3],
+            site_name: "e2e".to_owned(),
+            min_on_off_s: 5,
+            homeassistant: None,
         }
     }
 
@@ -60,11 +79,18 @@ impl BridgeConfig {
             Uplink::Tcp(addr) => ("tcp", format!("tcp_listen = \"{addr}\"\n")),
         };
         let [l1, l2, l3] = self.max_current_amps;
+        let homeassistant = match &self.homeassistant {
+            None => "enabled = false".to_owned(),
+            Some(ha) => format!(
+                "enabled = true\ndiscovery_prefix = \"{}\"\ndiscovery = \"{}\"",
+                ha.discovery_prefix, ha.discovery
+            ),
+        };
         let text = format!(
             r#"
 [mqtt]
 url = "{url}"
-client_id = "e2e-bridge"
+client_id = "{site}-bridge"
 
 [mesh]
 transport = "{transport}"
@@ -74,14 +100,14 @@ wdtsec = 6
 setpoint_refresh = "2s"
 
 [site]
-name = "e2e"
+name = "{site}"
 max_current = [{l1}, {l2}, {l3}]
-min_on = "5s"
-min_off = "5s"
+min_on = "{min_on_off}s"
+min_off = "{min_on_off}s"
 rotation_period = "20s"
 
 [homeassistant]
-enabled = false
+{homeassistant}
 
 [http]
 listen = "{http}"
@@ -91,6 +117,8 @@ path = "{db}"
 "#,
             url = self.broker_url,
             mesh = self.mesh_id,
+            site = self.site_name,
+            min_on_off = self.min_on_off_s,
             http = self.http_listen,
             db = dir.join("e2e.db").display(),
         );

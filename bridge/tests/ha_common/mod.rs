@@ -2,81 +2,39 @@
 //! process, and simulated bays on the broker.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 
 use ctrl22_node::sim::{self, Arrivals, SimConfig, SimWorld};
-use ctrl22_testkit::{free_port, Mosquitto};
+use ctrl22_testkit::bridge::{BridgeConfig, BridgeProcess, HomeAssistant};
+use ctrl22_testkit::Mosquitto;
 
 pub const MESH: &str = "DEMESH";
 pub const PREFIX: &str = "homeassistant";
 
-/// Writes a configuration for site `site` with `[homeassistant] discovery = mode`.
+/// Writes a configuration for site `site` on a 3x63 A fuse with `[homeassistant] discovery =
+/// mode`.
 pub fn write_config(
     dir: &Path,
     broker: &Mosquitto,
     site: &str,
     mode: &str,
 ) -> anyhow::Result<PathBuf> {
-    let path = dir.join("ctrl22.toml");
-    let text = format!(
-        r#"
-[mqtt]
-url = "{url}"
-client_id = "{site}-bridge"
-
-[mesh]
-mesh_id = "{MESH}"
-heartbeat_timeout = "3s"
-wdtsec = 6
-setpoint_refresh = "2s"
-
-[site]
-name = "{site}"
-max_current = [63, 63, 63]
-min_on = "2s"
-min_off = "2s"
-rotation_period = "20s"
-
-[homeassistant]
-enabled = true
-discovery_prefix = "{PREFIX}"
-discovery = "{mode}"
-
-[http]
-listen = "127.0.0.1:{http}"
-
-[storage]
-path = "{db}"
-"#,
-        url = broker.url(),
-        http = free_port()?,
-        db = dir.join("ctrl22.db").display(),
-    );
-    std::fs::write(&path, text)?;
-    Ok(path)
+    BridgeConfig {
+        mesh_id: MESH.to_owned(),
+        max_current_amps: [63; 3],
+        site_name: site.to_owned(),
+        min_on_off_s: 2,
+        homeassistant: Some(HomeAssistant {
+            discovery_prefix: PREFIX.to_owned(),
+            discovery: mode.to_owned(),
+        }),
+        ..BridgeConfig::new(broker.url())
+    }
+    .write(dir)
 }
 
 /// The bridge process, killed when the test ends however it ends.
-pub struct Bridge(pub Child);
-
-impl Drop for Bridge {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-pub fn start_bridge(config: &Path) -> anyhow::Result<Bridge> {
-    Ok(Bridge(
-        Command::new(env!("CARGO_BIN_EXE_ctrl22-bridge"))
-            .args(["run", "--config"])
-            .arg(config)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()?,
-    ))
+pub fn start_bridge(config: &Path) -> anyhow::Result<BridgeProcess> {
+    BridgeProcess::start(Path::new(env!("CARGO_BIN_EXE_ctrl22-bridge")), config)
 }
 
 /// `bays` simulated bays with a car each, heartbeats every second; stopped on drop.
