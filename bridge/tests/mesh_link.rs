@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use ctrl22_bridge::config::MqttConfig;
 use ctrl22_bridge::mesh::{
-    spawn_mqtt, spawn_tcp, Address, Command, MacAddr, MeshCommand, MeshEvent, NodeMessage,
-    RejectKind,
+    spawn_mqtt, spawn_tcp, Address, Command, MacAddr, MeshCommand, MeshEvent, MeshSender,
+    NodeMessage, RejectKind,
 };
 use ctrl22_node::mesh::{decode_command_tcp, encode_uplink_mqtt_vec, encode_uplink_tcp_vec};
 use ctrl22_testkit::{free_port, Mosquitto, Recorder};
@@ -74,22 +74,38 @@ fn mqtt_config(broker: &Mosquitto) -> MqttConfig {
     }
 }
 
-#[tokio::test]
-async fn mqtt_messages_garbage_and_commands() {
-    let broker = Mosquitto::start().unwrap();
+/// The MQTT link on `broker`, once it reports itself up.
+async fn mqtt_link(broker: &Mosquitto) -> (MeshSender, mpsc::Receiver<MeshEvent>) {
     let (tx, mut events) = mpsc::channel(64);
-    let sender = spawn_mqtt(&mqtt_config(&broker), "DEMESH", tx)
+    let sender = spawn_mqtt(&mqtt_config(broker), "DEMESH", tx)
         .await
         .unwrap();
     expect_up(&mut events).await;
-    let root = Recorder::connect(broker.port(), "fake-root", &["/DEMESH/+/control"])
-        .await
-        .unwrap();
+    (sender, events)
+}
 
+/// A client standing in for the mesh root: it sees the commands the bridge sends.
+async fn fake_root(broker: &Mosquitto) -> Recorder {
+    Recorder::connect(broker.port(), "fake-root", &["/DEMESH/+/control"])
+        .await
+        .unwrap()
+}
+
+/// The root publishes the test heartbeat and the link hands it on.
+async fn heartbeat_arrives(root: &Recorder, events: &mut mpsc::Receiver<MeshEvent>) {
     root.publish("/DEMESH/d8a01d55a56c/heartbeat", HEARTBEAT)
         .await
         .unwrap();
-    assert_heartbeat(&next_data(&mut events).await);
+    assert_heartbeat(&next_data(events).await);
+}
+
+#[tokio::test]
+async fn mqtt_messages_garbage_and_commands() {
+    let broker = Mosquitto::start().unwrap();
+    let (sender, mut events) = mqtt_link(&broker).await;
+    let root = fake_root(&broker).await;
+
+    heartbeat_arrives(&root, &mut events).await;
 
     let (topic, body) =
         encode_uplink_mqtt_vec("DEMESH", NODE, &NodeMessage::AvrSetPar { ok: true }).unwrap();
@@ -117,10 +133,7 @@ async fn mqtt_messages_garbage_and_commands() {
     assert_rejected(&next_data(&mut events).await, RejectKind::BadAddress);
 
     // The link survived all that.
-    root.publish("/DEMESH/d8a01d55a56c/heartbeat", HEARTBEAT)
-        .await
-        .unwrap();
-    assert_heartbeat(&next_data(&mut events).await);
+    heartbeat_arrives(&root, &mut events).await;
 
     sender
         .send(MeshCommand {
@@ -161,11 +174,7 @@ async fn mqtt_messages_garbage_and_commands() {
 async fn mqtt_reconnects_and_subscribes_again() {
     let port = free_port().unwrap();
     let broker = Mosquitto::start_on(port).unwrap();
-    let (tx, mut events) = mpsc::channel(64);
-    let sender = spawn_mqtt(&mqtt_config(&broker), "DEMESH", tx)
-        .await
-        .unwrap();
-    expect_up(&mut events).await;
+    let (sender, mut events) = mqtt_link(&broker).await;
     drop(broker);
     match next(&mut events).await {
         MeshEvent::LinkDown => {}
@@ -182,20 +191,11 @@ async fn mqtt_reconnects_and_subscribes_again() {
     let broker = Mosquitto::start_on(port).unwrap();
     expect_up(&mut events).await;
     // (The recorder returns once its subscriptions are acknowledged, so it needs one.)
-    let root = Recorder::connect(broker.port(), "fake-root", &["/DEMESH/+/control"])
-        .await
-        .unwrap();
-    root.publish("/DEMESH/d8a01d55a56c/heartbeat", HEARTBEAT)
-        .await
-        .unwrap();
-    assert_heartbeat(&next_data(&mut events).await);
+    let root = fake_root(&broker).await;
+    heartbeat_arrives(&root, &mut events).await;
 }
 
-async fn tcp_link() -> (
-    std::net::SocketAddr,
-    ctrl22_bridge::mesh::MeshSender,
-    mpsc::Receiver<MeshEvent>,
-) {
+async fn tcp_link() -> (std::net::SocketAddr, MeshSender, mpsc::Receiver<MeshEvent>) {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], free_port().unwrap()));
     let (tx, events) = mpsc::channel(64);
     let sender = spawn_tcp(addr, tx).await.unwrap();
@@ -479,10 +479,7 @@ async fn mqtts_with_credentials_and_a_private_ca() {
     let root = Recorder::connect(broker.plain_port, "fake-root", &["/DEMESH/+/control"])
         .await
         .unwrap();
-    root.publish("/DEMESH/d8a01d55a56c/heartbeat", HEARTBEAT)
-        .await
-        .unwrap();
-    assert_heartbeat(&next_data(&mut events).await);
+    heartbeat_arrives(&root, &mut events).await;
     sender
         .send(MeshCommand {
             dst: Address::Root,
