@@ -16,10 +16,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use ctrl22_node::mesh::{Command, MacAddr};
-use ctrl22_node::sim::{self, Arrivals, SimConfig, SimWorld};
 use ctrl22_testkit::bridge::{http_get, BridgeConfig, BridgeProcess};
 use ctrl22_testkit::safety::check_wire;
 use ctrl22_testkit::scenario::Wire;
+use ctrl22_testkit::sim::Simulator;
 use ctrl22_testkit::wire::{self, WireRecord};
 use ctrl22_testkit::{free_port, Mosquitto, Recorded, Recorder};
 
@@ -134,24 +134,8 @@ async fn hostile_mesh_input_is_counted_and_dropped_and_the_fuse_holds() -> anyho
     let watcher = Recorder::connect(broker.port(), "e2e-watcher", &["/DEMESH/#"]).await?;
 
     let mut bridge = BridgeProcess::start(bridge_binary(), &config)?;
-    let world = SimWorld::new(SimConfig {
-        nodes: 20,
-        seed: 7,
-        heartbeat_ms: 1_000,
-        speed: 1.0,
-        arrivals: Arrivals::AllPlugged,
-        mesh_id: mesh.clone(),
-    });
-    let real: Vec<MacAddr> = world.macs().collect();
-    let (stop_sim, sim_stopped) = tokio::sync::oneshot::channel::<()>();
-    let url = broker.url();
-    let sim_mesh = mesh.clone();
-    let simulator = tokio::spawn(async move {
-        sim::run_mqtt(world, &url, &sim_mesh, 1.0, async {
-            let _ = sim_stopped.await;
-        })
-        .await
-    });
+    let simulator = Simulator::start(&broker, &mesh, 20, 7);
+    let real = simulator.macs.clone();
     let honest = || -> Vec<Recorded> {
         watcher
             .messages()
@@ -296,7 +280,6 @@ async fn hostile_mesh_input_is_counted_and_dropped_and_the_fuse_holds() -> anyho
     wire::dump_if_asked(&all);
 
     bridge.kill();
-    let _ = stop_sim.send(());
-    let _ = simulator.await;
+    simulator.stop().await;
     Ok(())
 }

@@ -17,7 +17,8 @@ use serde_json::Value;
 
 mod ha_common;
 
-use ha_common::{start_bridge, write_config, Simulator, MESH, PREFIX};
+use ctrl22_testkit::sim::Simulator;
+use ha_common::{start_bridge, write_config, MESH, PREFIX};
 
 const SITE: &str = "e2e";
 const BAYS: usize = 3;
@@ -93,7 +94,7 @@ async fn home_assistant_sees_the_bays_and_controls_them() -> anyhow::Result<()> 
     .await?;
 
     let mut bridge = start_bridge(&config)?;
-    let simulator = Simulator::start(&broker, BAYS, 11);
+    let simulator = Simulator::start(&broker, MESH, BAYS, 11);
     let devs = simulator.devs.clone();
 
     // Discovery for every bay, each after the site device its `via_device` names.

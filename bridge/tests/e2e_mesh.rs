@@ -4,9 +4,9 @@
 
 use std::path::Path;
 
-use ctrl22_node::sim::{self, Arrivals, SimConfig, SimWorld};
 use ctrl22_testkit::bridge::{BridgeConfig, BridgeProcess};
 use ctrl22_testkit::scenario::Wire;
+use ctrl22_testkit::sim::Simulator;
 use ctrl22_testkit::{Mosquitto, Recorder};
 
 fn bridge_binary() -> &'static Path {
@@ -23,23 +23,7 @@ async fn twenty_bays_stay_within_the_fuse_through_kill_and_restart() -> anyhow::
     let watcher = Recorder::connect(broker.port(), "e2e-watcher", &["/DEMESH/#"]).await?;
 
     let bridge = BridgeProcess::start(bridge_binary(), &config)?;
-    let world = SimWorld::new(SimConfig {
-        nodes: 20,
-        seed: 7,
-        heartbeat_ms: 1_000,
-        speed: 1.0,
-        arrivals: Arrivals::AllPlugged,
-        mesh_id: mesh.clone(),
-    });
-    let (stop_sim, sim_stopped) = tokio::sync::oneshot::channel::<()>();
-    let url = broker.url();
-    let sim_mesh = mesh.clone();
-    let simulator = tokio::spawn(async move {
-        sim::run_mqtt(world, &url, &sim_mesh, 1.0, async {
-            let _ = sim_stopped.await;
-        })
-        .await
-    });
+    let simulator = Simulator::start(&broker, &mesh, 20, 7);
 
     let wire = Wire::new(&mesh, bridge_config.limit_deciamps(), || watcher.messages());
     let (stats, mut bridge) = wire
@@ -48,7 +32,6 @@ async fn twenty_bays_stay_within_the_fuse_through_kill_and_restart() -> anyhow::
     eprintln!("wire stats: {stats:?}");
 
     bridge.kill();
-    let _ = stop_sim.send(());
-    let _ = simulator.await;
+    simulator.stop().await;
     Ok(())
 }

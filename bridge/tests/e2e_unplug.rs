@@ -8,10 +8,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use ctrl22_node::mesh::{Address, Command, MacAddr, NodeMessage};
-use ctrl22_node::sim::{self, Arrivals, SimConfig, SimWorld};
 use ctrl22_node::CcssGroup;
 use ctrl22_testkit::bridge::{BridgeConfig, BridgeProcess};
 use ctrl22_testkit::scenario::Wire;
+use ctrl22_testkit::sim::Simulator;
 use ctrl22_testkit::wire::{self, WireMessage, WireRecord};
 use ctrl22_testkit::{Mosquitto, Recorded, Recorder};
 
@@ -56,23 +56,7 @@ async fn an_unplugged_car_frees_current_for_a_limited_bay_within_a_cycle() -> an
     let watcher = Recorder::connect(broker.port(), "e2e-watcher", &["/DEMESH/#"]).await?;
 
     let mut bridge = BridgeProcess::start(bridge_binary(), &config)?;
-    let world = SimWorld::new(SimConfig {
-        nodes: 20,
-        seed: 7,
-        heartbeat_ms: 1_000,
-        speed: 1.0,
-        arrivals: Arrivals::AllPlugged,
-        mesh_id: mesh.clone(),
-    });
-    let (stop_sim, sim_stopped) = tokio::sync::oneshot::channel::<()>();
-    let url = broker.url();
-    let sim_mesh = mesh.clone();
-    let simulator = tokio::spawn(async move {
-        sim::run_mqtt(world, &url, &sim_mesh, 1.0, async {
-            let _ = sim_stopped.await;
-        })
-        .await
-    });
+    let simulator = Simulator::start(&broker, &mesh, 20, 7);
     let wire = Wire::new(&mesh, bridge_config.limit_deciamps(), || watcher.messages());
 
     // Steady state: bays charge, capped, and no raise has gone out for a while (so the raise
@@ -164,7 +148,6 @@ async fn an_unplugged_car_frees_current_for_a_limited_bay_within_a_cycle() -> an
     eprintln!("wire stats: {stats:?}");
 
     bridge.kill();
-    let _ = stop_sim.send(());
-    let _ = simulator.await;
+    simulator.stop().await;
     Ok(())
 }

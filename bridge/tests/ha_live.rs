@@ -18,8 +18,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ctrl22_ha::ctrl22::{bay_device_id, site_device_id};
+use ctrl22_testkit::sim::Simulator;
 use ctrl22_testkit::{Mosquitto, Recorder};
-use ha_common::{start_bridge, write_config, Simulator, PREFIX};
+use ha_common::{start_bridge, write_config, MESH, PREFIX};
 
 const BAYS: usize = 3;
 
@@ -75,7 +76,7 @@ async fn bridge_device_payloads_pass_home_assistant_schemas() -> anyhow::Result<
     )
     .await?;
     let _bridge = start_bridge(&config)?;
-    let simulator = Simulator::start(&broker, BAYS, 3);
+    let simulator = Simulator::start(&broker, MESH, BAYS, 3);
     let wanted: Vec<String> = std::iter::once(site_device_id(site))
         .chain(simulator.devs.iter().map(|d| bay_device_id(d)))
         .map(|id| format!("{PREFIX}/device/{id}/config"))
@@ -126,7 +127,7 @@ async fn home_assistant_runs_the_bridge_entities_and_commands() -> anyhow::Resul
     let python = ha_python()?;
     let started = Instant::now();
     let broker = Mosquitto::start()?;
-    let _simulator = Simulator::start(&broker, BAYS, 5);
+    let _simulator = Simulator::start(&broker, MESH, BAYS, 5);
     let dir = tempfile::tempdir()?;
     run_python(
         python,

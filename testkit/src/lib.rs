@@ -8,6 +8,8 @@
 pub mod bridge;
 pub mod safety;
 pub mod scenario;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod tcp;
 pub mod wire;
 

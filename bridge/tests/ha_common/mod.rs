@@ -1,9 +1,8 @@
-//! What the Home Assistant tests share: a bridge configuration with fast timings, the bridge
-//! process, and simulated bays on the broker.
+//! What the Home Assistant tests share: a bridge configuration with fast timings and the
+//! bridge process.
 
 use std::path::{Path, PathBuf};
 
-use ctrl22_node::sim::{self, Arrivals, SimConfig, SimWorld};
 use ctrl22_testkit::bridge::{BridgeConfig, BridgeProcess, HomeAssistant};
 use ctrl22_testkit::Mosquitto;
 
@@ -35,44 +34,4 @@ pub fn write_config(
 /// The bridge process, killed when the test ends however it ends.
 pub fn start_bridge(config: &Path) -> anyhow::Result<BridgeProcess> {
     BridgeProcess::start(Path::new(env!("CARGO_BIN_EXE_ctrl22-bridge")), config)
-}
-
-/// `bays` simulated bays with a car each, heartbeats every second; stopped on drop.
-pub struct Simulator {
-    pub devs: Vec<String>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Simulator {
-    pub fn start(broker: &Mosquitto, bays: usize, seed: u64) -> Self {
-        let world = SimWorld::new(SimConfig {
-            nodes: bays,
-            seed,
-            heartbeat_ms: 1_000,
-            speed: 1.0,
-            arrivals: Arrivals::AllPlugged,
-            mesh_id: MESH.to_owned(),
-        });
-        let devs = world.macs().map(|m| m.topic_form().to_string()).collect();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let url = broker.url();
-        tokio::spawn(async move {
-            sim::run_mqtt(world, &url, MESH, 1.0, async {
-                let _ = stopped.await;
-            })
-            .await
-        });
-        Self {
-            devs,
-            stop: Some(stop),
-        }
-    }
-}
-
-impl Drop for Simulator {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
 }

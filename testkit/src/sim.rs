@@ -1,0 +1,67 @@
+//! Simulated bays for the end-to-end tests (feature `sim`): the in-process node simulator on
+//! the test's broker, every bay with a car plugged in and a heartbeat every second.
+
+use crate::Mosquitto;
+use ctrl22_node::mesh::MacAddr;
+use ctrl22_node::sim::{self, Arrivals, SimConfig, SimWorld};
+
+/// The running simulator; told to stop when dropped.
+#[derive(Debug)]
+pub struct Simulator {
+    /// The bays' addresses, in the simulator's order.
+    pub macs: Vec<MacAddr>,
+    /// The same addresses in topic form (`d8a01d55a56c`).
+    pub devs: Vec<String>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), sim::SimError>>>,
+}
+
+impl Simulator {
+    /// `bays` bays of mesh `mesh` on `broker`, laid out by `seed`.
+    #[must_use]
+    pub fn start(broker: &Mosquitto, mesh: &str, bays: usize, seed: u64) -> Self {
+        let world = SimWorld::new(SimConfig {
+            nodes: bays,
+            seed,
+            heartbeat_ms: 1_000,
+            speed: 1.0,
+            arrivals: Arrivals::AllPlugged,
+            mesh_id: mesh.to_owned(),
+        });
+        let macs: Vec<MacAddr> = world.macs().collect();
+        let devs = macs.iter().map(|m| m.topic_form().to_string()).collect();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let url = broker.url();
+        let mesh = mesh.to_owned();
+        let task = tokio::spawn(async move {
+            sim::run_mqtt(world, &url, &mesh, 1.0, async {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        Self {
+            macs,
+            devs,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Stops the simulator and waits until it has disconnected.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
