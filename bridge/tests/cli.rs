@@ -27,6 +27,13 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Runs the bridge, which must exit 0; its standard output.
+fn succeeds(args: &[&str]) -> String {
+    let out = run(args);
+    assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+    String::from_utf8(out.stdout).unwrap()
+}
+
 fn config_file(text: &str) -> tempfile::NamedTempFile {
     let mut f = tempfile::NamedTempFile::new().unwrap();
     f.write_all(text.as_bytes()).unwrap();
@@ -53,12 +60,7 @@ fn every_command_has_help() {
     for command in commands {
         let mut args = command.to_vec();
         args.push("--help");
-        let out = run(&args);
-        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
-        assert!(
-            String::from_utf8_lossy(&out.stdout).contains("Usage:"),
-            "{args:?}"
-        );
+        assert!(succeeds(&args).contains("Usage:"), "{args:?}");
     }
 }
 
@@ -105,12 +107,7 @@ fn global_flags_go_before_or_after_the_subcommand() {
         ],
         &["--config", EXAMPLE, "check-config"],
     ] {
-        let out = run(args);
-        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
-        assert!(
-            String::from_utf8_lossy(&out.stdout).contains("garage-west"),
-            "{args:?}"
-        );
+        assert!(succeeds(args).contains("garage-west"), "{args:?}");
     }
 }
 
@@ -144,9 +141,7 @@ fn bad_arguments_exit_2() {
 
 #[test]
 fn check_config_prints_the_effective_config_with_secrets_redacted() {
-    let out = run(&["check-config", "--config", EXAMPLE]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = succeeds(&["check-config", "--config", EXAMPLE]);
     for secret in [
         "mqtt-secret",
         "ha-long-lived-token",
@@ -164,9 +159,7 @@ fn check_config_prints_the_effective_config_with_secrets_redacted() {
 
 #[test]
 fn check_config_without_a_file_prints_defaults() {
-    let out = run(&["check-config"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let printed = Config::from_toml(&String::from_utf8(out.stdout).unwrap()).unwrap();
+    let printed = Config::from_toml(&succeeds(&["check-config"])).unwrap();
     assert_eq!(printed, Config::default());
 }
 
