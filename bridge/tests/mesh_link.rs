@@ -74,12 +74,10 @@ fn mqtt_config(broker: &Mosquitto) -> MqttConfig {
     }
 }
 
-/// The MQTT link on `broker`, once it reports itself up.
-async fn mqtt_link(broker: &Mosquitto) -> (MeshSender, mpsc::Receiver<MeshEvent>) {
+/// The MQTT link with `config`, once it reports itself up.
+async fn mqtt_link(config: &MqttConfig) -> (MeshSender, mpsc::Receiver<MeshEvent>) {
     let (tx, mut events) = mpsc::channel(64);
-    let sender = spawn_mqtt(&mqtt_config(broker), "DEMESH", tx)
-        .await
-        .unwrap();
+    let sender = spawn_mqtt(config, "DEMESH", tx).await.unwrap();
     expect_up(&mut events).await;
     (sender, events)
 }
@@ -102,7 +100,7 @@ async fn heartbeat_arrives(root: &Recorder, events: &mut mpsc::Receiver<MeshEven
 #[tokio::test]
 async fn mqtt_messages_garbage_and_commands() {
     let broker = Mosquitto::start().unwrap();
-    let (sender, mut events) = mqtt_link(&broker).await;
+    let (sender, mut events) = mqtt_link(&mqtt_config(&broker)).await;
     let root = fake_root(&broker).await;
 
     heartbeat_arrives(&root, &mut events).await;
@@ -174,7 +172,7 @@ async fn mqtt_messages_garbage_and_commands() {
 async fn mqtt_reconnects_and_subscribes_again() {
     let port = free_port().unwrap();
     let broker = Mosquitto::start_on(port).unwrap();
-    let (sender, mut events) = mqtt_link(&broker).await;
+    let (sender, mut events) = mqtt_link(&mqtt_config(&broker)).await;
     drop(broker);
     match next(&mut events).await {
         MeshEvent::LinkDown => {}
@@ -472,9 +470,7 @@ async fn mqtts_with_credentials_and_a_private_ca() {
         ca_file: Some(broker.dir.path().join("ca.pem")),
         ..MqttConfig::default()
     };
-    let (tx, mut events) = mpsc::channel(64);
-    let sender = spawn_mqtt(&cfg, "DEMESH", tx).await.unwrap();
-    expect_up(&mut events).await;
+    let (sender, mut events) = mqtt_link(&cfg).await;
 
     let root = Recorder::connect(broker.plain_port, "fake-root", &["/DEMESH/+/control"])
         .await
