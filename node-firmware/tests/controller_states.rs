@@ -77,6 +77,12 @@ impl Bench {
             .expect("accepted write");
     }
 
+    /// A register write, then a step.
+    fn write(&mut self, param: Param, value: i16) -> Outputs {
+        self.set(param, value);
+        self.step()
+    }
+
     fn ccss(&self) -> Ccss {
         self.last.ccss
     }
@@ -226,13 +232,10 @@ fn no_valid_allocation_waits_in_w6() {
     assert_eq!(bench.step().ccss, Ccss::W6);
     assert_eq!(bench.advance(600_000).ccss, Ccss::W6);
     bench.set(Param::Smaxcur, 60);
-    bench.set(Param::Phases, 0);
-    assert_eq!(bench.step().ccss, Ccss::W6);
-    bench.set(Param::Phases, 2);
-    assert_eq!(bench.step().ccss, Ccss::B1);
+    assert_eq!(bench.write(Param::Phases, 0).ccss, Ccss::W6);
+    assert_eq!(bench.write(Param::Phases, 2).ccss, Ccss::B1);
     // Losing it again before the contactors close needs no pause.
-    bench.set(Param::Smaxcur, 0);
-    assert_eq!(bench.step().ccss, Ccss::W6);
+    assert_eq!(bench.write(Param::Smaxcur, 0).ccss, Ccss::W6);
 }
 
 #[test]
@@ -278,8 +281,7 @@ fn phase_check_keeps_all_phases_a_subset_or_rejects() {
     assert_eq!(out.offered, Deciamps::ZERO);
     bench.set(Param::Phases, 21);
     assert_eq!(bench.advance(60_000).ccss, Ccss::W9);
-    bench.set(Param::Phases, 3);
-    assert_eq!(bench.step().ccss, Ccss::B1);
+    assert_eq!(bench.write(Param::Phases, 3).ccss, Ccss::B1);
 }
 
 #[test]
@@ -296,8 +298,7 @@ fn allocation_below_6_a_pauses_and_resumes_by_itself() {
     assert_eq!(bench.advance(PAUSE_MS - 1).ccss, Ccss::P0);
     assert_eq!(bench.advance(1).ccss, Ccss::W0);
     assert_eq!(bench.advance(WAIT_MS).ccss, Ccss::W6);
-    bench.set(Param::Smaxcur, 70);
-    assert_eq!(bench.step().ccss, Ccss::B1);
+    assert_eq!(bench.write(Param::Smaxcur, 70).ccss, Ccss::B1);
     bench.vehicle(VehicleState::C);
     assert_eq!(bench.advance(CONTACTOR_DELAY_MS).ccss, Ccss::C2);
     assert_eq!(bench.last.offered, Deciamps(70));
@@ -307,8 +308,7 @@ fn allocation_below_6_a_pauses_and_resumes_by_itself() {
 fn allocation_back_during_the_pause_offers_after_the_wait() {
     let mut bench = Bench::new();
     bench.reach_c3();
-    bench.set(Param::Smaxcur, 0);
-    assert_eq!(bench.step().ccss, Ccss::P0);
+    assert_eq!(bench.write(Param::Smaxcur, 0).ccss, Ccss::P0);
     bench.set(Param::Smaxcur, 160);
     assert_eq!(bench.advance(PAUSE_MS).ccss, Ccss::W0);
     assert_eq!(bench.advance(WAIT_MS - 1).ccss, Ccss::W0);
@@ -348,10 +348,8 @@ fn phase_change_keeping_the_used_phases_does_not_pause_c1() {
     bench.reach_c2();
     bench.draw([160, 0, 0]);
     assert_eq!(bench.advance(PHASE_CHECK_MS).ccss, Ccss::C1);
-    bench.set(Param::Phases, L12 as i16);
-    assert_eq!(bench.step().ccss, Ccss::C1);
-    bench.set(Param::Phases, 23);
-    assert_eq!(bench.step().ccss, Ccss::P1);
+    assert_eq!(bench.write(Param::Phases, L12 as i16).ccss, Ccss::C1);
+    assert_eq!(bench.write(Param::Phases, 23).ccss, Ccss::P1);
 }
 
 #[test]
@@ -385,8 +383,7 @@ fn button_ends_the_session_from_every_session_group() {
 
     let mut bench = Bench::new();
     bench.reach_c3();
-    bench.set(Param::Smaxcur, 0);
-    assert_eq!(bench.step().ccss, Ccss::P0);
+    assert_eq!(bench.write(Param::Smaxcur, 0).ccss, Ccss::P0);
     assert_eq!(bench.press().ccss, Ccss::Off0);
 
     let mut bench = Bench::new();
@@ -400,12 +397,9 @@ fn button_ends_the_session_from_every_session_group() {
 #[test]
 fn opbutton_register_acts_as_the_button() {
     let mut bench = Bench::new();
-    bench.set(Param::Opbutton, 1);
-    assert_eq!(bench.step().ccss, Ccss::A0);
-    bench.set(Param::Opbutton, 0);
-    assert_eq!(bench.step().ccss, Ccss::A0);
-    bench.set(Param::Opbutton, 1);
-    assert_eq!(bench.step().ccss, Ccss::Off0);
+    assert_eq!(bench.write(Param::Opbutton, 1).ccss, Ccss::A0);
+    assert_eq!(bench.write(Param::Opbutton, 0).ccss, Ccss::A0);
+    assert_eq!(bench.write(Param::Opbutton, 1).ccss, Ccss::Off0);
 }
 
 #[test]
