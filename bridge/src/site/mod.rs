@@ -315,7 +315,8 @@ impl Site {
                 let now_in_session = hb.ccss.in_session();
                 bay.energy.sample(now_ms, hb.cur, voltage, gap);
                 if hb.cmaxcur.get() <= 0 {
-                    // Unplugged: the next car may be started again.
+                    // Unplugged: the next car may be started again. Done per heartbeat, not
+                    // per cycle, so an unplug and replug between two cycles still counts.
                     bay.autostart_done = false;
                 }
                 let measurement = Measurement {
@@ -432,9 +433,6 @@ impl Site {
             let Some(state) = bay.ccss() else { continue };
             if !bay.online {
                 continue;
-            }
-            if !bay.plugged() {
-                bay.autostart_done = false;
             }
             let mode = demand::effective_mode(bay, default_mode);
             let idle = state.group() == CcssGroup::Off && state != Ccss::Off9;
