@@ -22,7 +22,7 @@ use publisher::{HaSettings, Publish, Publisher};
 
 /// Wait after Home Assistant's `online` before re-announcing: it subscribes right after.
 const BIRTH_DELAY: Duration = Duration::from_secs(2);
-/// At least this often the publisher looks for stale state.
+/// How often a re-announcement due after Home Assistant's birth message is looked for.
 const REFRESH_TICK: Duration = Duration::from_secs(5);
 
 enum Incoming {
@@ -90,7 +90,8 @@ pub fn spawn(config: &Config, site: SiteHandle) -> anyhow::Result<()> {
                         birth = None;
                         publisher.announce_all(now_ms(), &site.snapshot())
                     } else {
-                        publisher.update(now_ms(), &site.snapshot())
+                        // State refreshes ride on the snapshots, published every cycle.
+                        Vec::new()
                     }
                 }
                 message = incoming.recv() => match message {
