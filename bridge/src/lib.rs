@@ -5,9 +5,11 @@
 pub mod allocate;
 pub mod bay;
 pub mod broker;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod ha;
+pub mod handle;
 pub mod http;
 pub mod mesh;
 pub mod mqtt;

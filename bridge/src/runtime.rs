@@ -3,96 +3,21 @@
 //! snapshots through a `watch` channel, writers send [`SiteRequest`]s.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::clock::wall_ms as now_ms;
+pub use crate::handle::{SiteHandle, SiteRequest, CONTROL_INTERVAL};
 
 use crate::bay::BayId;
 use crate::config::{Config, MeshTransport};
 use crate::mesh::{self, MeshCommand, MeshEvent, MeshSender};
 use crate::site::bay::BaySettings;
 use crate::site::snapshot::SiteSnapshot;
-use crate::site::{Input, Output, SettingChange, SettingError, Site, SiteSettings, SolarReading};
+use crate::site::{Input, Output, Site, SiteSettings};
 use crate::store::Store;
-
-/// How often the site allocates and delivers setpoints.
-pub const CONTROL_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Milliseconds since the Unix epoch: the clock the site core is driven by.
-#[must_use]
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-/// A request to the site task.
-#[derive(Debug)]
-pub enum SiteRequest {
-    /// Change a setting; the reply says whether it was accepted.
-    Apply {
-        change: SettingChange,
-        reply: oneshot::Sender<Result<(), SettingError>>,
-    },
-    /// New solar readings (or `None`: the source is down).
-    Solar(Option<SolarReading>),
-    /// An adapter refused some input (counted for `/metrics`).
-    Rejected(&'static str),
-}
-
-/// What adapters hold to read and change the site.
-#[derive(Clone, Debug)]
-pub struct SiteHandle {
-    requests: mpsc::Sender<SiteRequest>,
-    snapshot: watch::Receiver<Arc<SiteSnapshot>>,
-}
-
-impl SiteHandle {
-    /// The latest picture of the site.
-    #[must_use]
-    pub fn snapshot(&self) -> Arc<SiteSnapshot> {
-        Arc::clone(&self.snapshot.borrow())
-    }
-
-    /// A receiver that wakes on every new snapshot.
-    #[must_use]
-    pub fn subscribe(&self) -> watch::Receiver<Arc<SiteSnapshot>> {
-        self.snapshot.clone()
-    }
-
-    /// Applies a setting through the site core, the one path every setting takes.
-    ///
-    /// # Errors
-    /// The core's refusal, or [`SettingError::Invalid`] when the site task is gone.
-    pub async fn apply(&self, change: SettingChange) -> Result<(), SettingError> {
-        let (reply, answer) = oneshot::channel();
-        let gone = || SettingError::Invalid {
-            field: "site",
-            problem: "the site task has stopped".to_owned(),
-        };
-        self.requests
-            .send(SiteRequest::Apply { change, reply })
-            .await
-            .map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?
-    }
-
-    /// Sends a request without waiting for an answer.
-    pub async fn send(&self, request: SiteRequest) {
-        // A stopped site task means the process is shutting down; nothing to do.
-        let _ = self.requests.send(request).await;
-    }
-
-    /// Sends a request if there is room; `false` once the site task has stopped.
-    #[must_use]
-    pub fn try_send(&self, request: SiteRequest) -> bool {
-        !matches!(
-            self.requests.try_send(request),
-            Err(mpsc::error::TrySendError::Closed(_))
-        )
-    }
-}
 
 /// The site core's settings from the configuration file.
 #[must_use]
@@ -245,10 +170,7 @@ impl Bridge {
         tokio::spawn(forward_commands(commands, task.link.clone()));
         let task = tokio::spawn(site_task(task, commands_tx));
         Ok(Self {
-            handle: SiteHandle {
-                requests: requests_tx,
-                snapshot: snapshot_rx,
-            },
+            handle: SiteHandle::new(requests_tx, snapshot_rx),
             task,
             stop,
         })
@@ -359,9 +281,9 @@ async fn site_task(mut t: SiteTask, commands_tx: mpsc::UnboundedSender<MeshComma
                 None => break,
             },
             request = t.requests.recv() => match request {
-                Some(SiteRequest::Apply { change, reply }) => {
+                Some(SiteRequest::Apply { changes, reply }) => {
                     let now = now_ms();
-                    let result = t.site.apply(now, change);
+                    let result = t.site.apply_all(now, changes);
                     let (outputs, answer) = match result {
                         Ok(outputs) => (outputs, Ok(())),
                         Err(e) => {

@@ -16,8 +16,9 @@ use anyhow::Context;
 use rumqttc::{AsyncClient, Event, LastWill, Packet, QoS};
 use tokio::sync::mpsc;
 
+use crate::clock::wall_ms as now_ms;
 use crate::config::Config;
-use crate::runtime::{now_ms, SiteHandle, SiteRequest};
+use crate::handle::{SiteHandle, SiteRequest};
 use publisher::{HaSettings, Publish, Publisher};
 
 /// Wait after Home Assistant's `online` before re-announcing: it subscribes right after.

@@ -19,7 +19,7 @@ use serde::{Deserialize, Deserializer};
 use super::{auth, site_json, ApiError, State};
 use crate::allocate::{ChargeMode, Strategy};
 use crate::bay::BayId;
-use crate::runtime::CONTROL_INTERVAL;
+use crate::handle::CONTROL_INTERVAL;
 use crate::site::bay::{ButtonRequest, Departure};
 use crate::site::snapshot::{BaySnapshot, SiteSnapshot};
 use crate::site::{SettingChange, SettingError};
@@ -299,6 +299,7 @@ async fn apply_all(state: &State, steps: Vec<Step>) -> Result<(), ApiError> {
                 SettingError::OutOfRange { .. } | SettingError::Invalid { .. } => {
                     StatusCode::BAD_REQUEST
                 }
+                SettingError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             };
             return Err(ApiError::new(status, refusal.to_string()));
         }

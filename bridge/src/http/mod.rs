@@ -31,7 +31,7 @@ use serde::Serialize;
 pub use history::{History, PowerSample, HISTORY_MINUTES};
 
 use crate::config::Config;
-use crate::runtime::{SiteHandle, SiteRequest};
+use crate::handle::{SiteHandle, SiteRequest};
 use crate::site::snapshot::SiteSnapshot;
 use crate::store::{Store, StoreError};
 

@@ -552,6 +552,22 @@ impl Site {
         }
     }
 
+    /// Applies a set of changes, all or nothing.
+    ///
+    /// # Errors
+    /// The first refusal; then nothing was changed.
+    pub fn apply_all(
+        &mut self,
+        now_ms: u64,
+        changes: Vec<SettingChange>,
+    ) -> Result<Vec<Output>, SettingError> {
+        let mut out = Vec::new();
+        for change in changes {
+            out.extend(self.apply(now_ms, change)?);
+        }
+        Ok(out)
+    }
+
     /// Validates and applies an operator's change. A refused change leaves everything as it
     /// was; an accepted one takes effect in the next control cycle and is to be persisted.
     ///

@@ -158,6 +158,9 @@ pub enum SettingError {
         field: &'static str,
         problem: String,
     },
+    /// The site task has stopped (the process is shutting down): HTTP 503, not 400.
+    #[error("the site controller is not running")]
+    Unavailable,
 }
 
 /// Amperes from an operator to 0.1 A, within `[min, max]` A.

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::runtime::{SiteHandle, SiteRequest};
+use crate::handle::{SiteHandle, SiteRequest};
 use crate::site::SolarReading;
 
 /// A PV plant on a sunny day and the house it belongs to.
