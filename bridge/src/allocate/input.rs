@@ -27,6 +27,11 @@ pub enum Strategy {
     Schedule,
 }
 
+impl Strategy {
+    /// Every strategy, in the order Home Assistant lists them.
+    pub const ALL: [Self; 4] = [Self::Fair, Self::Fcfs, Self::Priority, Self::Schedule];
+}
+
 /// What the owner of a bay asked for (`[nodes.<dev>] mode`, Home Assistant select).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -43,6 +48,11 @@ pub enum ChargeMode {
     /// Reach [`BayDemand::energy_needed_wh`] by [`BayDemand::departure_ms`]; otherwise like
     /// [`ChargeMode::Now`].
     Schedule,
+}
+
+impl ChargeMode {
+    /// Every mode, in the order Home Assistant lists them.
+    pub const ALL: [Self; 5] = [Self::Off, Self::Now, Self::MinPv, Self::Pv, Self::Schedule];
 }
 
 /// One bay as the allocator sees it in this round.

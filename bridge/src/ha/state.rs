@@ -13,7 +13,7 @@ pub fn bay_state(bay: &BaySnapshot) -> Value {
     let mut put = |field: BayField, value: Value| {
         m.insert(field.as_str().to_owned(), value);
     };
-    put(BayField::State, bay.status.into());
+    put(BayField::State, bay.status.as_str().into());
     put(BayField::CurrentL1A, bay.current_a[0].into());
     put(BayField::CurrentL2A, bay.current_a[1].into());
     put(BayField::CurrentL3A, bay.current_a[2].into());

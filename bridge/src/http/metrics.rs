@@ -248,7 +248,10 @@ impl Collector for SnapshotCollector {
             &mut e,
             s.bays.iter().map(|bay| {
                 (
-                    [("bay", bay.dev.clone()), ("state", bay.status.to_owned())],
+                    [
+                        ("bay", bay.dev.clone()),
+                        ("state", bay.status.as_str().to_owned()),
+                    ],
                     1.0,
                 )
             }),

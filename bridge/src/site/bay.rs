@@ -112,6 +112,9 @@ pub struct Bay {
     pub id: BayId,
     pub mac: MacAddr,
     pub settings: BaySettings,
+    /// The configured maximum (`nodes.<dev>.max_current`, else the default): the ceiling no
+    /// runtime setting may exceed.
+    pub ceiling: Deciamps,
     /// Unix ms of the last message from the node; `None` = never heard since start.
     pub last_heard_ms: Option<u64>,
     pub online: bool,
@@ -147,6 +150,7 @@ impl Bay {
         Self {
             id: BayId(mac.topic_form().to_string()),
             mac,
+            ceiling: settings.max_current,
             settings,
             last_heard_ms: None,
             online: false,

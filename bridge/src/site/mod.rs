@@ -14,6 +14,7 @@ pub mod demand;
 pub mod energy;
 pub mod settings;
 pub mod snapshot;
+pub mod status;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -26,6 +27,7 @@ use crate::setpoint::{self, Measurement, Sequencer, SetparCommand};
 use bay::{Bay, BaySettings, ButtonRequest};
 pub use settings::{SettingChange, SettingError, SiteSettings};
 use snapshot::{BaySnapshot, CircuitSnapshot, SiteSnapshot};
+pub use status::BayStatus;
 
 /// Something that happened outside the core.
 // Node messages are moved once from the link to the core; boxing them would only add an
@@ -780,6 +782,7 @@ impl Site {
             strategy: self.settings.strategy,
             default_mode: self.settings.default_mode,
             limit_a: amps3(self.settings.limits),
+            ceiling_a: amps3(self.settings.limits),
             reserved_a: amps3(reserved),
             measured_a,
             ev_power_w: self.bays.iter().map(|b| b.power_w(voltage)).sum(),
@@ -827,6 +830,7 @@ impl Site {
             fail_safe_a: amps(self.fail_safe.get(index).copied().unwrap_or_default()),
             reason: self.reasons.get(index).cloned().flatten(),
             mode,
+            ceiling_a: amps(bay.ceiling),
             settings: bay.settings.clone(),
             button_request: bay.button_request,
             no_watchdog: self.sequencer.no_watchdog(index),
@@ -850,23 +854,14 @@ fn amps3(d: [Deciamps; 3]) -> [f64; 3] {
 }
 
 /// The bay's state in OCPP's words (SPEC section 7), shared by Home Assistant and OCPP.
-fn user_status(bay: &Bay) -> &'static str {
-    let Some(state) = bay.ccss() else {
-        return "unavailable";
-    };
-    if !bay.online || !bay.settings.enabled {
-        return "unavailable";
-    }
-    match state.group() {
-        CcssGroup::Off if state == Ccss::Off9 => "finishing",
-        CcssGroup::Off if bay.plugged() => "preparing",
-        CcssGroup::Off => "available",
-        CcssGroup::A | CcssGroup::B => "preparing",
-        CcssGroup::C if bay.charging() => "charging",
-        CcssGroup::C => "suspended_ev",
-        CcssGroup::P | CcssGroup::W => "suspended_evse",
-        CcssGroup::Err => "faulted",
-    }
+fn user_status(bay: &Bay) -> BayStatus {
+    BayStatus::of(
+        bay.ccss(),
+        bay.online,
+        bay.settings.enabled,
+        bay.plugged(),
+        bay.charging(),
+    )
 }
 
 fn describe(change: &SettingChange) -> String {

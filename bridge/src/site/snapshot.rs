@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::bay::{BaySettings, ButtonRequest};
+use super::status::BayStatus;
 use crate::allocate::{ChargeMode, Strategy};
 
 /// Amperes as a number with one decimal, for people and JSON (the core counts in 0.1 A).
@@ -20,8 +21,10 @@ pub struct SiteSnapshot {
     pub voltage: u16,
     pub strategy: Strategy,
     pub default_mode: ChargeMode,
-    /// The site connection's limit per phase.
+    /// The limit in force per phase: the configured ceiling or a lower dynamic limit.
     pub limit_a: [Amps; 3],
+    /// The configured ceiling per phase (`site.max_current`): nothing at runtime goes above.
+    pub ceiling_a: [Amps; 3],
     /// What all bays may draw per site phase right now, reservations of offline bays and
     /// setpoints still being changed included: always <= `limit_a`.
     pub reserved_a: [Amps; 3],
@@ -49,6 +52,7 @@ pub struct SiteSnapshot {
 pub struct CircuitSnapshot {
     pub id: String,
     pub parent: Option<String>,
+    /// The limit in force per phase (at or below the configured `max_current`).
     pub limit_a: [Amps; 3],
     pub reserved_a: [Amps; 3],
 }
@@ -64,9 +68,8 @@ pub struct BaySnapshot {
     /// `ccss` state name (`C3`), `None` before the first heartbeat.
     pub state: Option<String>,
     pub ccss: Option<u8>,
-    /// The state in OCPP's words: available, preparing, charging, suspended_ev,
-    /// suspended_evse, finishing, faulted, unavailable.
-    pub status: &'static str,
+    /// The state in OCPP's words.
+    pub status: BayStatus,
     pub plugged: bool,
     pub charging: bool,
     pub problem: bool,
@@ -90,6 +93,8 @@ pub struct BaySnapshot {
     /// Why the bay got what it got (limited by a circuit, paused for rotation...).
     pub reason: Option<String>,
     pub mode: ChargeMode,
+    /// The configured ceiling of the bay's own maximum (`nodes.<dev>.max_current`).
+    pub ceiling_a: Amps,
     pub settings: BaySettings,
     pub button_request: Option<ButtonRequest>,
     /// Node runs firmware without the setpoint watchdog (`fsafecur` refused).
