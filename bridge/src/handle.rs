@@ -7,10 +7,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::site::snapshot::SiteSnapshot;
-use crate::site::{SettingChange, SettingError, SolarReading};
+use crate::site::{BayEvent, SettingChange, SettingError, SolarReading};
 
 /// How often the site allocates and delivers setpoints.
 pub const CONTROL_INTERVAL: Duration = Duration::from_secs(1);
@@ -34,16 +34,30 @@ pub enum SiteRequest {
 pub struct SiteHandle {
     requests: mpsc::Sender<SiteRequest>,
     snapshot: watch::Receiver<Arc<SiteSnapshot>>,
+    events: broadcast::Sender<BayEvent>,
 }
 
 impl SiteHandle {
-    /// A handle over the site task's request queue and snapshot channel.
+    /// A handle over the site task's request queue, snapshot channel and event stream.
     #[must_use]
     pub fn new(
         requests: mpsc::Sender<SiteRequest>,
         snapshot: watch::Receiver<Arc<SiteSnapshot>>,
+        events: broadcast::Sender<BayEvent>,
     ) -> Self {
-        Self { requests, snapshot }
+        Self {
+            requests,
+            snapshot,
+            events,
+        }
+    }
+
+    /// Bay events from now on, in order, for a view (Home Assistant, a live stream). The
+    /// stream is bounded: a subscriber that falls behind gets `RecvError::Lagged` and should
+    /// resync from [`SiteHandle::snapshot`]. Durable facts (sessions) are in the store.
+    #[must_use]
+    pub fn subscribe_events(&self) -> broadcast::Receiver<BayEvent> {
+        self.events.subscribe()
     }
 
     /// The latest picture of the site.

@@ -45,6 +45,7 @@ enum Command {
         config: Option<PathBuf>,
     },
     /// Everything in one process, nothing to install: embedded broker, simulated bays and PV.
+    #[cfg(feature = "demo")]
     Demo {
         /// Number of simulated bays.
         #[arg(long, default_value_t = 8)]
@@ -90,6 +91,7 @@ fn main() -> ExitCode {
                     })
             })
         }
+        #[cfg(feature = "demo")]
         Command::Demo {
             nodes,
             http,

@@ -1,22 +1,29 @@
-//! The bridge's running process: one task owns the [`Site`]; the mesh link, Home Assistant,
-//! HTTP and storage talk to it by messages. No locks are held across awaits: readers get
-//! snapshots through a `watch` channel, writers send [`SiteRequest`]s.
+//! The bridge's running process: the wiring. One task owns the [`Site`]; the mesh link,
+//! Home Assistant, HTTP and storage talk to it by messages. No locks are held across awaits:
+//! readers get snapshots through a `watch` channel and bay events through a bounded
+//! broadcast, writers send [`SiteRequest`]s. No module imports this one: adapters depend on
+//! [`crate::handle`].
+//!
+//! Every queue fed from outside is bounded: mesh events (the link waits), requests (callers
+//! wait), commands to the mesh (a full queue drops the command, which the sequencer then
+//! counts as possibly applied), the store (the site task waits: losing a session is worse
+//! than a late cycle).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-use crate::clock::wall_ms as now_ms;
-pub use crate::handle::{SiteHandle, SiteRequest, CONTROL_INTERVAL};
+use crate::clock::SystemClock;
+use crate::handle::{SiteHandle, SiteRequest, CONTROL_INTERVAL};
 
 use crate::bay::BayId;
 use crate::config::{Config, MeshTransport};
 use crate::mesh::{self, MeshCommand, MeshEvent, MeshSender};
 use crate::site::bay::BaySettings;
 use crate::site::snapshot::SiteSnapshot;
-use crate::site::{Input, Output, Site, SiteSettings};
+use crate::site::{BayEvent, Input, Output, Site, SiteSettings, Stored};
 use crate::store::Store;
 
 /// The site core's settings from the configuration file.
@@ -63,13 +70,8 @@ pub fn site_settings(config: &Config) -> SiteSettings {
         heartbeat_timeout_ms: millis(config.mesh.heartbeat_timeout),
         wdtsec: config.mesh.wdtsec,
         setpoint_refresh_ms: millis(config.mesh.setpoint_refresh),
-        // The TCP uplink paces commands 20 ms apart (the root reads one command per read()),
-        // so a burst of writes queues in the link; their replies must not be given up on
-        // (and a late reply taken for the next write's) while they wait to be sent.
-        ack_timeout_ms: match config.mesh.transport {
-            MeshTransport::Mqtt => 3_000,
-            MeshTransport::Tcp => 10_000,
-        },
+        ack_timeout_ms: millis(mesh::reply_deadline(config.mesh.transport)),
+        time_zone: jiff::tz::TimeZone::system(),
         nodes,
         ..SiteSettings::default()
     }
@@ -97,7 +99,9 @@ pub async fn start_mesh_link(
 /// Runs the bridge until `shutdown` resolves.
 ///
 /// # Errors
-/// Fails when a required adapter cannot start (bad broker URL, port in use).
+/// Fails when a required adapter cannot start (bad broker URL, port in use), or when the
+/// mesh link or the store dies while running (the process then exits 1 so a supervisor
+/// restarts it).
 pub async fn run(
     mut config: Config,
     shutdown: impl std::future::Future<Output = ()> + Send,
@@ -127,59 +131,79 @@ pub async fn run(
     bridge.run_until(shutdown).await
 }
 
+/// How many bay events a view subscriber (HA, SSE) may fall behind before it is told it
+/// lagged and resyncs from a snapshot.
+const VIEW_EVENTS: usize = 4096;
+/// Store batches waiting for the disk before the site task waits for it.
+const STORE_QUEUE: usize = 256;
+/// Command batches waiting for the mesh link; beyond that commands are dropped (and count
+/// as possibly applied).
+const COMMAND_BATCHES: usize = 4096;
+
 /// The wired-up bridge: the site task and its adapters.
 #[derive(Debug)]
 pub struct Bridge {
     pub handle: SiteHandle,
-    task: tokio::task::JoinHandle<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
     stop: oneshot::Sender<()>,
 }
 
 impl Bridge {
-    /// Starts the site task and the mesh link.
+    /// Starts the store, the site task and the mesh link.
     ///
     /// # Errors
-    /// When the circuit tree is invalid or the mesh link cannot start.
+    /// When the store cannot be opened, the circuit tree is invalid or the mesh link cannot
+    /// start.
     pub async fn start(config: &Config) -> anyhow::Result<Self> {
         let path = &config.storage.path;
         let store =
             Store::open(path).with_context(|| format!("storage.path {}", path.display()))?;
-        let totals = store.energy_totals().context("reading energy totals")?;
+        let stored = Stored {
+            totals_wh: store.energy_totals().context("reading energy totals")?,
+            reservations: store.reservations().context("reading reservations")?,
+        };
         let stored_settings = store.settings().context("reading stored settings")?;
         let storage = StoreWriter::spawn(store)?;
         let (mesh_events_tx, mesh_events) = mpsc::channel(8192);
         let link = start_mesh_link(config, mesh_events_tx).await?;
-        let now = now_ms();
-        let mut site = Site::new(site_settings(config), &totals, now).context("site.circuits")?;
+        let clock = SystemClock::new();
+        let now = clock.now();
+        if !stored.reservations.is_empty() {
+            tracing::info!(
+                bays = stored.reservations.len(),
+                "reserving what bays may still be drawing until they are heard"
+            );
+        }
+        let mut site = Site::new(site_settings(config), stored, now).context("site.circuits")?;
         let restored = site.restore_settings(now, stored_settings);
-        let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(site.snapshot(now_ms())));
+        let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(site.snapshot(now)));
+        let (events_tx, _) = broadcast::channel(VIEW_EVENTS);
         let (requests_tx, requests) = mpsc::channel(256);
         let (stop, stopped) = oneshot::channel();
-        let task = SiteTask {
+        let (commands_tx, commands) = mpsc::channel(COMMAND_BATCHES);
+        tokio::spawn(forward_commands(commands, link));
+        let mut task = SiteTask {
             site,
-            mesh_events,
-            requests,
-            link,
+            clock,
+            reply_deadline_ms: millis(mesh::reply_deadline(config.mesh.transport)),
             snapshot: snapshot_tx,
-            stopped,
+            events: events_tx.clone(),
             storage,
+            commands: commands_tx,
         };
-        let (commands_tx, commands) = mpsc::unbounded_channel();
-        task.execute(now, restored, &commands_tx);
-        // Commands go through their own task so a slow link never stalls the control loop.
-        tokio::spawn(forward_commands(commands, task.link.clone()));
-        let task = tokio::spawn(site_task(task, commands_tx));
+        task.execute(now, restored).await?;
+        let task = tokio::spawn(site_task(task, mesh_events, requests, stopped));
         Ok(Self {
-            handle: SiteHandle::new(requests_tx, snapshot_rx),
+            handle: SiteHandle::new(requests_tx, snapshot_rx, events_tx),
             task,
             stop,
         })
     }
 
-    /// Runs until `shutdown`, then stops the site task.
+    /// Runs until `shutdown`, then stops the site task and flushes the store.
     ///
     /// # Errors
-    /// When the site task failed.
+    /// When the site task failed: the mesh link or the store died.
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send,
@@ -189,38 +213,47 @@ impl Bridge {
             () = shutdown => {
                 tracing::info!("shutting down");
                 let _ = self.stop.send(());
-                task.await.context("site task")?;
+                task.await.context("site task")?
             }
             result = &mut task => result.context("site task ended")?,
         }
-        Ok(())
     }
 }
 
 struct SiteTask {
     site: Site,
-    mesh_events: mpsc::Receiver<MeshEvent>,
-    requests: mpsc::Receiver<SiteRequest>,
-    link: MeshSender,
+    clock: SystemClock,
+    reply_deadline_ms: u64,
     snapshot: watch::Sender<Arc<SiteSnapshot>>,
-    stopped: oneshot::Receiver<()>,
+    events: broadcast::Sender<BayEvent>,
     storage: StoreWriter,
+    commands: mpsc::Sender<CommandBatch>,
+}
+
+/// Commands of one input, sent in order once the reservations they raise are on disk.
+struct CommandBatch {
+    after: Option<oneshot::Receiver<()>>,
+    commands: Vec<MeshCommand>,
 }
 
 impl SiteTask {
-    /// Carries out the core's outputs: commands to the mesh, records to storage, log lines.
-    fn execute(
-        &self,
-        now: u64,
+    /// Carries out the core's outputs: records to storage (a raised reservation before the
+    /// commands after it), commands to the mesh, bay events to the view subscribers, log
+    /// lines.
+    ///
+    /// # Errors
+    /// When the store thread has stopped.
+    async fn execute(
+        &mut self,
+        now: crate::clock::Now,
         outputs: Vec<Output>,
-        commands: &mpsc::UnboundedSender<MeshCommand>,
-    ) {
+    ) -> anyhow::Result<()> {
         let mut records = Vec::new();
+        let mut commands = Vec::new();
+        let mut barrier = false;
         for output in outputs {
             match output {
-                Output::Send { dst, cmd } => {
-                    let _ = commands.send(MeshCommand { dst, cmd });
-                }
+                Output::Send { dst, cmd } => commands.push(MeshCommand { dst, cmd }),
                 Output::Event { bay, text } => {
                     match &bay {
                         Some(bay) => tracing::info!(%bay, "{text}"),
@@ -228,106 +261,214 @@ impl SiteTask {
                     }
                     records.push(Output::Event { bay, text });
                 }
-                record @ (Output::SaveEnergy { .. }
-                | Output::SessionEnded { .. }
-                | Output::SaveSetting(_)) => records.push(record),
+                Output::Bay(event) => {
+                    // No view subscriber is fine; a slow one is told it lagged.
+                    let _ = self.events.send(event.clone());
+                    records.push(Output::Bay(event));
+                }
+                Output::SaveReservation { raised, .. } => {
+                    barrier |= raised;
+                    records.push(output);
+                }
+                record @ (Output::SaveEnergy { .. } | Output::SaveSetting(_)) => {
+                    records.push(record);
+                }
             }
         }
-        if !records.is_empty() {
-            self.storage.write(now, records);
+        let after = if records.is_empty() {
+            None
+        } else {
+            self.storage.write(now.wall_ms, records, barrier).await?
+        };
+        if !commands.is_empty() {
+            let batch = CommandBatch { after, commands };
+            if self.commands.try_send(batch).is_err() {
+                // The sequencer counts an unanswered write as possibly applied and retries.
+                self.site.count_rejected("mesh_queue_full");
+                tracing::warn!("mesh command queue full; commands dropped");
+            }
         }
+        Ok(())
+    }
+
+    fn publish(&self, now: crate::clock::Now) {
+        let _ = self.snapshot.send(Arc::new(self.site.snapshot(now)));
     }
 }
 
 /// SQLite commits wait for the disk; they run on their own thread so the control loop never
-/// does. One batch per input, one transaction per batch.
+/// does. One batch per input, one transaction per batch; the queue is bounded, and a full
+/// one makes the site task wait rather than lose a record.
 #[derive(Debug)]
 struct StoreWriter {
-    batches: std::sync::mpsc::Sender<(u64, Vec<Output>)>,
+    batches: mpsc::Sender<StoreBatch>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+struct StoreBatch {
+    at_ms: u64,
+    outputs: Vec<Output>,
+    /// Told once the batch is committed, when commands wait for it.
+    committed: Option<oneshot::Sender<()>>,
 }
 
 impl StoreWriter {
     fn spawn(mut store: Store) -> anyhow::Result<Self> {
-        let (batches, incoming) = std::sync::mpsc::channel::<(u64, Vec<Output>)>();
-        std::thread::Builder::new()
+        let (batches, mut incoming) = mpsc::channel::<StoreBatch>(STORE_QUEUE);
+        let thread = std::thread::Builder::new()
             .name("store".to_owned())
             .spawn(move || {
-                while let Ok((at_ms, outputs)) = incoming.recv() {
-                    if let Err(e) = store.persist_outputs(at_ms, &outputs) {
-                        tracing::error!("storage: {e}");
+                while let Some(batch) = incoming.blocking_recv() {
+                    match store.persist_outputs(batch.at_ms, &batch.outputs) {
+                        Ok(()) => {
+                            if let Some(done) = batch.committed {
+                                let _ = done.send(());
+                            }
+                        }
+                        // The commands waiting for it are dropped with `done`: a raise
+                        // that is not on disk does not go out.
+                        Err(e) => tracing::error!("storage: {e}"),
                     }
                 }
             })
             .context("starting the storage thread")?;
-        Ok(Self { batches })
+        Ok(Self {
+            batches,
+            thread: Some(thread),
+        })
     }
 
-    fn write(&self, at_ms: u64, outputs: Vec<Output>) {
-        if self.batches.send((at_ms, outputs)).is_err() {
-            tracing::error!("storage thread has stopped; records lost");
+    /// Queues a batch; with `barrier`, returns what tells when it is on disk.
+    async fn write(
+        &self,
+        at_ms: u64,
+        outputs: Vec<Output>,
+        barrier: bool,
+    ) -> anyhow::Result<Option<oneshot::Receiver<()>>> {
+        let (committed, done) = if barrier {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        self.batches
+            .send(StoreBatch {
+                at_ms,
+                outputs,
+                committed,
+            })
+            .await
+            .map_err(|_| anyhow::anyhow!("the storage thread has stopped"))?;
+        Ok(done)
+    }
+
+    /// Waits until everything queued is on disk and the thread has ended.
+    fn flush(mut self) {
+        let thread = self.thread.take();
+        drop(self);
+        if let Some(thread) = thread {
+            if thread.join().is_err() {
+                tracing::error!("the storage thread panicked");
+            }
         }
     }
 }
 
 /// The one owner of the site state.
-async fn site_task(mut t: SiteTask, commands_tx: mpsc::UnboundedSender<MeshCommand>) {
+async fn site_task(
+    mut t: SiteTask,
+    mut mesh_events: mpsc::Receiver<MeshEvent>,
+    mut requests: mpsc::Receiver<SiteRequest>,
+    mut stopped: oneshot::Receiver<()>,
+) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(CONTROL_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
+    let result = loop {
         let (input, publish) = tokio::select! {
-            _ = &mut t.stopped => break,
-            event = t.mesh_events.recv() => match event {
-                Some(event) => (mesh_input(event), false),
-                None => break,
+            _ = &mut stopped => break Ok(()),
+            event = mesh_events.recv() => match event {
+                Some(event) => (mesh_input(event, t.reply_deadline_ms), false),
+                None => break Err(anyhow::anyhow!("the mesh link has stopped")),
             },
-            request = t.requests.recv() => match request {
+            request = requests.recv() => match request {
                 Some(SiteRequest::Apply { changes, reply }) => {
-                    let now = now_ms();
-                    let result = t.site.apply_all(now, changes);
-                    let (outputs, answer) = match result {
-                        Ok(outputs) => (outputs, Ok(())),
-                        Err(e) => {
-                            tracing::info!("setting refused: {e}");
-                            (Vec::new(), Err(e))
+                    let now = t.clock.now();
+                    match t.site.apply_all(now, changes) {
+                        Ok(outputs) => {
+                            if let Err(e) = t.execute(now, outputs).await {
+                                break Err(e);
+                            }
+                            // Published before the answer: whoever asked reads the new state.
+                            t.publish(now);
+                            let _ = reply.send(Ok(()));
                         }
-                    };
-                    t.execute(now, outputs, &commands_tx);
-                    // Published before the answer: whoever asked reads the new state.
-                    let _ = t.snapshot.send(Arc::new(t.site.snapshot(now)));
-                    let _ = reply.send(answer);
+                        Err(e) => {
+                            // A refusal changed nothing: no new snapshot to build.
+                            tracing::info!("setting refused: {e}");
+                            let _ = reply.send(Err(e));
+                        }
+                    }
                     continue;
                 }
                 Some(SiteRequest::Solar(Some(reading))) => (Input::Solar(reading), false),
                 Some(SiteRequest::Solar(None)) => (Input::SolarLost, false),
                 Some(SiteRequest::Rejected(kind)) => (Input::Rejected { kind }, false),
-                None => break,
+                // Every handle is gone: nobody can ask anything any more, the mesh still runs.
+                None => (Input::Rejected { kind: "requests_closed" }, false),
             },
             _ = tick.tick() => (Input::Tick, true),
         };
-        let now = now_ms();
+        let now = t.clock.now();
+        let started = Instant::now();
         let outputs = t.site.handle(now, input);
-        t.execute(now, outputs, &commands_tx);
         if publish {
-            let _ = t.snapshot.send(Arc::new(t.site.snapshot(now)));
+            t.site.record_cycle_time(
+                u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            );
         }
-    }
+        if let Err(e) = t.execute(now, outputs).await {
+            break Err(e);
+        }
+        if publish {
+            t.publish(now);
+        }
+    };
+    let SiteTask { storage, .. } = t;
+    tokio::task::spawn_blocking(move || storage.flush())
+        .await
+        .context("flushing the store")?;
+    result
 }
 
-fn mesh_input(event: MeshEvent) -> Input {
+fn mesh_input(event: MeshEvent, reply_deadline_ms: u64) -> Input {
     match event {
         MeshEvent::Message { src, msg } => Input::Mesh { src, msg },
         MeshEvent::Rejected { reason, .. } => Input::Rejected {
             kind: reason.as_str(),
         },
-        MeshEvent::LinkUp => Input::MeshLink { up: true },
-        MeshEvent::LinkDown => Input::MeshLink { up: false },
+        MeshEvent::LinkUp => Input::MeshLink {
+            up: true,
+            reply_deadline_ms,
+        },
+        MeshEvent::LinkDown => Input::MeshLink {
+            up: false,
+            reply_deadline_ms,
+        },
     }
 }
 
-async fn forward_commands(mut commands: mpsc::UnboundedReceiver<MeshCommand>, link: MeshSender) {
-    while let Some(command) = commands.recv().await {
-        if let Err(e) = link.send(command).await {
-            tracing::debug!("command dropped: {e}");
+async fn forward_commands(mut batches: mpsc::Receiver<CommandBatch>, link: MeshSender) {
+    while let Some(batch) = batches.recv().await {
+        if let Some(after) = batch.after {
+            if after.await.is_err() {
+                tracing::warn!("reservation not stored; the writes that raise it are dropped");
+                continue;
+            }
+        }
+        for command in batch.commands {
+            if let Err(e) = link.send(command).await {
+                tracing::debug!("command dropped: {e}");
+            }
         }
     }
 }

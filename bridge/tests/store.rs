@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ctrl22_bridge::allocate::{ChargeMode, Strategy};
 use ctrl22_bridge::bay::{BayId, Deciamps};
 use ctrl22_bridge::site::bay::ButtonRequest;
-use ctrl22_bridge::site::{Output, SettingChange};
+use ctrl22_bridge::site::{BayEvent, BayEventKind, Output, SettingChange};
 use ctrl22_bridge::store::{
     write_sessions_csv, Session, SessionFilter, SessionRow, Store, StoreError, SCHEMA_VERSION,
 };
@@ -424,17 +424,17 @@ fn a_control_cycle_is_persisted_in_one_go_and_a_bad_item_costs_only_itself() {
             bay: bay("a"),
             total_wh: 500,
         },
-        Output::SessionEnded {
+        stopped(bay("a"), 10, 20, f64::NAN),
+        stopped(bay("b"), 30, 40, 7.5),
+        Output::SaveReservation {
             bay: bay("a"),
-            started_ms: 10,
-            ended_ms: 20,
-            energy_wh: f64::NAN,
+            load: [160, 0, 0],
+            raised: true,
         },
-        Output::SessionEnded {
+        Output::SaveReservation {
             bay: bay("b"),
-            started_ms: 30,
-            ended_ms: 40,
-            energy_wh: 7.5,
+            load: [-1, 0, 0],
+            raised: false,
         },
         Output::SaveSetting(SettingChange::BayPriority {
             bay: bay("a"),
@@ -453,6 +453,48 @@ fn a_control_cycle_is_persisted_in_one_go_and_a_bad_item_costs_only_itself() {
     assert_eq!(store.settings().unwrap().len(), 1);
     let events = store.recent_events(10).unwrap();
     assert_eq!((events[0].at_ms, events[0].text.as_str()), (99, "online"));
+    let reservations = store.reservations().unwrap();
+    assert_eq!(reservations.len(), 1, "a negative load is refused alone");
+    assert_eq!(reservations[&bay("a")], [160, 0, 0]);
+    // Both stops are in the bay event log, in order; the bad one is not a session.
+    let logged = store.bay_events_after(0, 10).unwrap();
+    assert_eq!(logged.len(), 2);
+    assert_eq!(
+        (logged[0].bay.clone(), logged[1].bay.clone()),
+        (bay("a"), bay("b"))
+    );
+    assert!(logged[1].event_json.contains("session_stopped"));
+}
+
+fn stopped(bay: BayId, started_ms: u64, ended_ms: u64, energy_wh: f64) -> Output {
+    Output::Bay(BayEvent {
+        bay,
+        at_ms: ended_ms,
+        kind: BayEventKind::SessionStopped {
+            started_ms,
+            energy_wh,
+            meter_wh: 0,
+        },
+    })
+}
+
+#[test]
+fn a_reservation_survives_reopen_and_zero_removes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.sqlite");
+    let raise = |load| Output::SaveReservation {
+        bay: bay("a"),
+        load,
+        raised: true,
+    };
+    {
+        let mut store = Store::open(&path).unwrap();
+        store.persist_outputs(1, &[raise([10, 200, 30])]).unwrap();
+    }
+    let mut store = Store::open(&path).unwrap();
+    assert_eq!(store.reservations().unwrap()[&bay("a")], [10, 200, 30]);
+    store.persist_outputs(2, &[raise([0, 0, 0])]).unwrap();
+    assert!(store.reservations().unwrap().is_empty());
 }
 
 /// Set in the child process of the crash test: the path of the store to write to.

@@ -35,6 +35,34 @@ impl Deciamps {
         self.0
     }
 
+    /// This current in amperes, for people and JSON.
+    #[must_use]
+    pub fn as_amps(self) -> f64 {
+        f64::from(self.0) / 10.0
+    }
+
+    /// Amperes to 0.1 A, rounded to the nearest; `None` for NaN, infinities and values
+    /// outside what 0.1 A in an `i16` can hold. The one conversion from outside numbers.
+    #[must_use]
+    pub fn try_from_amps(amps: f64) -> Option<Self> {
+        if !amps.is_finite() {
+            return None;
+        }
+        let tenths = amps * 10.0;
+        if !(f64::from(i16::MIN)..=f64::from(i16::MAX)).contains(&tenths) {
+            return None;
+        }
+        // No `f64::round` without std: round half away from zero by hand. In range, so
+        // the cast cannot overflow.
+        let rounded = if tenths >= 0.0 {
+            tenths + 0.5
+        } else {
+            tenths - 0.5
+        };
+        #[allow(clippy::cast_possible_truncation)]
+        Some(Self(rounded as i16))
+    }
+
     /// Whether a vehicle may be offered this current: zero (pause) or at least 6.0 A.
     #[must_use]
     pub const fn is_valid_offer(self) -> bool {
@@ -213,6 +241,18 @@ impl<'de> serde::Deserialize<'de> for PhaseSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn amperes_convert_once_and_refuse_garbage() {
+        assert_eq!(Deciamps::try_from_amps(16.0), Some(Deciamps(160)));
+        assert_eq!(Deciamps::try_from_amps(6.04), Some(Deciamps(60)));
+        assert_eq!(Deciamps::try_from_amps(6.05), Some(Deciamps(61)));
+        assert_eq!(Deciamps::try_from_amps(-1.25), Some(Deciamps(-13)));
+        for bad in [f64::NAN, f64::INFINITY, -f64::INFINITY, 1e9, -1e9, 3276.8] {
+            assert_eq!(Deciamps::try_from_amps(bad), None, "{bad}");
+        }
+        assert!((Deciamps(325).as_amps() - 32.5).abs() < f64::EPSILON);
+    }
 
     #[test]
     fn phase_sets_round_trip_in_ascending_order() {

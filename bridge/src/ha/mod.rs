@@ -44,7 +44,7 @@ pub fn spawn(config: &Config, site: SiteHandle) -> anyhow::Result<()> {
     };
     let mut publisher = Publisher::new(settings, &config.site.name).context("site.name")?;
     let status = publisher.topics().bridge_status();
-    let mut options = crate::mqtt::options(&config.mqtt, "ha").context("mqtt.url")?;
+    let mut options = crate::broker_client::options(&config.mqtt, "ha").context("mqtt.url")?;
     options.set_last_will(LastWill::new(&status, "offline", QoS::AtLeastOnce, true));
     let (client, mut eventloop) = AsyncClient::new(options, 20_000);
     let (incoming_tx, mut incoming) = mpsc::channel(1024);

@@ -317,6 +317,8 @@ mod tests {
             reason: None,
             mode: ChargeMode::Now,
             ceiling_a: 32.0,
+            problems: Vec::new(),
+            reserved_a: [0.0; 3],
             settings: BaySettings::new(&BayId(dev.to_owned())),
             button_request: None,
             no_watchdog: false,

@@ -296,9 +296,9 @@ async fn apply_all(state: &State, steps: Vec<Step>) -> Result<(), ApiError> {
             state.rejected();
             let status = match refusal {
                 SettingError::UnknownBay(_) => StatusCode::NOT_FOUND,
-                SettingError::OutOfRange { .. } | SettingError::Invalid { .. } => {
-                    StatusCode::BAD_REQUEST
-                }
+                SettingError::OutOfRange { .. }
+                | SettingError::Invalid { .. }
+                | SettingError::AboveCeiling { .. } => StatusCode::BAD_REQUEST,
                 SettingError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             };
             return Err(ApiError::new(status, refusal.to_string()));

@@ -12,9 +12,9 @@ use ctrl22_node::mesh::{encode_uplink_tcp_vec, Address, Command, MacAddr, NodeMe
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::flash::{parse_image, FlashError, FlashStep, Flasher};
 use super::{spawn_mqtt, spawn_tcp, LinkError, MeshCommand, MeshEvent, MeshSender, SendError};
 use crate::config::{Config, MeshTransport};
+use crate::ota::flasher::{parse_image, FlashError, FlashStep, Flasher};
 
 /// Flags shared by every mesh tool; they override the configuration file.
 #[derive(Debug, clap::Args)]

@@ -7,7 +7,6 @@
 //! metrics) and a rate-limited log line.
 
 pub mod cli;
-pub mod flash;
 mod mqtt;
 mod tcp;
 
@@ -97,6 +96,19 @@ impl From<&ProtocolError> for RejectKind {
 pub struct MeshCommand {
     pub dst: Address,
     pub cmd: Command,
+}
+
+/// How long a reply to a write may take on a link of `transport`, its own queue included:
+/// a property of the link that the site core is told about when the link comes up.
+#[must_use]
+pub fn reply_deadline(transport: crate::config::MeshTransport) -> std::time::Duration {
+    match transport {
+        crate::config::MeshTransport::Mqtt => std::time::Duration::from_secs(3),
+        // The TCP uplink paces commands 20 ms apart (the root reads one command per read()),
+        // so a burst of writes queues in the link; their replies must not be given up on
+        // (and a late reply taken for the next write's) while they wait to be sent.
+        crate::config::MeshTransport::Tcp => std::time::Duration::from_secs(10),
+    }
 }
 
 /// Why a command could not be handed to the link.

@@ -36,7 +36,7 @@ pub async fn spawn_mqtt(
     events: mpsc::Sender<MeshEvent>,
 ) -> Result<MeshSender, LinkError> {
     wire::check_mesh_id(mesh_id).map_err(LinkError::BadMeshId)?;
-    let options = crate::mqtt::options(cfg, "mesh")?;
+    let options = crate::broker_client::options(cfg, "mesh")?;
     let (client, mut eventloop) = AsyncClient::new(options, REQUEST_QUEUE);
     let (sender, commands, up) = MeshSender::new();
     let mut sink = EventSink::new(events, up, "mqtt");

@@ -4,7 +4,8 @@
 
 use ctrl22_node::Deciamps;
 
-use super::{BayState, BayWiring, PhaseLoad, Sequencer, SetparCommand};
+use super::bay_state::BayState;
+use super::{BayWiring, PhaseLoad, Sequencer, SetparCommand};
 
 impl PhaseLoad {
     /// The load as currents per site phase (saturating at the `i16` range).
@@ -100,6 +101,11 @@ impl Sequencer {
         self.waiting_for_budget.remove(&bay);
         if self.waiting_for_budget.remove(&last) {
             self.waiting_for_budget.insert(bay);
+        }
+        // The removed bay's pending change is its caller's to persist (it knows the id).
+        self.reservation_changes.remove(&bay);
+        if let Some(change) = self.reservation_changes.remove(&last) {
+            self.reservation_changes.insert(bay, change);
         }
     }
 }

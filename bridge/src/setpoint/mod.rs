@@ -26,7 +26,8 @@
 //! not yet heard, so no reservation is raised and no load moves between phases.
 //!
 //! A reservation drops only when the node confirmed the lower value and its measured
-//! currents followed it (or [`SequencerParams::settle_grace_ms`] passed), so a vehicle
+//! currents followed it (or [`SequencerParams::settle_grace_ms`] passed without a heartbeat
+//! showing the vehicle still above the new bound), so a vehicle
 //! still ramping down is counted; this wait is kept per bay phase and restarts with every
 //! confirmed lowering. A bay reported offline keeps its reservation until it is heard
 //! again or [`Sequencer::release`]d. A node's fail-safe current never exceeds its setpoint,
@@ -48,16 +49,23 @@
 //! - The node's watchdog falls back to `fsafecur` (on its last phase set) when `smaxcur`
 //!   stops coming, and only a new `smaxcur` ends the fallback.
 
+mod admission;
+mod bay_state;
 mod knowledge;
+mod load;
 mod membership;
 mod plan;
+mod view;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use ctrl22_node::{Deciamps, Phase, PhaseSet};
 
 use crate::bay::Setpoint;
+use bay_state::{BayState, Hold, Presence};
 use knowledge::NodeKnowledge;
+use load::max_each;
+pub use load::{BayWiring, LimitGroup, PhaseLoad};
 
 /// A node parameter the sequencer writes with `avrsetpar`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -158,108 +166,6 @@ impl Measurement {
     }
 }
 
-/// Current per site phase, in 0.1 A. Wider than [`Deciamps`] because it sums over bays.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct PhaseLoad(pub [i32; 3]);
-
-impl PhaseLoad {
-    pub const ZERO: Self = Self([0; 3]);
-
-    #[must_use]
-    pub fn on(self, phase: Phase) -> i32 {
-        self.0[phase.index()]
-    }
-
-    /// Whether no phase carries more than in `other`.
-    #[must_use]
-    pub fn fits_within(self, other: Self) -> bool {
-        Phase::ALL.into_iter().all(|p| self.on(p) <= other.on(p))
-    }
-
-    #[must_use]
-    pub fn max(self, other: Self) -> Self {
-        Self(Phase::ALL.map(|p| self.on(p).max(other.on(p))))
-    }
-
-    fn plus(self, other: Self) -> Self {
-        Self(Phase::ALL.map(|p| self.on(p).saturating_add(other.on(p))))
-    }
-
-    fn minus(self, other: Self) -> Self {
-        Self(Phase::ALL.map(|p| self.on(p).saturating_sub(other.on(p))))
-    }
-}
-
-impl From<[Deciamps; 3]> for PhaseLoad {
-    fn from(currents: [Deciamps; 3]) -> Self {
-        Self(currents.map(|c| i32::from(c.get())))
-    }
-}
-
-/// A set of bays whose sum must stay within a limit on every site phase: the site behind
-/// its grid connection, or one circuit with the bays of its subtree.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LimitGroup {
-    /// For diagnostics and errors.
-    pub name: String,
-    /// Per site phase (`limit[Phase::L1.index()]` is L1).
-    pub limit: [Deciamps; 3],
-    /// Indices of the member bays.
-    pub bays: Vec<usize>,
-}
-
-/// How a bay is connected to the site's phases.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct BayWiring {
-    /// `rotation[i]` is the site phase that bay phase `i` is connected to.
-    pub rotation: [Phase; 3],
-    /// The bay phases the vehicle can load; [`PhaseSet::ALL`] when unknown.
-    pub counted_phases: PhaseSet,
-}
-
-impl BayWiring {
-    /// Bay L1 on site L1 and so on; any vehicle.
-    pub const STRAIGHT: Self = Self {
-        rotation: Phase::ALL,
-        counted_phases: PhaseSet::ALL,
-    };
-
-    /// What `current` on the bay phases `phases` puts on the site phases.
-    #[must_use]
-    pub fn load(&self, phases: PhaseSet, current: Deciamps) -> PhaseLoad {
-        self.load_of(Phase::ALL.map(|p| {
-            if phases.contains(p) {
-                current
-            } else {
-                Deciamps::ZERO
-            }
-        }))
-    }
-
-    /// What the currents on the bay's phases (`per_bay_phase[0]` on bay L1) put on the
-    /// site phases, counting only the phases the vehicle can load.
-    fn load_of(&self, per_bay_phase: [Deciamps; 3]) -> PhaseLoad {
-        let mut load = PhaseLoad::ZERO;
-        for phase in self.counted_phases.iter() {
-            let (Some(site), Some(current)) = (
-                self.rotation.get(phase.index()),
-                per_bay_phase.get(phase.index()),
-            ) else {
-                continue;
-            };
-            // Two bay phases on one site phase (odd wiring) both flow through it.
-            load.0[site.index()] += i32::from(current.get().max(0));
-        }
-        load
-    }
-}
-
-impl Default for BayWiring {
-    fn default() -> Self {
-        Self::STRAIGHT
-    }
-}
-
 /// Timing and tolerances of the sequencer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SequencerParams {
@@ -314,123 +220,6 @@ pub enum SequencerError {
     StillOnline(usize),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Presence {
-    /// Never heard from since start (or since released): nothing known, nothing reserved.
-    Unheard,
-    Online,
-    /// Reported offline by the site core: reservation kept, nothing sent.
-    Offline,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Outstanding {
-    write: Write,
-    deadline_ms: u64,
-}
-
-/// What the node may have offered before a confirmed lowering, per bay phase, kept while
-/// the vehicle ramps down. Per bay phase, not per site phase: a vehicle may still draw the
-/// old offer on one bay phase and already the new one on another, and with two bay phases
-/// on one site phase both add up.
-#[derive(Clone, Copy, Debug)]
-struct Hold {
-    offer: [Deciamps; 3],
-    confirmed_ms: u64,
-}
-
-fn max_each(a: [Deciamps; 3], b: [Deciamps; 3]) -> [Deciamps; 3] {
-    Phase::ALL.map(|p| a[p.index()].max(b[p.index()]))
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Retry {
-    write: Write,
-    failures: u8,
-}
-
-#[derive(Clone, Debug)]
-struct BayState {
-    wiring: BayWiring,
-    presence: Presence,
-    knowledge: Option<NodeKnowledge>,
-    target: Option<Target>,
-    outstanding: Option<Outstanding>,
-    hold: Option<Hold>,
-    /// Kept equal to [`Sequencer::reservation_of`]; the group totals are sums of these.
-    reservation: PhaseLoad,
-    wdtsec_confirmed: bool,
-    no_watchdog: bool,
-    /// A press of the operator button waits for the write slot.
-    button: bool,
-    last_smaxcur_ms: Option<u64>,
-    retry: Option<Retry>,
-    backoff_until_ms: Option<u64>,
-    /// Writes given up on after `max_attempts`, for diagnostics.
-    give_ups: u32,
-}
-
-impl BayState {
-    fn new(wiring: BayWiring) -> Self {
-        Self {
-            wiring,
-            presence: Presence::Unheard,
-            knowledge: None,
-            target: None,
-            outstanding: None,
-            hold: None,
-            reservation: PhaseLoad::ZERO,
-            wdtsec_confirmed: false,
-            no_watchdog: false,
-            button: false,
-            last_smaxcur_ms: None,
-            retry: None,
-            backoff_until_ms: None,
-            give_ups: 0,
-        }
-    }
-
-    /// The knowledge including the write in flight.
-    fn knowledge_in_flight(&self) -> Option<NodeKnowledge> {
-        let knowledge = self.knowledge?;
-        Some(match self.outstanding {
-            Some(o) => knowledge.with_write(o.write),
-            None => knowledge,
-        })
-    }
-
-    fn reservation_of(&self) -> PhaseLoad {
-        self.knowledge_in_flight()
-            .map_or(PhaseLoad::ZERO, |k| self.reservation_with(k))
-    }
-
-    /// The reservation if the node's knowledge were `knowledge`.
-    fn reservation_with(&self, knowledge: NodeKnowledge) -> PhaseLoad {
-        let offer = knowledge.offer_per_bay_phase();
-        let held = self.hold.map_or(offer, |h| max_each(offer, h.offer));
-        self.wiring.load_of(held)
-    }
-
-    fn record_failure(&mut self, write: Write, now_ms: u64, params: &SequencerParams) {
-        let failures = match self.retry {
-            Some(r) if r.write == write => r.failures.saturating_add(1),
-            _ => 1,
-        };
-        if failures >= params.max_attempts {
-            self.retry = None;
-            self.backoff_until_ms = Some(now_ms.saturating_add(params.retry_backoff_ms));
-            self.give_ups = self.give_ups.saturating_add(1);
-            tracing::warn!(
-                ?write,
-                failures,
-                "setpoint write keeps failing; backing off"
-            );
-        } else {
-            self.retry = Some(Retry { write, failures });
-        }
-    }
-}
-
 /// The setpoint sequencer of one site. See the module documentation.
 #[derive(Clone, Debug)]
 pub struct Sequencer {
@@ -443,6 +232,9 @@ pub struct Sequencer {
     bays: Vec<BayState>,
     /// Bays whose last raise did not fit: looked at again when any reservation drops.
     waiting_for_budget: BTreeSet<usize>,
+    /// Reservations changed since the last [`Sequencer::take_reservation_changes`], with
+    /// whether they rose on any phase.
+    reservation_changes: BTreeMap<usize, (PhaseLoad, bool)>,
 }
 
 impl Sequencer {
@@ -481,6 +273,7 @@ impl Sequencer {
             groups_of_bay,
             bays: wirings.into_iter().map(BayState::new).collect(),
             waiting_for_budget: BTreeSet::new(),
+            reservation_changes: BTreeMap::new(),
         })
     }
 
@@ -532,6 +325,8 @@ impl Sequencer {
                 .contains(&heartbeat.amaxcur);
             if followed {
                 state.hold = None;
+            } else if let Some(hold) = state.hold.as_mut() {
+                hold.not_followed = true;
             }
         }
         self.step(now_ms, vec![bay])
@@ -572,6 +367,7 @@ impl Sequencer {
                 state.hold = Some(Hold {
                     offer: state.hold.map_or(before, |h| max_each(before, h.offer)),
                     confirmed_ms: now_ms,
+                    not_followed: false,
                 });
             }
         } else if write.is_watchdog_param() {
@@ -624,6 +420,40 @@ impl Sequencer {
         Ok(self.step(now_ms, vec![bay]))
     }
 
+    /// The mesh link came up or went down. While it is down no reservation is raised; once
+    /// it is up the start-up grace runs again: bays not heard since may be drawing anything
+    /// they were allowed.
+    pub fn on_link(&mut self, now_ms: u64, up: bool) {
+        self.startup_grace_until_ms = Some(if up {
+            now_ms.saturating_add(self.params.startup_grace_ms)
+        } else {
+            u64::MAX
+        });
+    }
+
+    /// How long a write waits for its reply on the link in use (its queue included).
+    pub fn set_ack_timeout(&mut self, ack_timeout_ms: u64) {
+        self.params.ack_timeout_ms = ack_timeout_ms;
+    }
+
+    /// What `bay` may have been drawing per site phase when the bridge stopped: reserved
+    /// until the node confirmed the bridge's own setpoint (or the operator releases it).
+    pub fn restore_reservation(&mut self, bay: usize, load: PhaseLoad) {
+        if let Some(state) = self.bays.get_mut(bay) {
+            state.floor = Some(PhaseLoad(load.0.map(|v| v.max(0))));
+            self.sync_reservation(bay);
+        }
+    }
+
+    /// Reservations that changed since the last call, each with whether it rose: to be
+    /// persisted, a risen one before the writes that go out with it.
+    pub fn take_reservation_changes(&mut self) -> Vec<(usize, PhaseLoad, bool)> {
+        std::mem::take(&mut self.reservation_changes)
+            .into_iter()
+            .map(|(bay, (load, raised))| (bay, load, raised))
+            .collect()
+    }
+
     /// Timeouts, retries, watchdog refreshes, expired holds, and raises that became possible.
     pub fn poll(&mut self, now_ms: u64) -> Vec<SetparCommand> {
         if self.startup_grace_until_ms.is_some_and(|t| now_ms >= t) {
@@ -640,13 +470,15 @@ impl Sequencer {
             .iter()
             .enumerate()
             .filter_map(|(bay, s)| self.wake_ms(bay, s))
-            .chain(self.startup_grace_until_ms)
+            // `u64::MAX` is "until the link is up", which no timer ends.
+            .chain(self.startup_grace_until_ms.filter(|&t| t != u64::MAX))
             .min()
     }
 
     fn wake_ms(&self, bay: usize, state: &BayState) -> Option<u64> {
         let hold = state
             .hold
+            .filter(|h| !h.not_followed)
             .map(|h| h.confirmed_ms.saturating_add(self.params.settle_grace_ms));
         let exactly_known = state.knowledge.is_some_and(|k| k.smaxcur.exact().is_some());
         // A bay waiting for budget (its refresh may be what waits) is looked at again when
@@ -664,281 +496,6 @@ impl Sequencer {
             None
         };
         own.into_iter().chain(hold).min()
-    }
-
-    // ----- introspection -------------------------------------------------------------
-
-    /// Number of bays.
-    #[must_use]
-    pub fn bay_count(&self) -> usize {
-        self.bays.len()
-    }
-
-    /// The limit groups, in the order given (bays sorted).
-    #[must_use]
-    pub fn groups(&self) -> &[LimitGroup] {
-        &self.groups
-    }
-
-    /// What `bay` holds in the budget per site phase (zero for unknown bays).
-    #[must_use]
-    pub fn reservation(&self, bay: usize) -> PhaseLoad {
-        self.bays
-            .get(bay)
-            .map_or(PhaseLoad::ZERO, |s| s.reservation)
-    }
-
-    /// The sum of the reservations of `group`'s bays (zero for unknown groups).
-    #[must_use]
-    pub fn total(&self, group: usize) -> PhaseLoad {
-        self.totals.get(group).copied().unwrap_or_default()
-    }
-
-    /// The setpoint the node has confirmed, if the bridge knows it exactly.
-    #[must_use]
-    pub fn confirmed(&self, bay: usize) -> Option<Setpoint> {
-        let k = self.bays.get(bay)?.knowledge?;
-        Some(Setpoint {
-            current: k.smaxcur.exact()?,
-            phases: k.phases.exact()?,
-        })
-    }
-
-    /// The fail-safe current the node has confirmed, if known exactly (never for bays
-    /// without watchdog).
-    #[must_use]
-    pub fn confirmed_fail_safe(&self, bay: usize) -> Option<Deciamps> {
-        let f = self.bays.get(bay)?.knowledge?.fsafecur?;
-        f.exact()
-    }
-
-    /// The target last given for `bay`, as sanitized.
-    #[must_use]
-    pub fn target(&self, bay: usize) -> Option<Target> {
-        self.bays.get(bay)?.target
-    }
-
-    /// The write outstanding at `bay`, if any.
-    #[must_use]
-    pub fn pending(&self, bay: usize) -> Option<SetparCommand> {
-        self.bays
-            .get(bay)?
-            .outstanding
-            .map(|o| o.write.to_command(bay))
-    }
-
-    /// Whether the node rejected `fsafecur`/`wdtsec` (original firmware without watchdog).
-    #[must_use]
-    pub fn no_watchdog(&self, bay: usize) -> bool {
-        self.bays.get(bay).is_some_and(|s| s.no_watchdog)
-    }
-
-    /// Writes to `bay` given up on after `max_attempts` so far (then retried after the
-    /// backoff).
-    #[must_use]
-    pub fn give_ups(&self, bay: usize) -> u32 {
-        self.bays.get(bay).map_or(0, |s| s.give_ups)
-    }
-
-    /// Whether `bay` has reached its target: node confirmed it exactly (fail-safe too where
-    /// there is a watchdog), nothing in flight, no reservation held beyond it.
-    #[must_use]
-    pub fn is_settled(&self, bay: usize) -> bool {
-        let Some(state) = self.bays.get(bay) else {
-            return false;
-        };
-        let (Some(target), Some(k)) = (state.target, state.knowledge) else {
-            return false;
-        };
-        let fail_safe_ok = k.fsafecur.is_none_or(|f| f.is_exactly(target.fail_safe));
-        state.outstanding.is_none()
-            && state.hold.is_none()
-            && k.smaxcur.is_exactly(target.setpoint.current)
-            && k.phases.is_exactly(target.setpoint.phases)
-            && fail_safe_ok
-    }
-
-    // ----- the engine ------------------------------------------------------------------
-
-    /// Expires what is due at each of `bays`, then gives each its next write (and, if budget
-    /// was freed, every bay waiting for it). Other bays' timeouts wait for [`Self::poll`]:
-    /// until then they count as in flight, which reserves the same.
-    fn step(&mut self, now_ms: u64, bays: Vec<usize>) -> Vec<SetparCommand> {
-        let mut freed = false;
-        for &bay in &bays {
-            freed |= self.expire(now_ms, bay);
-        }
-        let mut out = Vec::new();
-        for bay in bays {
-            self.next_write(now_ms, bay, &mut out);
-        }
-        // A write sent above never frees budget, so one pass over the waiters suffices.
-        if freed {
-            let waiting: Vec<usize> = std::mem::take(&mut self.waiting_for_budget)
-                .into_iter()
-                .collect();
-            for bay in waiting {
-                self.next_write(now_ms, bay, &mut out);
-            }
-        }
-        out
-    }
-
-    /// The timeout, hold expiry and backoff end of `bay`, then its reservation brought up
-    /// to date; whether the reservation dropped.
-    fn expire(&mut self, now_ms: u64, bay: usize) -> bool {
-        let params = self.params;
-        let Some(state) = self.bays.get_mut(bay) else {
-            return false;
-        };
-        if let Some(o) = state.outstanding.filter(|o| now_ms >= o.deadline_ms) {
-            state.outstanding = None;
-            state.knowledge = state.knowledge.map(|k| k.with_write(o.write));
-            state.record_failure(o.write, now_ms, &params);
-        }
-        if state
-            .hold
-            .is_some_and(|h| now_ms >= h.confirmed_ms.saturating_add(params.settle_grace_ms))
-        {
-            state.hold = None;
-        }
-        if state.backoff_until_ms.is_some_and(|t| now_ms >= t) {
-            state.backoff_until_ms = None;
-        }
-        self.sync_reservation(bay)
-    }
-
-    /// Brings the cached reservation and group totals up to date; whether it dropped on any
-    /// phase.
-    fn sync_reservation(&mut self, bay: usize) -> bool {
-        let Some(state) = self.bays.get_mut(bay) else {
-            return false;
-        };
-        let old = state.reservation;
-        let new = state.reservation_of();
-        if new == old {
-            return false;
-        }
-        state.reservation = new;
-        for &group in self.groups_of_bay.get(bay).into_iter().flatten() {
-            if let Some(total) = self.totals.get_mut(group) {
-                *total = total.minus(old).plus(new);
-            }
-        }
-        !old.fits_within(new)
-    }
-
-    /// Whether `write` may go to `bay`, its reservation becoming `new`: on every phase of
-    /// every group of the bay, either the group's total stays within the limit, or the write
-    /// cannot raise what the node puts there (the group is overcommitted on paper).
-    fn allowed(
-        &self,
-        now_ms: u64,
-        bay: usize,
-        knowledge: &NodeKnowledge,
-        write: Write,
-        new: PhaseLoad,
-    ) -> bool {
-        let Some(state) = self.bays.get(bay) else {
-            return false;
-        };
-        let old = state.reservation;
-        let in_grace = self.startup_grace_until_ms.is_some_and(|t| now_ms < t);
-        // Bays not yet heard are missing from the totals, so the totals prove nothing: each
-        // node stays within what it evidently did when heard (no raise of its reservation,
-        // which is that evidence), and moves no load between phases.
-        if in_grace
-            && (!new.fits_within(old)
-                || (matches!(write, Write::Phases(_))
-                    && !Phase::ALL
-                        .into_iter()
-                        .all(|p| knowledge.never_raises(write, &state.wiring, p))))
-        {
-            return false;
-        }
-        self.groups_of_bay.get(bay).into_iter().flatten().all(|&g| {
-            match (self.groups.get(g), self.totals.get(g)) {
-                (Some(group), Some(total)) => Phase::ALL.into_iter().all(|p| {
-                    let limit = i32::from(group.limit[p.index()].get());
-                    total.on(p) - old.on(p) + new.on(p) <= limit
-                        || knowledge.never_raises(write, &state.wiring, p)
-                }),
-                _ => false,
-            }
-        })
-    }
-
-    /// Whether a group of `bay` is over its limit on a phase the bay holds a share of.
-    fn overcommitted(&self, bay: usize) -> bool {
-        let mine = self.reservation(bay);
-        self.groups_of_bay.get(bay).into_iter().flatten().any(|&g| {
-            match (self.groups.get(g), self.totals.get(g)) {
-                (Some(group), Some(total)) => Phase::ALL.into_iter().any(|p| {
-                    mine.on(p) > 0 && total.on(p) > i32::from(group.limit[p.index()].get())
-                }),
-                _ => false,
-            }
-        })
-    }
-
-    fn next_write(&mut self, now_ms: u64, bay: usize, out: &mut Vec<SetparCommand>) {
-        let Some(state) = self.bays.get(bay) else {
-            return;
-        };
-        let Some(knowledge) = state.knowledge else {
-            return;
-        };
-        if state.presence != Presence::Online
-            || state.outstanding.is_some()
-            || state.backoff_until_ms.is_some()
-        {
-            return;
-        }
-        let chores = plan::Chores {
-            wdtsec: (!state.wdtsec_confirmed).then_some(self.params.watchdog_secs),
-            // Only what the bridge itself wrote is re-sent.
-            refresh_due: state
-                .last_smaxcur_ms
-                .is_some_and(|t| now_ms >= t.saturating_add(self.params.refresh_interval_ms)),
-            press: state.button,
-        };
-        let mut blocked = false;
-        let mut chosen = None;
-        let candidates = plan::candidates(&knowledge, state.target.as_ref(), chores);
-        // Pausing is the last resort, not for the startup grace: by its end the first
-        // confirmed writes and learned vehicle phases usually bring the paper totals down.
-        let in_grace = self.startup_grace_until_ms.is_some_and(|t| now_ms < t);
-        let pause = || plan::pause(&knowledge);
-        let fallback = (!in_grace && !candidates.is_empty() && self.overcommitted(bay))
-            .then(pause)
-            .unwrap_or_default();
-        for write in candidates.into_iter().chain(fallback) {
-            let new = state.reservation_with(knowledge.with_write(write));
-            if self.allowed(now_ms, bay, &knowledge, write, new) {
-                chosen = Some(write);
-                break;
-            }
-            blocked = true;
-        }
-        if blocked && chosen.is_none() {
-            self.waiting_for_budget.insert(bay);
-        }
-        let Some(write) = chosen else {
-            return;
-        };
-        let deadline_ms = now_ms.saturating_add(self.params.ack_timeout_ms);
-        if let Some(state) = self.bays.get_mut(bay) {
-            state.outstanding = Some(Outstanding { write, deadline_ms });
-            match write {
-                Write::Smaxcur(_) => state.last_smaxcur_ms = Some(now_ms),
-                // A toggle: pressed once, never repeated on a lost reply.
-                Write::Opbutton => state.button = false,
-                Write::Phases(_) | Write::Fsafecur(_) | Write::Wdtsec(_) => {}
-            }
-        }
-        self.waiting_for_budget.remove(&bay);
-        self.sync_reservation(bay);
-        out.push(write.to_command(bay));
     }
 }
 

@@ -3,6 +3,8 @@
 
 use ctrl22_node::mesh::{Heartbeat, MacAddr, StatusReply, SystemReply};
 use ctrl22_node::{Ccss, CcssGroup, Deciamps, Phase, PhaseSet};
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::energy::EnergyMeter;
@@ -56,20 +58,28 @@ impl std::fmt::Display for Departure {
 }
 
 impl Departure {
-    /// The next moment (unix ms) at this time of day after `now_ms`, for a site whose local
-    /// time is UTC + `utc_offset_min`.
+    /// The next moment (Unix ms) at this time of day after `now_ms` (Unix ms) in `zone`,
+    /// daylight saving included: a time that does not exist that day (spring forward) is
+    /// taken as the same wall time after the gap, one that exists twice as the earlier.
     #[must_use]
-    pub fn next_after(self, now_ms: u64, utc_offset_min: i32) -> u64 {
-        const DAY_MS: i64 = 86_400_000;
-        let now = i64::try_from(now_ms).unwrap_or(i64::MAX);
-        let local = now.saturating_add(i64::from(utc_offset_min) * 60_000);
-        let midnight = local - local.rem_euclid(DAY_MS);
-        let mut at = midnight + (i64::from(self.hour) * 60 + i64::from(self.minute)) * 60_000;
-        if at <= local {
-            at += DAY_MS;
+    pub fn next_after(self, now_ms: u64, zone: &TimeZone) -> Option<u64> {
+        let now = Timestamp::from_millisecond(i64::try_from(now_ms).ok()?).ok()?;
+        let today = now.to_zoned(zone.clone()).date();
+        let at = |date: jiff::civil::Date| {
+            date.at(
+                i8::try_from(self.hour).ok()?,
+                i8::try_from(self.minute).ok()?,
+                0,
+                0,
+            )
+            .to_zoned(zone.clone())
+            .ok()
+        };
+        let mut next = at(today)?;
+        if next.timestamp() <= now {
+            next = at(today.tomorrow().ok()?)?;
         }
-        let utc = at - i64::from(utc_offset_min) * 60_000;
-        u64::try_from(utc).unwrap_or(0)
+        u64::try_from(next.timestamp().as_millisecond()).ok()
     }
 }
 
@@ -115,7 +125,9 @@ pub struct Bay {
     /// The configured maximum (`nodes.<dev>.max_current`, else the default): the ceiling no
     /// runtime setting may exceed.
     pub ceiling: Deciamps,
-    /// Unix ms of the last message from the node; `None` = never heard since start.
+    /// Monotonic ms of the last message from the node; `None` = never heard since start.
+    pub last_heard_mono_ms: Option<u64>,
+    /// The same moment in Unix ms, for people.
     pub last_heard_ms: Option<u64>,
     pub online: bool,
     pub heartbeat: Option<Heartbeat>,
@@ -127,8 +139,13 @@ pub struct Bay {
     pub saved_wh: u64,
     /// Unix ms when the current session began (`None` outside a session).
     pub session_started_ms: Option<u64>,
+    /// The same moment on the monotonic clock (arrival order for the allocator).
+    pub session_started_mono_ms: Option<u64>,
     /// Phases the EV was seen drawing on during this session (bay numbering).
     pub ev_phases: Option<PhaseSet>,
+    /// The phase set the last heartbeats showed drawing, and how many in a row: the
+    /// reservation narrows to fewer phases only on repeated evidence.
+    pub phase_evidence: (PhaseSet, u8),
     /// The bridge already pressed start for this plug-in (so it never loops on a car that
     /// stops by itself).
     pub autostart_done: bool,
@@ -152,6 +169,7 @@ impl Bay {
             mac,
             ceiling: settings.max_current,
             settings,
+            last_heard_mono_ms: None,
             last_heard_ms: None,
             online: false,
             heartbeat: None,
@@ -161,7 +179,9 @@ impl Bay {
             energy: EnergyMeter::with_total_wh(total_wh),
             saved_wh: total_wh,
             session_started_ms: None,
+            session_started_mono_ms: None,
             ev_phases: None,
+            phase_evidence: (PhaseSet::NONE, 0),
             autostart_done: false,
             button_request: None,
         }
@@ -219,24 +239,46 @@ impl Bay {
     }
 
     /// Records the phases a charging EV actually loads, so a 1-phase car on a 3-phase bay
-    /// only takes budget on its one phase. Learned once the EV draws (C3 with current).
+    /// only takes budget on its one phase. Narrowing from "every phase" needs
+    /// [`PHASE_EVIDENCE_HEARTBEATS`] heartbeats in a row that show the same phases drawing
+    /// (a 3-phase car ramping up may show one phase first); current on another phase widens
+    /// the set at once.
     pub fn learn_ev_phases(&mut self) {
         let Some(h) = self.heartbeat.as_ref() else {
             return;
         };
         if h.ccss != Ccss::C3 {
+            self.phase_evidence = (PhaseSet::NONE, 0);
             return;
         }
         let drawing = Phase::ALL
             .into_iter()
             .filter(|p| h.cur.get(p.index()).is_some_and(|c| c.get() >= 10))
             .fold(PhaseSet::NONE, PhaseSet::with);
-        if !drawing.is_empty() {
+        if drawing.is_empty() {
+            return;
+        }
+        if let Some(known) = self.ev_phases {
             // Once known, the set only grows: a phase seen once may be loaded again.
-            self.ev_phases = Some(self.ev_phases.unwrap_or_default().union(drawing));
+            self.ev_phases = Some(known.union(drawing));
+            return;
+        }
+        let (seen, count) = self.phase_evidence;
+        let count = if seen == drawing {
+            count.saturating_add(1)
+        } else {
+            1
+        };
+        self.phase_evidence = (drawing, count);
+        if count >= PHASE_EVIDENCE_HEARTBEATS {
+            self.ev_phases = Some(drawing);
         }
     }
 }
+
+/// Heartbeats in a row that must show the same drawing phases before a bay's reservation
+/// narrows to them.
+pub const PHASE_EVIDENCE_HEARTBEATS: u8 = 3;
 
 #[cfg(test)]
 mod tests {
@@ -249,14 +291,32 @@ mod tests {
         for bad in ["7:30", "24:00", "12:60", "", "ab:cd", "12:3a"] {
             assert!(bad.parse::<Departure>().is_err(), "{bad}");
         }
-        // 2026-01-01 06:00 UTC -> 07:30 the same day; with +60 min offset, 06:30 UTC.
+        // 2026-01-01 06:00 UTC -> 07:30 the same day; in Berlin (UTC+1 in winter), 06:30 UTC.
         let six = 1_767_247_200_000;
-        assert_eq!(d.next_after(six, 0), six + 90 * 60_000);
-        assert_eq!(d.next_after(six, 60), six + 30 * 60_000);
+        assert_eq!(d.next_after(six, &TimeZone::UTC), Some(six + 90 * 60_000));
+        let berlin = TimeZone::get("Europe/Berlin").expect("bundled tz database");
+        assert_eq!(d.next_after(six, &berlin), Some(six + 30 * 60_000));
         // After 07:30 it is tomorrow.
         assert_eq!(
-            d.next_after(six + 2 * 3_600_000, 0),
-            six + 90 * 60_000 + 86_400_000
+            d.next_after(six + 2 * 3_600_000, &TimeZone::UTC),
+            Some(six + 90 * 60_000 + 86_400_000)
+        );
+    }
+
+    #[test]
+    fn departure_follows_daylight_saving() {
+        let berlin = TimeZone::get("Europe/Berlin").expect("bundled tz database");
+        let d: Departure = "07:30".parse().expect("valid");
+        // 2026-03-28 12:00 UTC (Saturday); the clocks go forward in the night to Sunday, so
+        // 07:30 on Sunday is 05:30 UTC, not 06:30.
+        let saturday_noon = 1_774_699_200_000;
+        let sunday_0530_utc = 1_774_762_200_000;
+        assert_eq!(d.next_after(saturday_noon, &berlin), Some(sunday_0530_utc));
+        // 02:30 does not exist that Sunday: taken as 03:30 CEST = 01:30 UTC.
+        let gap: Departure = "02:30".parse().expect("valid");
+        assert_eq!(
+            gap.next_after(saturday_noon, &berlin),
+            Some(sunday_0530_utc - 4 * 3_600_000)
         );
     }
 }

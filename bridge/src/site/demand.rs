@@ -3,9 +3,12 @@
 
 use ctrl22_node::{Ccss, CcssGroup, Deciamps, PhaseSet};
 
+use jiff::tz::TimeZone;
+
 use super::bay::Bay;
 use crate::allocate::{BayDemand, ChargeMode};
 use crate::bay::Setpoint;
+use crate::clock::Now;
 
 /// The mode in force for a bay: its own, else the site's default.
 #[must_use]
@@ -36,14 +39,17 @@ pub fn demand(
     circuit: Option<&str>,
     default_mode: ChargeMode,
     reserved: Option<Setpoint>,
-    now_ms: u64,
-    utc_offset_min: i32,
+    now: Now,
+    zone: &TimeZone,
 ) -> BayDemand {
     let mode = effective_mode(bay, default_mode);
+    // The allocator counts on the monotonic clock: the departure, a wall time in the site's
+    // zone, becomes "so many ms from now" on it.
     let departure_ms = bay
         .settings
         .departure
-        .map(|d| d.next_after(now_ms, utc_offset_min));
+        .and_then(|d| d.next_after(now.wall_ms, zone))
+        .map(|at| now.mono_ms.saturating_add(at.saturating_sub(now.wall_ms)));
     let energy_needed_wh = bay.settings.target_energy_wh.map(|target| {
         // Whole Wh are plenty for a deadline; the fraction is dropped on purpose.
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
@@ -58,7 +64,7 @@ pub fn demand(
     demand.mode = mode;
     demand.wants_charge = wants_charge(bay, mode);
     demand.priority = bay.settings.priority;
-    demand.arrived_at_ms = bay.session_started_ms.unwrap_or(now_ms);
+    demand.arrived_at_ms = bay.session_started_mono_ms.unwrap_or(now.mono_ms);
     demand.departure_ms = departure_ms;
     demand.energy_needed_wh = energy_needed_wh;
     demand.reserved = if bay.online { None } else { reserved };

@@ -35,8 +35,11 @@ pub struct SiteSettings {
     /// How long a setpoint write waits for its reply before it counts as lost (and maybe
     /// applied). Must cover the mesh round trip plus any queue in the link.
     pub ack_timeout_ms: u64,
-    /// The site's local time is UTC + this (departure times are local).
-    pub utc_offset_min: i32,
+    /// The site's time zone (`site.timezone`): departure times are local.
+    pub time_zone: jiff::tz::TimeZone,
+    /// Where bays the configuration does not name hang (`site.default_circuit`); without
+    /// it they count against every circuit.
+    pub default_circuit: Option<String>,
     /// Bays beyond this many are refused (a flood of unknown MACs cannot exhaust memory).
     pub max_bays: usize,
     /// Configured bays (`[nodes.<dev>]`) and their circuit.
@@ -60,7 +63,8 @@ impl Default for SiteSettings {
             wdtsec: 60,
             setpoint_refresh_ms: 20_000,
             ack_timeout_ms: 3_000,
-            utc_offset_min: 0,
+            time_zone: jiff::tz::TimeZone::UTC,
+            default_circuit: None,
             max_bays: 10_000,
             nodes: BTreeMap::new(),
         }
@@ -158,31 +162,56 @@ pub enum SettingError {
         field: &'static str,
         problem: String,
     },
+    /// Above what the configuration file allows: the ceiling changes only there.
+    #[error("{field}: {value} A is above the configured ceiling of {ceiling} A (only the configuration file can raise it)")]
+    AboveCeiling {
+        field: &'static str,
+        value: String,
+        ceiling: String,
+    },
     /// The site task has stopped (the process is shutting down): HTTP 503, not 400.
     #[error("the site controller is not running")]
     Unavailable,
 }
 
-/// Amperes from an operator to 0.1 A, within `[min, max]` A.
+/// Amperes from an operator to 0.1 A, at least `min` and at most the configured `ceiling`.
 ///
 /// # Errors
-/// [`SettingError::OutOfRange`] for NaN, infinities and values outside the range.
-pub fn amps_to_deciamps(
+/// [`SettingError::OutOfRange`] for NaN, infinities and values below `min`;
+/// [`SettingError::AboveCeiling`] above the ceiling, naming it.
+pub fn amps_up_to_ceiling(
     field: &'static str,
     amps: f64,
-    min: f64,
-    max: f64,
-    range: &'static str,
+    min: Deciamps,
+    ceiling: Deciamps,
 ) -> Result<Deciamps, SettingError> {
-    if !amps.is_finite() || amps < min || amps > max {
+    let out_of_range = || SettingError::OutOfRange {
+        field,
+        value: amps.to_string(),
+        range: "a number of amperes",
+    };
+    if !amps.is_finite() {
+        return Err(out_of_range());
+    }
+    // Compared before converting: 1e9 A is above the ceiling, not "not a number".
+    if amps * 10.0 >= f64::from(ceiling.get()) + 0.5 {
+        return Err(SettingError::AboveCeiling {
+            field,
+            value: amps.to_string(),
+            ceiling: ceiling.as_amps().to_string(),
+        });
+    }
+    let value = Deciamps::try_from_amps(amps).ok_or_else(out_of_range)?;
+    if value < min {
         return Err(SettingError::OutOfRange {
             field,
             value: amps.to_string(),
-            range,
+            range: if min == Deciamps::MIN_CHARGE {
+                "at least 6 A"
+            } else {
+                "at least 0 A"
+            },
         });
     }
-    // In range, so the cast cannot overflow.
-    #[allow(clippy::cast_possible_truncation)]
-    let deciamps = (amps * 10.0).round() as i16;
-    Ok(Deciamps(deciamps))
+    Ok(value)
 }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::bay::{BaySettings, ButtonRequest};
+use super::limits::LimitSource;
 use super::status::BayStatus;
 use crate::allocate::{ChargeMode, Strategy};
 
@@ -25,6 +26,10 @@ pub struct SiteSnapshot {
     pub limit_a: [Amps; 3],
     /// The configured ceiling per phase (`site.max_current`): nothing at runtime goes above.
     pub ceiling_a: [Amps; 3],
+    /// Which source sets the limit in force on each phase.
+    pub limit_binding: [LimitSource; 3],
+    /// Every source of a limit with what it asks for, the configured ceiling first.
+    pub limit_sources: Vec<LimitSnapshot>,
     /// What all bays may draw per site phase right now, reservations of offline bays and
     /// setpoints still being changed included: always <= `limit_a`.
     pub reserved_a: [Amps; 3],
@@ -46,6 +51,13 @@ pub struct SiteSnapshot {
     pub rejected: BTreeMap<String, u64>,
     /// Last allocation's cycle time in microseconds.
     pub cycle_us: u64,
+}
+
+/// One source of a site limit and what it asks for.
+#[derive(Clone, Debug, Serialize)]
+pub struct LimitSnapshot {
+    pub source: LimitSource,
+    pub limit_a: [Amps; 3],
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -73,6 +85,8 @@ pub struct BaySnapshot {
     pub plugged: bool,
     pub charging: bool,
     pub problem: bool,
+    /// What is wrong, a word each (`controller_error`, `no_watchdog`, `unplaced`).
+    pub problems: Vec<&'static str>,
     /// Cable capacity from the proximity pilot, `None` without cable.
     pub cable_a: Option<Amps>,
     /// What the node signals to the EV (amaxcur).
@@ -90,6 +104,8 @@ pub struct BaySnapshot {
     /// What the node has confirmed.
     pub confirmed_a: Option<Amps>,
     pub fail_safe_a: Amps,
+    /// What the bay holds in the site's budget per site phase (what its node may draw).
+    pub reserved_a: [Amps; 3],
     /// Why the bay got what it got (limited by a circuit, paused for rotation...).
     pub reason: Option<String>,
     pub mode: ChargeMode,

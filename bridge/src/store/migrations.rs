@@ -15,7 +15,10 @@ const APPLICATION_ID: i64 = 0x4332_3242;
 
 /// Migration `n` (1-based) takes the schema from version `n - 1` to `n`. Append only: a
 /// released migration is never edited, since files in the field already ran it.
-const MIGRATIONS: &[&str] = &[include_str!("schema/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema/0001_initial.sql"),
+    include_str!("schema/0002_reservations_bay_events.sql"),
+];
 
 /// The schema version this bridge writes.
 #[allow(clippy::cast_possible_wrap)] // a handful of migrations

@@ -1,5 +1,6 @@
 //! The bridge's persistent state in one SQLite file: runtime settings, charging sessions,
-//! lifetime energy per bay, the OCPP message queue and an append-only event log.
+//! lifetime energy per bay, what each bay may be drawing (reservations), the ordered bay
+//! events, the OCPP message queue and an append-only event log.
 //!
 //! This is a driver, not a decision: it stores what the site core emits and hands it back at
 //! startup. It never reads a clock (timestamps come from the caller) and never interprets a
@@ -23,6 +24,7 @@ mod events;
 mod migrations;
 mod ocpp_queue;
 mod outputs;
+mod reservations;
 mod sessions;
 mod settings;
 
@@ -31,7 +33,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
 
-pub use events::EventRow;
+pub use events::{BayEventRow, EventRow};
 pub use migrations::SCHEMA_VERSION;
 pub use sessions::{write_sessions_csv, Session, SessionFilter, SessionRow};
 

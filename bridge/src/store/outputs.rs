@@ -5,15 +5,18 @@
 //! minute; handing over the whole cycle costs one fsync however much it holds.
 
 use super::energy::save_energy;
-use super::events::append_event;
+use super::events::{append_bay_event, append_event};
+use super::reservations::save_reservation;
 use super::sessions::{check_session, record_session};
 use super::settings::{save_setting, setting_write, SettingWrite};
 use super::{Session, Store, StoreError};
 use crate::bay::BayId;
-use crate::site::Output;
+use crate::site::{BayEvent, BayEventKind, Output};
 
 /// One write of a cycle, checked before the transaction starts.
 enum Row<'a> {
+    Reservation(&'a BayId, [i32; 3]),
+    BayEvent(&'a BayEvent, String),
     Energy(&'a BayId, u64),
     Session(Session),
     Setting(SettingWrite<'a>),
@@ -22,49 +25,73 @@ enum Row<'a> {
 
 /// What `output` stores, if anything. An output that cannot be stored is logged and dropped,
 /// so it cannot cost the rest of the cycle (its energy above all).
-fn row(output: &Output) -> Option<Row<'_>> {
+fn row(output: &Output) -> Vec<Row<'_>> {
     let kept = match output {
-        Output::Send { .. } => return None,
+        Output::Send { .. } => return Vec::new(),
         Output::SaveEnergy { bay, total_wh } => Ok(Row::Energy(bay, *total_wh)),
-        Output::SessionEnded {
-            bay,
-            started_ms,
-            ended_ms,
-            energy_wh,
-        } => {
-            let session = Session {
-                bay: bay.clone(),
-                started_ms: *started_ms,
-                ended_ms: *ended_ms,
-                energy_wh: *energy_wh,
-                id_tag: None,
-                max_current: None,
-                solar_wh: None,
-            };
-            check_session(&session).map(|()| Row::Session(session))
+        Output::SaveReservation { bay, load, .. } => Ok(Row::Reservation(bay, *load)),
+        Output::Bay(event) => {
+            return bay_event_rows(event);
         }
         Output::SaveSetting(change) => setting_write(change).map(Row::Setting),
         Output::Event { bay, text } => Ok(Row::Event(bay.as_ref(), text)),
     };
     kept.map_err(|e| tracing::warn!(error = %e, ?output, "not stored"))
         .ok()
+        .into_iter()
+        .collect()
+}
+
+/// A bay event is logged as it is; a stopped session also becomes a row of `sessions`.
+fn bay_event_rows(event: &BayEvent) -> Vec<Row<'_>> {
+    let mut rows = Vec::new();
+    match serde_json::to_string(event) {
+        Ok(json) => rows.push(Row::BayEvent(event, json)),
+        Err(e) => tracing::warn!(error = %e, ?event, "bay event not stored"),
+    }
+    if let BayEventKind::SessionStopped {
+        started_ms,
+        energy_wh,
+        ..
+    } = event.kind
+    {
+        let session = Session {
+            bay: event.bay.clone(),
+            started_ms,
+            ended_ms: event.at_ms,
+            energy_wh,
+            id_tag: None,
+            max_current: None,
+            solar_wh: None,
+        };
+        match check_session(&session) {
+            Ok(()) => rows.push(Row::Session(session)),
+            Err(e) => tracing::warn!(error = %e, ?event, "session not stored"),
+        }
+    }
+    rows
 }
 
 impl Store {
     /// Persists what is to be kept of one control cycle's outputs in a single commit:
-    /// `SaveEnergy` (never lowering a total), `SessionEnded`, `SaveSetting` (as
+    /// `SaveReservation`, `Bay` events (a stopped session also as a session row),
+    /// `SaveEnergy` (never lowering a total), `SaveSetting` (as
     /// [`Store::save_setting`]) and `Event` stamped `at_ms`. `Send` is not the store's business.
     ///
     /// # Errors
     /// SQLite failures; nothing of the cycle is stored then.
     pub fn persist_outputs(&mut self, at_ms: u64, outputs: &[Output]) -> Result<(), StoreError> {
-        let rows: Vec<Row<'_>> = outputs.iter().filter_map(row).collect();
+        let rows: Vec<Row<'_>> = outputs.iter().flat_map(row).collect();
         if rows.is_empty() {
             return Ok(());
         }
         self.write(|tx| {
             for row in &rows {
                 match row {
+                    Row::Reservation(bay, load) => save_reservation(tx, bay, *load)?,
+                    Row::BayEvent(event, json) => {
+                        append_bay_event(tx, event.at_ms, &event.bay, event.kind.name(), json)?;
+                    }
                     Row::Energy(bay, total_wh) => save_energy(tx, bay, *total_wh)?,
                     Row::Session(session) => {
                         record_session(tx, session)?;

@@ -57,7 +57,7 @@ pub enum FlashStep {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
+enum Stage {
     ReceiveMode,
     Chunk { offset: usize },
     Flashing,
@@ -69,7 +69,7 @@ enum Phase {
 pub struct Flasher {
     node: MacAddr,
     image: Vec<u8>,
-    phase: Phase,
+    stage: Stage,
     attempts: u32,
 }
 
@@ -86,14 +86,14 @@ impl Flasher {
         Ok(Self {
             node,
             image,
-            phase: Phase::ReceiveMode,
+            stage: Stage::ReceiveMode,
             attempts: 0,
         })
     }
 
     /// The first command.
     pub fn start(&mut self) -> FlashStep {
-        self.phase = Phase::ReceiveMode;
+        self.stage = Stage::ReceiveMode;
         self.attempts = 1;
         FlashStep::Send(Command::AvrOtaRecImg)
     }
@@ -101,7 +101,7 @@ impl Flasher {
     /// How long to wait for the reply to the last command.
     #[must_use]
     pub fn timeout(&self) -> Duration {
-        if self.phase == Phase::Flashing {
+        if self.stage == Stage::Flashing {
             FLASH_TIMEOUT
         } else {
             REPLY_TIMEOUT
@@ -111,10 +111,10 @@ impl Flasher {
     /// Bytes acknowledged so far, and the image size.
     #[must_use]
     pub fn progress(&self) -> (usize, usize) {
-        let done = match self.phase {
-            Phase::ReceiveMode => 0,
-            Phase::Chunk { offset } => offset,
-            Phase::Flashing | Phase::Finished => self.image.len(),
+        let done = match self.stage {
+            Stage::ReceiveMode => 0,
+            Stage::Chunk { offset } => offset,
+            Stage::Flashing | Stage::Finished => self.image.len(),
         };
         (done, self.image.len())
     }
@@ -124,14 +124,14 @@ impl Flasher {
         if src != self.node {
             return FlashStep::Wait;
         }
-        match (self.phase, msg) {
+        match (self.stage, msg) {
             (
-                Phase::ReceiveMode,
+                Stage::ReceiveMode,
                 NodeMessage::AvrOta {
                     state: OtaState::RecImg,
                 },
             ) => self.send_chunk(0),
-            (Phase::Chunk { offset }, NodeMessage::AvrImg { addr, ok })
+            (Stage::Chunk { offset }, NodeMessage::AvrImg { addr, ok })
                 if chunk_addr(offset) == Some(*addr) =>
             {
                 if *ok {
@@ -141,13 +141,13 @@ impl Flasher {
                 }
             }
             (
-                Phase::Flashing,
+                Stage::Flashing,
                 NodeMessage::AvrOta {
                     state: OtaState::Running,
                 },
             ) => self.finish(Ok(())),
             (
-                Phase::Flashing,
+                Stage::Flashing,
                 NodeMessage::AvrOta {
                     state: OtaState::Halted,
                 },
@@ -158,27 +158,27 @@ impl Flasher {
 
     /// No reply within [`Flasher::timeout`].
     pub fn on_timeout(&mut self) -> FlashStep {
-        match self.phase {
-            Phase::ReceiveMode if self.attempts < RECIMG_ATTEMPTS => {
+        match self.stage {
+            Stage::ReceiveMode if self.attempts < RECIMG_ATTEMPTS => {
                 self.attempts += 1;
                 FlashStep::Send(Command::AvrOtaRecImg)
             }
-            Phase::ReceiveMode => self.finish(Err(FlashError::NoReceiveMode)),
-            Phase::Chunk { offset } => self.retry_chunk(offset),
-            Phase::Flashing => self.finish(Err(FlashError::FlashTimeout)),
-            Phase::Finished => FlashStep::Wait,
+            Stage::ReceiveMode => self.finish(Err(FlashError::NoReceiveMode)),
+            Stage::Chunk { offset } => self.retry_chunk(offset),
+            Stage::Flashing => self.finish(Err(FlashError::FlashTimeout)),
+            Stage::Finished => FlashStep::Wait,
         }
     }
 
     fn send_chunk(&mut self, offset: usize) -> FlashStep {
         self.attempts = 1;
         if offset >= self.image.len() {
-            self.phase = Phase::Flashing;
+            self.stage = Stage::Flashing;
             // `new` bounds the length by MAX_IMAGE_LEN.
             let image_len = u32::try_from(self.image.len()).unwrap_or(u32::MAX);
             return FlashStep::Send(Command::AvrOtaFlash { image_len });
         }
-        self.phase = Phase::Chunk { offset };
+        self.stage = Stage::Chunk { offset };
         self.chunk_command(offset)
     }
 
@@ -204,7 +204,7 @@ impl Flasher {
     }
 
     fn finish(&mut self, result: Result<(), FlashError>) -> FlashStep {
-        self.phase = Phase::Finished;
+        self.stage = Stage::Finished;
         FlashStep::Done(result)
     }
 }

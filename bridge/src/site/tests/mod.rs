@@ -4,22 +4,39 @@
 use ctrl22_node::mesh::{Address, Command, Heartbeat, MacAddr, NodeMessage};
 use ctrl22_node::{Ccss, Deciamps, PhaseSet};
 
-use super::{Input, Output, SettingChange, SettingError, Site, SiteSettings};
+use super::{Input, Output, SettingChange, SettingError, Site, SiteSettings, Stored};
 use crate::bay::BayId;
+use crate::clock::Now;
 
 const MAC: MacAddr = MacAddr([0x02, 0xc2, 0x22, 0, 0, 1]);
 
 fn heartbeat(ccss: Ccss, cable: i16) -> Input {
+    heartbeat_offering(ccss, cable, 0)
+}
+
+/// A heartbeat of the test bay signalling `amaxcur` (0.1 A) to its car.
+fn heartbeat_offering(ccss: Ccss, cable: i16, amaxcur: i16) -> Input {
+    heartbeat_from(MAC, ccss, cable, amaxcur)
+}
+
+fn heartbeat_from(src: MacAddr, ccss: Ccss, cable: i16, amaxcur: i16) -> Input {
     Input::Mesh {
-        src: MAC,
+        src,
         msg: NodeMessage::Heartbeat(Heartbeat {
             rssi: -60,
             ccss,
-            amaxcur: Deciamps::ZERO,
+            amaxcur: Deciamps(amaxcur),
             cmaxcur: Deciamps(cable),
             aphases: PhaseSet::NONE,
             cur: [Deciamps::ZERO; 3],
         }),
+    }
+}
+
+fn link_up() -> Input {
+    Input::MeshLink {
+        up: true,
+        reply_deadline_ms: 3_000,
     }
 }
 
@@ -41,7 +58,9 @@ fn site() -> Site {
         heartbeat_timeout_ms: 3_000,
         ..SiteSettings::default()
     };
-    Site::new(settings, &std::collections::BTreeMap::new(), 0).expect("valid site")
+    let mut site = Site::new(settings, Stored::default(), Now::at(0)).expect("valid site");
+    site.handle(Now::at(0), link_up());
+    site
 }
 
 fn bay() -> BayId {
@@ -51,14 +70,14 @@ fn bay() -> BayId {
 #[test]
 fn a_heartbeat_makes_a_bay_that_gets_its_watchdog_and_is_started() {
     let mut site = site();
-    let mut sent = writes(&site.handle(0, heartbeat(Ccss::Off3, 320)));
-    assert_eq!(site.snapshot(0).bays.len(), 1);
+    let mut sent = writes(&site.handle(Now::at(0), heartbeat(Ccss::Off3, 320)));
+    assert_eq!(site.snapshot(Now::at(0)).bays.len(), 1);
     for t in (1_000..=6_000).step_by(1_000) {
-        let out = site.handle(t, Input::Tick);
+        let out = site.handle(Now::at(t), Input::Tick);
         sent.extend(writes(&out));
         // Every write is answered at once.
         let acked = site.handle(
-            t + 10,
+            Now::at(t + 10),
             Input::Mesh {
                 src: MAC,
                 msg: NodeMessage::AvrSetPar { ok: true },
@@ -76,38 +95,38 @@ fn a_heartbeat_makes_a_bay_that_gets_its_watchdog_and_is_started() {
 #[test]
 fn an_online_bay_is_neither_released_nor_forgotten_an_offline_one_is() {
     let mut site = site();
-    site.handle(0, heartbeat(Ccss::C3, 320));
+    site.handle(Now::at(0), heartbeat(Ccss::C3, 320));
     for change in [
         SettingChange::BayRelease { bay: bay() },
         SettingChange::BayForget { bay: bay() },
     ] {
         assert!(matches!(
-            site.apply(100, change),
+            site.apply(Now::at(100), change),
             Err(SettingError::Invalid { .. })
         ));
     }
-    site.handle(10_000, Input::Tick);
+    site.handle(Now::at(10_000), Input::Tick);
     assert!(
-        !site.snapshot(10_000).bays[0].online,
+        !site.snapshot(Now::at(10_000)).bays[0].online,
         "silent for longer than the timeout"
     );
     assert!(site
-        .apply(10_000, SettingChange::BayRelease { bay: bay() })
+        .apply(Now::at(10_000), SettingChange::BayRelease { bay: bay() })
         .is_ok());
     assert!(site
-        .apply(10_000, SettingChange::BayForget { bay: bay() })
+        .apply(Now::at(10_000), SettingChange::BayForget { bay: bay() })
         .is_ok());
-    assert!(site.snapshot(10_000).bays.is_empty());
+    assert!(site.snapshot(Now::at(10_000)).bays.is_empty());
     // It comes back as a new bay when heard again.
-    site.handle(11_000, heartbeat(Ccss::Off3, -1));
-    assert_eq!(site.snapshot(11_000).bays.len(), 1);
+    site.handle(Now::at(11_000), heartbeat(Ccss::Off3, -1));
+    assert_eq!(site.snapshot(Now::at(11_000)).bays.len(), 1);
 }
 
 #[test]
 fn nonsense_settings_change_nothing() {
     let mut site = site();
-    site.handle(0, heartbeat(Ccss::Off3, 320));
-    let before = site.snapshot(0).bays[0].settings.clone();
+    site.handle(Now::at(0), heartbeat(Ccss::Off3, 320));
+    let before = site.snapshot(Now::at(0)).bays[0].settings.clone();
     for change in [
         SettingChange::BayMaxCurrent {
             bay: bay(),
@@ -142,23 +161,29 @@ fn nonsense_settings_change_nothing() {
             mode: crate::allocate::ChargeMode::Off,
         },
     ] {
-        assert!(site.apply(0, change.clone()).is_err(), "{change:?}");
+        assert!(
+            site.apply(Now::at(0), change.clone()).is_err(),
+            "{change:?}"
+        );
     }
-    assert_eq!(site.snapshot(0).bays[0].settings, before);
-    assert_eq!(site.snapshot(0).limit_a, [32.0; 3]);
+    assert_eq!(site.snapshot(Now::at(0)).bays[0].settings, before);
+    assert_eq!(site.snapshot(Now::at(0)).limit_a, [32.0; 3]);
 }
 
 #[test]
 fn a_stray_reply_from_an_unknown_node_is_counted_not_a_bay() {
     let mut site = site();
     site.handle(
-        0,
+        Now::at(0),
         Input::Mesh {
             src: MAC,
             msg: NodeMessage::AvrSetPar { ok: true },
         },
     );
-    let snapshot = site.snapshot(0);
+    let snapshot = site.snapshot(Now::at(0));
     assert!(snapshot.bays.is_empty());
     assert_eq!(snapshot.rejected.get("unknown_node"), Some(&1));
 }
+
+mod envelope;
+mod restart;
