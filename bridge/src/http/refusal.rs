@@ -99,6 +99,7 @@ mod tests {
         assert_eq!(limiter.admit("http_host", at(1000)), Some(2));
         assert_eq!(limiter.admit("http_host", at(1500)), None);
         assert_eq!(limiter.admit("http_host", at(2600)), Some(1));
-        assert_eq!(limiter.admit("http", at(1400)), Some(0));
+        assert_eq!(limiter.admit("http", at(1400)), None);
+        assert_eq!(limiter.admit("http", at(1600)), Some(1));
     }
 }

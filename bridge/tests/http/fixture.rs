@@ -30,7 +30,7 @@ pub struct Fixture {
     pub server: Option<http::HttpServer>,
     _store_dir: tempfile::TempDir,
     _bridge: Bridge,
-    _broker: ctrl22_bridge::broker::EmbeddedBroker,
+    pub broker: ctrl22_bridge::broker::EmbeddedBroker,
     _observer: tokio::task::JoinHandle<()>,
     _sim_stop: tokio::sync::oneshot::Sender<()>,
 }
@@ -117,7 +117,7 @@ pub async fn fixture(setup: Setup) -> Fixture {
         server,
         _store_dir: store_dir,
         _bridge: bridge,
-        _broker: broker,
+        broker,
         _observer: observer,
         _sim_stop: sim_stop,
     }
