@@ -2,11 +2,11 @@
 //! (`ctrl22_rejected_input_total{kind="http..."}`) and logged, at most one line a second per
 //! kind, so a flood of bad requests cannot flood the log.
 
-use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::handle::{SiteHandle, SiteRequest};
+use crate::mesh::RejectLog;
 
 /// The most log lines per kind of refusal in this time.
 const LOG_INTERVAL: Duration = Duration::from_secs(1);
@@ -15,14 +15,16 @@ const LOG_INTERVAL: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub(super) struct Refusals {
     site: SiteHandle,
-    log: Mutex<LogLimiter>,
+    /// Keyed by kind names from this module's callers (`&'static str`): the map cannot
+    /// grow from outside.
+    log: Mutex<RejectLog<&'static str>>,
 }
 
 impl Refusals {
     pub(super) fn new(site: SiteHandle) -> Self {
         Self {
             site,
-            log: Mutex::new(LogLimiter::new(LOG_INTERVAL)),
+            log: Mutex::new(RejectLog::new(LOG_INTERVAL)),
         }
     }
 
@@ -35,7 +37,7 @@ impl Refusals {
             .log
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .admit(kind, Instant::now());
+            .note(kind, Instant::now());
         match admitted {
             Some(0) => tracing::info!("HTTP refused ({kind}): {why}"),
             Some(suppressed) => {
@@ -43,63 +45,5 @@ impl Refusals {
             }
             None => {}
         }
-    }
-}
-
-/// At most one log line per kind and interval; counts what it held back.
-#[derive(Debug)]
-pub(super) struct LogLimiter {
-    interval: Duration,
-    /// Per kind: when it was last logged and how many were held back since. The kinds are
-    /// `&'static str` names from this module's code, so the map cannot grow from outside.
-    kinds: HashMap<&'static str, (Instant, u64)>,
-}
-
-impl LogLimiter {
-    pub(super) fn new(interval: Duration) -> Self {
-        Self {
-            interval,
-            kinds: HashMap::new(),
-        }
-    }
-
-    /// `Some(held back since the last line)` when a line of `kind` may be logged at `now`.
-    pub(super) fn admit(&mut self, kind: &'static str, now: Instant) -> Option<u64> {
-        match self.kinds.get_mut(kind) {
-            Some((last, held)) if now.saturating_duration_since(*last) < self.interval => {
-                *held += 1;
-                None
-            }
-            Some((last, held)) => {
-                *last = now;
-                Some(std::mem::take(held))
-            }
-            None => {
-                self.kinds.insert(kind, (now, 0));
-                Some(0)
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn one_line_a_second_per_kind_with_the_count_held_back() {
-        let mut limiter = LogLimiter::new(Duration::from_secs(1));
-        let t0 = Instant::now();
-        let at = |ms| t0 + Duration::from_millis(ms);
-        assert_eq!(limiter.admit("http_host", at(0)), Some(0));
-        assert_eq!(limiter.admit("http_host", at(10)), None);
-        assert_eq!(limiter.admit("http_host", at(999)), None);
-        // Another kind has its own budget.
-        assert_eq!(limiter.admit("http", at(500)), Some(0));
-        assert_eq!(limiter.admit("http_host", at(1000)), Some(2));
-        assert_eq!(limiter.admit("http_host", at(1500)), None);
-        assert_eq!(limiter.admit("http_host", at(2600)), Some(1));
-        assert_eq!(limiter.admit("http", at(1400)), None);
-        assert_eq!(limiter.admit("http", at(1600)), Some(1));
     }
 }

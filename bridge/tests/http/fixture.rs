@@ -30,6 +30,7 @@ pub struct Fixture {
     pub server: Option<http::HttpServer>,
     _store_dir: tempfile::TempDir,
     _bridge: Bridge,
+    #[allow(dead_code)] // read by dashboard_browser.rs, which shares this file
     pub broker: ctrl22_bridge::broker::EmbeddedBroker,
     _observer: tokio::task::JoinHandle<()>,
     _sim_stop: tokio::sync::oneshot::Sender<()>,

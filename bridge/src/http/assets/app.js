@@ -56,7 +56,7 @@ function showAccess() {
     pill.className = 'pill warn';
     pill.title = 'No [http] token is configured: nobody can change settings here';
   } else {
-    pill.textContent = access.authenticated ? 'logged in' : 'view';
+    pill.textContent = access.authenticated ? 'logged in' : 'not logged in';
     pill.className = 'pill' + (access.authenticated ? ' ok' : '');
     pill.title = access.authenticated ? 'Changes are allowed' : 'Changes ask for the token';
   }
@@ -512,9 +512,14 @@ function connect() {
   source.onerror = () => setLive('reconnecting', 'bad');
 }
 
+// The parts of the page that show the site, hidden until a login with protect_reads.
+function showSite(shown) {
+  $('login').hidden = shown;
+  for (const id of ['main', 'live', 'mesh', 'strategy', 'access', 'footer']) $(id).hidden = !shown;
+}
+
 function startLive() {
-  $('login').hidden = true;
-  $('main').hidden = false;
+  showSite(true);
   setInterval(() => {
     if (lastEventAt && Date.now() - lastEventAt > 5000) setLive('stale', 'warn');
   }, 2000);
@@ -526,9 +531,7 @@ function startLive() {
 
 // protect_reads: nothing to show before a login.
 function showLogin() {
-  $('main').hidden = true;
-  $('login').hidden = false;
-  setLive('logged out', 'warn');
+  showSite(false);
   const input = $('login-token');
   input.focus();
   $('login-form').onsubmit = async (ev) => {
