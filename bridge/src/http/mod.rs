@@ -3,7 +3,7 @@
 //! document and the dashboard, all served by the bridge itself.
 //!
 //! It is a driver like Home Assistant: it reads [`SiteSnapshot`]s and changes settings only
-//! through [`SiteHandle::apply`], the one path every setting takes. It never holds a lock
+//! through [`SiteHandle::apply_all`], the one path every setting takes. It never holds a lock
 //! across an await; the store is read over its own SQLite connection on a blocking thread.
 //!
 //! Without `[http] token` the API is read-only: every write answers 403. With

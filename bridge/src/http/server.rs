@@ -5,15 +5,19 @@
 //! `axum::serve` has neither bound. HTTP/1.1 only: the dashboard and API clients need no
 //! more, and hyper-util's HTTP/1-or-2 detection waits for the first bytes without a timeout.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::Request;
 use axum::Router;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tower::ServiceExt;
 
 use super::refusal::Refusals;
 
@@ -66,7 +70,17 @@ pub(super) async fn serve(
             );
             continue;
         };
-        let service = TowerToHyperService::new(routes.clone());
+        // A browser leaves a connection idle after its requests; that ends on the same
+        // timeout but is no refusal. Only a connection that never sent a whole request
+        // head is counted.
+        let answered = Arc::new(AtomicBool::new(false));
+        let service = TowerToHyperService::new(routes.clone().map_request({
+            let answered = Arc::clone(&answered);
+            move |request: Request<Incoming>| {
+                answered.store(true, Ordering::Relaxed);
+                request
+            }
+        }));
         let refusals = Arc::clone(&refusals);
         connections.spawn(async move {
             let _permit = permit;
@@ -78,7 +92,7 @@ pub(super) async fn serve(
                 .await;
             match served {
                 Ok(()) => {}
-                Err(e) if e.is_timeout() => refusals.refuse(
+                Err(e) if e.is_timeout() && !answered.load(Ordering::Relaxed) => refusals.refuse(
                     "http_header_timeout",
                     &format!(
                         "{peer}: no complete request head within {:?}",

@@ -47,6 +47,22 @@ async fn a_client_that_never_finishes_its_request_head_is_dropped() {
     assert!(raw_get(f.addr(), "/healthz", "localhost")
         .await
         .starts_with("HTTP/1.1 200"));
+    // An idle keep-alive connection does not hold its slot for ever either: the wait for
+    // the next request head has the same timeout.
+    let mut tcp = tokio::net::TcpStream::connect(f.addr()).await.unwrap();
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0_u8; 4096];
+    let n = tcp.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    let started = Instant::now();
+    let rest = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf)).await;
+    assert!(matches!(rest, Ok(Ok(0) | Err(_))), "still open: {rest:?}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    // ... and that is no refusal: still the two above.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(f.site.snapshot().rejected["http_header_timeout"], 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
