@@ -71,7 +71,7 @@ pub struct HttpOptions {
     pub header_timeout: Duration,
     /// Live streams (`/api/v1/stream`) at once; the next one gets a 503.
     pub max_sse_clients: usize,
-    /// `Host` names a loopback listener accepts besides localhost, 127.0.0.1 and [::1].
+    /// `Host` names a loopback listener accepts besides `localhost`, `127.0.0.1` and `[::1]`.
     pub allowed_hosts: Vec<String>,
 }
 
