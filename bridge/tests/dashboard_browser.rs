@@ -1,18 +1,30 @@
 //! The dashboard in a real browser: runs `e2e/dashboard.mjs` (Playwright driving the Debian
-//! `chromium`) against `ctrl22-bridge demo`. The page must load, list the bays, and a mode
-//! change made on the page must reach the bay on the mesh. Screenshots land in
-//! `test-artifacts/` at the workspace root.
+//! `chromium`). Against `ctrl22-bridge demo`: the page must load, list the bays, and a mode
+//! change made on the page must reach the bay on the mesh. Against a bridge with
+//! `protect_reads`, served under a path prefix as Home Assistant's ingress does: the page
+//! shows only its login form, logs in through it, its stream, controls and CSV link work with
+//! the login cookie, and logging out ends it. Screenshots land in `test-artifacts/` at the
+//! workspace root.
 //!
-//! This test fails, never skips, when Node, the npm packages or Chromium are missing:
+//! These tests fail, never skip, when Node, the npm packages or Chromium are missing:
 //! `scripts/test.sh` installs them (`apt-get install chromium`, `npm ci --prefix e2e`).
 
 #![allow(clippy::unwrap_used)]
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The whole test (demo start, browser, mesh check, screenshots) normally takes ~20 s.
+use axum::extract::Request;
+use axum::Router;
+use ctrl22_bridge::http::HttpOptions;
+
+#[allow(dead_code)]
+#[path = "http/fixture.rs"]
+mod fixture;
+
+/// The whole run (bridge start, browser, mesh check, screenshots) normally takes ~20 s.
 const TIMEOUT: Duration = Duration::from_secs(90);
 
 fn workspace() -> PathBuf {
@@ -22,8 +34,8 @@ fn workspace() -> PathBuf {
         .to_owned()
 }
 
-#[test]
-fn dashboard_changes_a_bay_mode_that_reaches_the_mesh() {
+/// Runs the script with `args` and `--out test-artifacts`; panics with its output if it fails.
+fn run_script(args: &[OsString]) {
     let root = workspace();
     let chromium =
         std::env::var_os("CHROMIUM").map_or_else(|| "/usr/bin/chromium".into(), PathBuf::from);
@@ -39,8 +51,7 @@ fn dashboard_changes_a_bay_mode_that_reaches_the_mesh() {
     let out = root.join("test-artifacts");
     let mut child = Command::new("node")
         .arg(root.join("e2e/dashboard.mjs"))
-        .arg("--bridge")
-        .arg(env!("CARGO_BIN_EXE_ctrl22-bridge"))
+        .args(args)
         .arg("--out")
         .arg(&out)
         .arg("--chromium")
@@ -72,9 +83,66 @@ fn dashboard_changes_a_bay_mode_that_reaches_the_mesh() {
         "browser test failed after {:?}:\n{text}",
         started.elapsed()
     );
-    assert!(
-        out.join("dashboard.png").is_file(),
-        "no screenshot:\n{text}"
-    );
     println!("{text}");
+}
+
+#[test]
+fn dashboard_changes_a_bay_mode_that_reaches_the_mesh() {
+    run_script(&[
+        "--bridge".into(),
+        env!("CARGO_BIN_EXE_ctrl22-bridge").into(),
+    ]);
+    assert!(workspace().join("test-artifacts/dashboard.png").is_file());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_logs_in_under_a_path_prefix_with_protect_reads() {
+    let f = fixture::fixture(fixture::Setup {
+        options: HttpOptions {
+            protect_reads: true,
+            ..HttpOptions::default()
+        },
+        ..fixture::Setup::default()
+    })
+    .await;
+    // What Home Assistant's ingress proxy does: the page lives under a prefix, which the
+    // proxy strips before it forwards to the bridge.
+    let prefix = "/api/hassio_ingress/Xy7_token";
+    let strip = move |mut request: Request| {
+        let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
+        let inner = path.strip_prefix(prefix).unwrap_or("/not-under-the-prefix");
+        *request.uri_mut() = inner.parse().unwrap();
+        request
+    };
+    let app = Router::new().fallback_service(
+        tower::ServiceBuilder::new()
+            .map_request(strip)
+            .service(f.app.clone()),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let broker = f.broker.url();
+    let mqtt_port = broker.rsplit(':').next().unwrap().to_owned();
+    let args: Vec<OsString> = [
+        "--url".to_owned(),
+        format!("http://{addr}{prefix}/"),
+        "--mqtt-port".to_owned(),
+        mqtt_port,
+        "--token".to_owned(),
+        fixture::TOKEN.to_owned(),
+        "--bays".to_owned(),
+        fixture::BAYS.to_string(),
+        "--login".to_owned(),
+    ]
+    .into_iter()
+    .map(OsString::from)
+    .collect();
+    tokio::task::spawn_blocking(move || run_script(&args))
+        .await
+        .unwrap();
+    assert!(workspace()
+        .join("test-artifacts/dashboard-login-form.png")
+        .is_file());
+    server.abort();
 }

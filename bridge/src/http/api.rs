@@ -1,13 +1,10 @@
 //! `GET`/`PUT /api/v1/site`, `GET`/`PUT /api/v1/nodes/{dev}` and the start/stop buttons.
 //!
-//! A `PUT` body is a JSON object of settings, each mapped to one [`SettingChange`]. The site
-//! core validates them one at a time, so a body is made all-or-nothing here: changes that can
-//! be refused (ranges, names) go first and the ones that cannot (a mode, a flag) last, and
-//! when one is refused the ones already taken are put back to the values the snapshot showed
-//! before. Another writer changing the same setting in that instant would be overwritten by
-//! the undo; that race is accepted for an operator API.
-
-use std::time::Duration;
+//! A `PUT` body is a JSON object of settings, each mapped to one [`SettingChange`]; the set
+//! goes to the site core in one [`SiteHandle::apply_all`](crate::handle::SiteHandle::apply_all),
+//! which validates every change before it applies any: a body is taken whole or not at all.
+//! The site task publishes the snapshot that shows accepted changes before it answers, so
+//! the answer (and any `GET` after it) already shows them.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State as Extract};
@@ -16,10 +13,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Deserializer};
 
-use super::{auth, site_json, ApiError, State};
+use super::{site_json, ApiError, State};
 use crate::allocate::{ChargeMode, Strategy};
 use crate::bay::BayId;
-use crate::handle::CONTROL_INTERVAL;
 use crate::site::bay::{ButtonRequest, Departure};
 use crate::site::snapshot::{BaySnapshot, SiteSnapshot};
 use crate::site::{SettingChange, SettingError};
@@ -57,13 +53,6 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
-/// One change and what puts the old value back.
-#[derive(Debug)]
-struct Step {
-    change: SettingChange,
-    undo: Option<SettingChange>,
-}
-
 pub(super) async fn get_site(Extract(state): Extract<State>) -> Json<serde_json::Value> {
     Json(site_json(&state.site.snapshot()))
 }
@@ -87,8 +76,7 @@ pub(super) async fn put_site(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let body: SiteSettingsBody = parse(&state, &headers, &body)?;
-    let steps = site_steps(&state.site.snapshot(), body);
-    apply_all(&state, steps).await?;
+    apply_all(&state, site_changes(body)).await?;
     Ok(Json(site_json(&state.site.snapshot())).into_response())
 }
 
@@ -99,12 +87,7 @@ pub(super) async fn put_node(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let body: BaySettingsBody = parse(&state, &headers, &body)?;
-    let steps = {
-        let snapshot = state.site.snapshot();
-        let bay = find_bay(&snapshot, &dev).inspect_err(|_| state.rejected())?;
-        bay_steps(bay, body)
-    };
-    apply_all(&state, steps).await?;
+    apply_all(&state, bay_changes(&BayId(dev.clone()), body)).await?;
     let snapshot = state.site.snapshot();
     Ok(Json(find_bay(&snapshot, &dev)?).into_response())
 }
@@ -130,8 +113,8 @@ pub(super) async fn press(
         "release" => SettingChange::BayRelease { bay },
         _ => return Err(ApiError::new(StatusCode::NOT_FOUND, "no such action")),
     };
-    auth::authorize(state.token.as_ref(), &headers).inspect_err(|_| state.rejected())?;
-    apply_all(&state, vec![Step { change, undo: None }]).await?;
+    authorize(&state, &headers)?;
+    apply_all(&state, vec![change]).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -141,9 +124,9 @@ pub(super) async fn forget_node(
     Path(dev): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    auth::authorize(state.token.as_ref(), &headers).inspect_err(|_| state.rejected())?;
+    authorize(&state, &headers)?;
     let change = SettingChange::BayForget { bay: BayId(dev) };
-    apply_all(&state, vec![Step { change, undo: None }]).await?;
+    apply_all(&state, vec![change]).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -161,161 +144,86 @@ fn parse<T: for<'de> Deserialize<'de>>(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<T, ApiError> {
-    let result = auth::authorize(state.token.as_ref(), headers).and_then(|()| {
-        serde_json::from_slice(body).map_err(|e| {
+    authorize(state, headers)?;
+    serde_json::from_slice(body)
+        .map_err(|e| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
                 format!("the body is not a settings object: {e}"),
             )
         })
-    });
-    result.inspect_err(|_| state.rejected())
+        .inspect_err(|e| state.refused(e))
 }
 
-fn site_steps(snapshot: &SiteSnapshot, body: SiteSettingsBody) -> Vec<Step> {
-    let mut steps = Vec::new();
+/// Lets a write through with the token or a login; counts a refusal.
+fn authorize(state: &State, headers: &HeaderMap) -> Result<(), ApiError> {
+    state
+        .access
+        .authorize_write(headers)
+        .inspect_err(|e| state.refused(e))
+}
+
+fn site_changes(body: SiteSettingsBody) -> Vec<SettingChange> {
+    let mut changes = Vec::new();
     if let Some(limits) = body.max_current {
-        for ((phase, amps), old) in (1..=3).zip(limits).zip(snapshot.limit_a) {
-            steps.push(Step {
-                change: SettingChange::SiteLimit { phase, amps },
-                undo: Some(SettingChange::SiteLimit { phase, amps: old }),
-            });
+        for (phase, amps) in (1..=3).zip(limits) {
+            changes.push(SettingChange::SiteLimit { phase, amps });
         }
     }
-    if let Some(strategy) = body.strategy {
-        steps.push(Step {
-            change: SettingChange::Strategy(strategy),
-            undo: Some(SettingChange::Strategy(snapshot.strategy)),
-        });
-    }
-    if let Some(mode) = body.default_mode {
-        steps.push(Step {
-            change: SettingChange::DefaultMode(mode),
-            undo: Some(SettingChange::DefaultMode(snapshot.default_mode)),
-        });
-    }
-    steps
+    changes.extend(body.strategy.map(SettingChange::Strategy));
+    changes.extend(body.default_mode.map(SettingChange::DefaultMode));
+    changes
 }
 
-/// The changes of `body`, those the core may refuse first.
-fn bay_steps(bay: &BaySnapshot, body: BaySettingsBody) -> Vec<Step> {
-    let id = || BayId(bay.dev.clone());
-    let old = &bay.settings;
-    let mut steps = Vec::new();
-    if let Some(amps) = body.max_current {
-        steps.push(Step {
-            change: SettingChange::BayMaxCurrent { bay: id(), amps },
-            undo: Some(SettingChange::BayMaxCurrent {
-                bay: id(),
-                amps: f64::from(old.max_current.get()) / 10.0,
-            }),
-        });
-    }
-    if let Some(priority) = body.priority {
-        steps.push(Step {
-            change: SettingChange::BayPriority {
-                bay: id(),
-                priority,
-            },
-            undo: Some(SettingChange::BayPriority {
-                bay: id(),
-                priority: old.priority,
-            }),
-        });
-    }
-    if let Some(kwh) = body.target_energy_kwh {
-        steps.push(Step {
-            change: SettingChange::BayTargetEnergy { bay: id(), kwh },
-            undo: Some(SettingChange::BayTargetEnergy {
-                bay: id(),
-                kwh: f64::from(old.target_energy_wh.unwrap_or(0)) / 1000.0,
-            }),
-        });
-    }
-    if let Some(name) = body.name {
-        steps.push(Step {
-            change: SettingChange::BayName { bay: id(), name },
-            undo: Some(SettingChange::BayName {
-                bay: id(),
-                name: old.name.clone(),
-            }),
-        });
-    }
-    if let Some(mode) = body.mode {
-        steps.push(Step {
-            change: SettingChange::BayMode { bay: id(), mode },
-            // A bay that followed the site default cannot be set back to "follow"; this step
-            // comes after every refusable one, so it is never undone anyway.
-            undo: old
-                .mode
-                .map(|mode| SettingChange::BayMode { bay: id(), mode }),
-        });
-    }
-    if let Some(enabled) = body.enabled {
-        steps.push(Step {
-            change: SettingChange::BayEnabled { bay: id(), enabled },
-            undo: Some(SettingChange::BayEnabled {
-                bay: id(),
-                enabled: old.enabled,
-            }),
-        });
-    }
-    if let Some(departure) = body.departure {
-        steps.push(Step {
-            change: SettingChange::BayDeparture {
-                bay: id(),
-                departure,
-            },
-            undo: Some(SettingChange::BayDeparture {
-                bay: id(),
-                departure: old.departure,
-            }),
-        });
-    }
-    steps
+fn bay_changes(bay: &BayId, body: BaySettingsBody) -> Vec<SettingChange> {
+    let id = || bay.clone();
+    let BaySettingsBody {
+        name,
+        mode,
+        max_current,
+        priority,
+        enabled,
+        departure,
+        target_energy_kwh,
+    } = body;
+    [
+        max_current.map(|amps| SettingChange::BayMaxCurrent { bay: id(), amps }),
+        priority.map(|priority| SettingChange::BayPriority {
+            bay: id(),
+            priority,
+        }),
+        target_energy_kwh.map(|kwh| SettingChange::BayTargetEnergy { bay: id(), kwh }),
+        name.map(|name| SettingChange::BayName { bay: id(), name }),
+        mode.map(|mode| SettingChange::BayMode { bay: id(), mode }),
+        enabled.map(|enabled| SettingChange::BayEnabled { bay: id(), enabled }),
+        departure.map(|departure| SettingChange::BayDeparture {
+            bay: id(),
+            departure,
+        }),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
-/// Applies `steps` in order; on the first refusal undoes the ones taken and answers 4xx.
-async fn apply_all(state: &State, steps: Vec<Step>) -> Result<(), ApiError> {
-    if steps.is_empty() {
-        state.rejected();
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "no settings given"));
+/// Hands `changes` to the core as one set: taken whole, or refused with the core's reason
+/// (which names the field and, for a value above a ceiling, the ceiling).
+async fn apply_all(state: &State, changes: Vec<SettingChange>) -> Result<(), ApiError> {
+    if changes.is_empty() {
+        let error = ApiError::new(StatusCode::BAD_REQUEST, "no settings given");
+        state.refused(&error);
+        return Err(error);
     }
-    for (taken, step) in steps.iter().enumerate() {
-        if let Err(refusal) = state.site.apply(step.change.clone()).await {
-            for done in steps.iter().take(taken).rev() {
-                if let Some(undo) = &done.undo {
-                    if let Err(e) = state.site.apply(undo.clone()).await {
-                        tracing::warn!("HTTP: undoing {undo:?} failed: {e}");
-                    }
-                }
-            }
-            if taken > 0 {
-                settled(state).await;
-            }
-            state.rejected();
-            let status = match refusal {
-                SettingError::UnknownBay(_) => StatusCode::NOT_FOUND,
-                SettingError::OutOfRange { .. }
-                | SettingError::Invalid { .. }
-                | SettingError::AboveCeiling { .. } => StatusCode::BAD_REQUEST,
-                SettingError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            };
-            return Err(ApiError::new(status, refusal.to_string()));
-        }
-    }
-    settled(state).await;
-    Ok(())
-}
-
-/// Waits for a snapshot published after the last answer of the site task.
-///
-/// The site task answers a setting before it publishes the snapshot that shows it, so a
-/// snapshot read right after the answer may not show the change yet; every later snapshot
-/// does. When the answer came after that publication, this waits for the next control cycle.
-async fn settled(state: &State) {
-    let mut snapshots = state.site.subscribe();
-    snapshots.borrow_and_update();
-    let wait = CONTROL_INTERVAL + Duration::from_millis(500);
-    let _ = tokio::time::timeout(wait, snapshots.changed()).await;
+    state.site.apply_all(changes).await.map_err(|refusal| {
+        let status = match refusal {
+            SettingError::UnknownBay(_) => StatusCode::NOT_FOUND,
+            SettingError::OutOfRange { .. }
+            | SettingError::Invalid { .. }
+            | SettingError::AboveCeiling { .. } => StatusCode::BAD_REQUEST,
+            SettingError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        let error = ApiError::new(status, refusal.to_string());
+        state.refused(&error);
+        error
+    })
 }

@@ -3,35 +3,49 @@
 //! document and the dashboard, all served by the bridge itself.
 //!
 //! It is a driver like Home Assistant: it reads [`SiteSnapshot`]s and changes settings only
-//! through [`SiteHandle::apply`], the one path every setting takes. It never holds a lock
+//! through [`SiteHandle::apply_all`], the one path every setting takes. It never holds a lock
 //! across an await; the store is read over its own SQLite connection on a blocking thread.
 //!
-//! Without `[http] token` the API is read-only: every write answers 403.
+//! Without `[http] token` the API is read-only: every write answers 403. With
+//! `protect_reads` every read but `/healthz` and the login page needs the token or a login
+//! (`POST /api/v1/login`, a session cookie).
+//!
+//! Outside input is bounded: connections ([`HttpOptions::max_connections`]), the time to send
+//! a request head and to answer, body size, `limit=`, live streams; a loopback listener only
+//! answers to loopback `Host` names. Every refusal is counted
+//! (`ctrl22_rejected_input_total{kind="http..."}`) and logged, rate-limited.
 
 mod api;
 mod auth;
 mod dashboard;
+mod guard;
 mod history;
+mod login;
 mod metrics;
+mod refusal;
+mod server;
 mod sessions;
 mod sse;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{middleware, Json, Router};
 use serde::Serialize;
+use tokio::sync::Semaphore;
+use tower_http::timeout::TimeoutLayer;
 
 pub use history::{History, PowerSample, HISTORY_MINUTES};
 
 use crate::config::Config;
-use crate::handle::{SiteHandle, SiteRequest};
+use crate::handle::SiteHandle;
 use crate::site::snapshot::SiteSnapshot;
 use crate::store::{Store, StoreError};
 
@@ -39,7 +53,7 @@ use crate::store::{Store, StoreError};
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
 
 /// What the HTTP server needs to know.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct HttpOptions {
     pub listen: Option<SocketAddr>,
     /// Bearer token for writes; `None` = read-only API.
@@ -47,6 +61,34 @@ pub struct HttpOptions {
     /// The SQLite store to read sessions and events from; `None` = no store in this process
     /// (the demo), and `/api/v1/sessions` answers 503.
     pub store: Option<PathBuf>,
+    /// Reads need the token or a login too (all but `/healthz` and the login page).
+    pub protect_reads: bool,
+    /// Connections served at once; the next one gets a 503.
+    pub max_connections: usize,
+    /// The longest a handler may take to answer (408 after).
+    pub request_timeout: Duration,
+    /// The longest a client may take to send a request head (dropped after).
+    pub header_timeout: Duration,
+    /// Live streams (`/api/v1/stream`) at once; the next one gets a 503.
+    pub max_sse_clients: usize,
+    /// `Host` names a loopback listener accepts besides `localhost`, `127.0.0.1` and `[::1]`.
+    pub allowed_hosts: Vec<String>,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            token: None,
+            store: None,
+            protect_reads: false,
+            max_connections: 256,
+            request_timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(10),
+            max_sse_clients: 32,
+            allowed_hosts: Vec::new(),
+        }
+    }
 }
 
 /// The token `ctrl22-bridge demo` writes with: the demo is a simulation on the operator's own
@@ -60,17 +102,20 @@ impl HttpOptions {
         Self {
             listen: Some(listen),
             token: Some(DEMO_TOKEN.to_owned()),
-            store: None,
+            ..Self::default()
         }
     }
 }
 
 impl From<&Config> for HttpOptions {
     fn from(config: &Config) -> Self {
+        // The hardening keys (`http.protect_reads`, `http.max_connections`, ...) come with
+        // the split config module; until then their defaults hold.
         Self {
             listen: Some(config.http.listen),
             token: config.http.token.clone(),
             store: Some(config.storage.path.clone()),
+            ..Self::default()
         }
     }
 }
@@ -97,16 +142,22 @@ impl Drop for HttpServer {
 /// When the address cannot be bound (port in use, no such interface) or is missing.
 pub async fn spawn(options: HttpOptions, site: SiteHandle) -> anyhow::Result<HttpServer> {
     let listen = options.listen.context("[http] listen is not set")?;
+    if options.protect_reads && options.token.is_none() {
+        anyhow::bail!("http.protect_reads needs http.token: nobody could read or log in");
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("[http] listen {listen}"))?;
     let addr = listener.local_addr().context("[http] listen")?;
-    let (routes, observer) = app(options, site);
-    let server = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, routes).await {
-            tracing::error!("HTTP server: {e}");
-        }
-    });
+    let limits = server::Limits {
+        // Zero would refuse everything; one connection is the least that works.
+        max_connections: options.max_connections.max(1),
+        header_timeout: options.header_timeout,
+    };
+    let (state, observer) = State::new(options, site);
+    let refusals = Arc::clone(&state.refusals);
+    let routes = router(state);
+    let server = tokio::spawn(server::serve(listener, routes, limits, refusals));
     tracing::info!("HTTP API and dashboard on http://{addr}/");
     Ok(HttpServer {
         addr,
@@ -122,6 +173,7 @@ pub fn app(options: HttpOptions, site: SiteHandle) -> (Router, tokio::task::Join
 }
 
 fn router(state: State) -> Router {
+    let request_timeout = state.request_timeout;
     Router::new()
         .route("/", get(dashboard::index))
         .route("/app.js", get(dashboard::script))
@@ -144,8 +196,17 @@ fn router(state: State) -> Router {
         .route("/api/v1/events", get(sessions::events))
         .route("/api/v1/history", get(history::serve))
         .route("/api/v1/stream", get(sse::stream))
+        .route("/api/v1/auth", get(login::status))
+        .route("/api/v1/login", post(login::login))
+        .route("/api/v1/logout", post(login::logout))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such resource") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        // Covers reading the body too; a live stream's body is not a wait for the answer.
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ))
+        .layer(middleware::from_fn_with_state(state.clone(), guard::guard))
         .with_state(state)
 }
 
@@ -153,29 +214,41 @@ fn router(state: State) -> Router {
 #[derive(Clone, Debug)]
 struct State {
     site: SiteHandle,
-    token: Option<auth::Token>,
+    access: Arc<auth::Access>,
     store: Option<StoreReader>,
     history: Arc<Mutex<History>>,
     metrics: Arc<metrics::Metrics>,
+    refusals: Arc<refusal::Refusals>,
+    /// `Some` while the listener is on loopback.
+    hosts: Option<Arc<guard::HostCheck>>,
+    /// One permit per live stream.
+    streams: Arc<Semaphore>,
+    max_streams: usize,
+    request_timeout: Duration,
 }
 
 impl State {
     fn new(options: HttpOptions, site: SiteHandle) -> (Self, tokio::task::JoinHandle<()>) {
+        let loopback = options.listen.is_some_and(|addr| addr.ip().is_loopback());
         let state = Self {
-            token: options.token.map(auth::Token::new),
+            access: Arc::new(auth::Access::new(options.token, options.protect_reads)),
             store: options.store.map(StoreReader::new),
             history: Arc::new(Mutex::new(History::default())),
             metrics: Arc::new(metrics::Metrics::new(site.subscribe())),
+            refusals: Arc::new(refusal::Refusals::new(site.clone())),
+            hosts: loopback.then(|| Arc::new(guard::HostCheck::new(&options.allowed_hosts))),
+            streams: Arc::new(Semaphore::new(options.max_sse_clients)),
+            max_streams: options.max_sse_clients,
+            request_timeout: options.request_timeout,
             site,
         };
         let observer = tokio::spawn(observe(state.clone()));
         (state, observer)
     }
 
-    /// Counts a refused request for `ctrl22_rejected_input_total{kind="http"}`.
-    fn rejected(&self) {
-        // A full queue drops the count rather than stalling the answer.
-        let _ = self.site.try_send(SiteRequest::Rejected("http"));
+    /// Counts and logs a refused request (`ctrl22_rejected_input_total{kind="http"}`).
+    fn refused(&self, error: &ApiError) {
+        self.refusals.refuse("http", &error.message);
     }
 }
 

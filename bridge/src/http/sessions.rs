@@ -16,9 +16,10 @@ use crate::store::{write_sessions_csv, SessionFilter, StoreError};
 
 /// Sessions returned when no `limit` is given.
 const DEFAULT_LIMIT: u32 = 1000;
-/// Events returned when no `limit` is given, and the most ever returned.
+/// Events returned when no `limit` is given.
 const DEFAULT_EVENTS: u32 = 100;
-const MAX_EVENTS: u32 = 10_000;
+/// The largest `limit=` of either list: one answer stays a few megabytes at most.
+pub(super) const MAX_LIMIT: u32 = 10_000;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,9 +50,8 @@ pub(super) async fn list(
         Some("csv") => true,
         Some("json") => false,
         Some(other) => {
-            state.rejected();
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
+            return Err(refuse(
+                &state,
                 format!("format: {other:?} is neither csv nor json"),
             ));
         }
@@ -64,7 +64,7 @@ pub(super) async fn list(
         bay: query.bay.map(BayId),
         from_ms: time_bound(&state, "from", query.from.as_deref())?,
         to_ms: time_bound(&state, "to", query.to.as_deref())?,
-        limit: Some(query.limit.unwrap_or(DEFAULT_LIMIT)),
+        limit: Some(limit(&state, query.limit, DEFAULT_LIMIT)?),
     };
     let rows = store(&state)?
         .read(move |store| store.sessions(&filter))
@@ -95,7 +95,7 @@ pub(super) async fn events(
     query: Result<Query<EventsQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| bad_query(&state, &e))?;
-    let limit = query.limit.unwrap_or(DEFAULT_EVENTS).min(MAX_EVENTS);
+    let limit = limit(&state, query.limit, DEFAULT_EVENTS)?;
     let rows = store(&state)?
         .read(move |store| store.recent_events(limit))
         .await
@@ -116,17 +116,32 @@ fn unavailable(e: &StoreError) -> ApiError {
     ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
 }
 
+fn refuse(state: &State, message: String) -> ApiError {
+    let error = ApiError::new(StatusCode::BAD_REQUEST, message);
+    state.refused(&error);
+    error
+}
+
 fn bad_query(state: &State, e: &QueryRejection) -> ApiError {
-    state.rejected();
-    ApiError::new(StatusCode::BAD_REQUEST, e.body_text())
+    refuse(state, e.body_text())
+}
+
+/// `limit=` or the default, at most [`MAX_LIMIT`].
+fn limit(state: &State, limit: Option<u32>, default: u32) -> Result<u32, ApiError> {
+    match limit {
+        Some(limit) if limit > MAX_LIMIT => Err(refuse(
+            state,
+            format!("limit: {limit} is above the most one answer holds ({MAX_LIMIT})"),
+        )),
+        limit => Ok(limit.unwrap_or(default)),
+    }
 }
 
 fn time_bound(state: &State, name: &str, text: Option<&str>) -> Result<Option<u64>, ApiError> {
     text.map(|text| {
         parse_time_ms(text).ok_or_else(|| {
-            state.rejected();
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
+            refuse(
+                state,
                 format!("{name}: {text:?} is not a date (2026-11-24), an RFC 3339 time or Unix ms"),
             )
         })

@@ -186,16 +186,19 @@ impl MeshSender {
 
 /// Rate limit for logging rejected input: at most one line per kind per window, with the
 /// number of rejections suppressed since the previous line. Sans-IO: the caller passes `now`.
+/// Kinds are mesh [`RejectKind`]s here; the HTTP adapter keys it by its own `&'static str`s.
 #[derive(Debug)]
-pub struct RejectLog {
+pub struct RejectLog<K = RejectKind> {
     window: Duration,
-    kinds: HashMap<RejectKind, (Instant, u64)>,
+    kinds: HashMap<K, (Instant, u64)>,
 }
 
 impl RejectLog {
     /// One line per kind per 10 s.
     pub const DEFAULT_WINDOW: Duration = Duration::from_secs(10);
+}
 
+impl<K: std::hash::Hash + Eq> RejectLog<K> {
     #[must_use]
     pub fn new(window: Duration) -> Self {
         Self {
@@ -205,7 +208,7 @@ impl RejectLog {
     }
 
     /// Records one rejection; returns `Some(suppressed)` when it should be logged now.
-    pub fn note(&mut self, kind: RejectKind, now: Instant) -> Option<u64> {
+    pub fn note(&mut self, kind: K, now: Instant) -> Option<u64> {
         match self.kinds.get_mut(&kind) {
             Some((last, suppressed)) if now.saturating_duration_since(*last) < self.window => {
                 *suppressed += 1;

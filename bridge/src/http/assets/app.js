@@ -1,11 +1,12 @@
 // ctrl22 dashboard. Plain JavaScript, no build step, no network beyond the bridge itself.
-// Reads the site from /api/v1/stream (server-sent events) and writes through the same API
-// as every other client; the token is asked for on the first change and kept in
-// sessionStorage (this tab only).
+// Reads the site from api/v1/stream (server-sent events) and writes through the same API
+// as every other client. Every URL is relative, so the page works under a path prefix
+// (Home Assistant ingress). It first asks api/v1/auth whether changes are possible and
+// whether reading needs a login; the token is asked for when needed and exchanged for an
+// HttpOnly session cookie (api/v1/login), so the script never keeps it.
 'use strict';
 
 const $ = (id) => document.getElementById(id);
-const TOKEN_KEY = 'ctrl22-token';
 const MODES = [['off', 'Off'], ['now', 'Now'], ['minpv', 'Min + PV'], ['pv', 'PV only'], ['schedule', 'Schedule']];
 const PHASES = ['L1', 'L2', 'L3'];
 const rows = new Map();
@@ -36,7 +37,53 @@ function toast(text, bad) {
   toastTimer = setTimeout(() => { t.className = ''; }, bad ? 6000 : 2500);
 }
 
-// ---------- token and writes ----------
+// ---------- login and writes ----------
+// What api/v1/auth said: { writable, protect_reads, authenticated }.
+let access = { writable: false, protect_reads: false, authenticated: false };
+
+async function fetchAuth() {
+  const res = await fetch('api/v1/auth');
+  if (!res.ok) throw new Error(res.status + ' ' + res.statusText);
+  access = await res.json();
+  showAccess();
+}
+
+function showAccess() {
+  const pill = $('access');
+  pill.hidden = false;
+  if (!access.writable) {
+    pill.textContent = 'read-only';
+    pill.className = 'pill warn';
+    pill.title = 'No [http] token is configured: nobody can change settings here';
+  } else {
+    pill.textContent = access.authenticated ? 'logged in' : 'not logged in';
+    pill.className = 'pill' + (access.authenticated ? ' ok' : '');
+    pill.title = access.authenticated ? 'Changes are allowed' : 'Changes ask for the token';
+  }
+  $('logout').hidden = !access.authenticated;
+  document.body.classList.toggle('readonly', !access.writable);
+}
+
+// Logs in with `token`; returns '' on success or why not.
+async function login(token) {
+  let res;
+  try {
+    res = await fetch('api/v1/login', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ token }),
+    });
+  } catch (e) {
+    return 'the bridge cannot be reached: ' + e.message;
+  }
+  if (res.ok) {
+    access.authenticated = true;
+    showAccess();
+    return '';
+  }
+  try { return (await res.json()).error || res.statusText; } catch (e) { return res.status + ' ' + res.statusText; }
+}
+
 function askToken(error) {
   const dialog = $('token-dialog');
   const input = $('token-input');
@@ -58,22 +105,28 @@ function askToken(error) {
   });
 }
 
-// Sends a write; asks for the token when there is none or it was refused. Returns the
-// answer's JSON (or true for an empty answer), null when refused or cancelled.
+// Sends a write; logs in first (asking for the token) when not logged in or the login has
+// ended. Returns the answer's JSON (or true for an empty answer), null when refused or
+// cancelled.
 async function write(method, path, body, done) {
+  if (!access.writable) {
+    toast('Read-only: the bridge has no [http] token, so nothing can be changed here', true);
+    return null;
+  }
   let error = '';
   for (let attempt = 0; attempt < 3; attempt++) {
-    let token = sessionStorage.getItem(TOKEN_KEY);
-    if (!token) {
-      token = await askToken(error);
+    while (!access.authenticated) {
+      const token = await askToken(error);
       if (!token) return null;
-      sessionStorage.setItem(TOKEN_KEY, token);
+      error = await login(token);
     }
     let res;
     try {
       res = await fetch(path, {
         method,
-        headers: { Authorization: 'Bearer ' + token, 'Content-Type': 'application/json' },
+        // The cookie rides along (same origin); the extra header is what the bridge asks
+        // of cookie writes, which no form of another site can send.
+        headers: { 'X-Requested-With': 'ctrl22', 'Content-Type': 'application/json' },
         body: body === undefined ? undefined : JSON.stringify(body),
       });
     } catch (e) {
@@ -84,8 +137,9 @@ async function write(method, path, body, done) {
     let data = null;
     try { data = text ? JSON.parse(text) : true; } catch (e) { data = null; }
     if (res.status === 401) {
-      sessionStorage.removeItem(TOKEN_KEY);
-      error = (data && data.error) || 'wrong token';
+      access.authenticated = false;
+      showAccess();
+      error = (data && data.error) || 'log in again';
       continue;
     }
     if (!res.ok) {
@@ -99,7 +153,7 @@ async function write(method, path, body, done) {
   return null;
 }
 
-const bayPath = (dev) => '/api/v1/nodes/' + encodeURIComponent(dev);
+const bayPath = (dev) => 'api/v1/nodes/' + encodeURIComponent(dev);
 
 // ---------- power flow ----------
 function flowLine(id, watts, forwardWhenPositive) {
@@ -142,7 +196,13 @@ function renderPhases(s) {
       row.append(el('span', 'name', name));
       const bar = el('div', 'bar');
       bar.append(el('div', 'reserved'), el('div', 'measured'));
-      row.append(bar, el('div', 'nums'));
+      const label = el('label', 'limit', 'limit');
+      const input = el('input', 'phase-limit');
+      Object.assign(input, { type: 'number', min: 0, step: 1 });
+      input.setAttribute('aria-label', `Limit of ${name} in amperes`);
+      input.addEventListener('change', () => setLimit(box, input));
+      label.append(input, el('span', 'ceiling'));
+      row.append(bar, el('div', 'nums'), label);
       box.append(row);
     }
   }
@@ -157,8 +217,20 @@ function renderPhases(s) {
     bar.querySelector('.measured').style.width = (100 * measured / scale) + '%';
     row.querySelector('.nums').textContent =
       `${amps(measured)} A measured \u00b7 ${amps(reserved)} A reserved \u00b7 limit ${amps(limit)} A`;
+    const input = row.querySelector('input.phase-limit');
+    input.max = s.ceiling_a[i];
+    if (document.activeElement !== input && !box.classList.contains('saving')) input.value = limit;
+    row.querySelector('.ceiling').textContent = `A of ${amps(s.ceiling_a[i])} A (fuse)`;
   });
   $('limit-note').textContent = `${s.voltage} V`;
+}
+
+async function setLimit(box, changed) {
+  const limits = [...box.querySelectorAll('input.phase-limit')].map((input) => Number(input.value));
+  box.classList.add('saving');
+  await write('PUT', 'api/v1/site', { max_current: limits }, `limits ${limits.join(' / ')} A`);
+  box.classList.remove('saving');
+  changed.blur();
 }
 
 // ---------- bays ----------
@@ -194,7 +266,7 @@ function makeRow(bay) {
   cell('Mode').append(select);
 
   const max = el('input', 'max');
-  Object.assign(max, { type: 'number', min: 6, max: 80, step: 1 });
+  Object.assign(max, { type: 'number', min: 6, max: bay.ceiling_a, step: 1 });
   max.setAttribute('aria-label', 'Maximum current in amperes');
   max.addEventListener('change', async () => {
     const value = Number(max.value);
@@ -233,6 +305,8 @@ function updateRow(tr, bay) {
   const select = tr.querySelector('select.mode');
   if (document.activeElement !== select && !tr.classList.contains('saving')) select.value = bay.mode;
   const max = tr.querySelector('input.max');
+  max.max = bay.ceiling_a;
+  max.title = `at most ${amps(bay.ceiling_a)} A (the configured ceiling)`;
   if (document.activeElement !== max && !tr.classList.contains('saving')) max.value = bay.settings.max_current / 10;
   const energy = tr.querySelector('.energy');
   energy.textContent = bay.session_started_ms ? kwh(bay.session_energy_wh) : '\u2013';
@@ -402,7 +476,7 @@ function drawChart() {
 
 async function loadHistory() {
   try {
-    const res = await fetch('/api/v1/history');
+    const res = await fetch('api/v1/history');
     if (res.ok) { samples = await res.json(); drawChart(); }
   } catch (e) { /* the stream's status pill tells the operator */ }
 }
@@ -429,7 +503,7 @@ function setLive(text, cls) {
 }
 
 function connect() {
-  const source = new EventSource('/api/v1/stream');
+  const source = new EventSource('api/v1/stream');
   source.addEventListener('snapshot', (ev) => {
     lastEventAt = Date.now();
     setLive('live', 'ok');
@@ -438,10 +512,49 @@ function connect() {
   source.onerror = () => setLive('reconnecting', 'bad');
 }
 
-setInterval(() => {
-  if (lastEventAt && Date.now() - lastEventAt > 5000) setLive('stale', 'warn');
-}, 2000);
-setInterval(loadHistory, 30000);
-new ResizeObserver(drawChart).observe($('chart'));
-connect();
-loadHistory();
+// The parts of the page that show the site, hidden until a login with protect_reads.
+function showSite(shown) {
+  $('login').hidden = shown;
+  for (const id of ['main', 'live', 'mesh', 'strategy', 'access', 'footer']) $(id).hidden = !shown;
+}
+
+function startLive() {
+  showSite(true);
+  setInterval(() => {
+    if (lastEventAt && Date.now() - lastEventAt > 5000) setLive('stale', 'warn');
+  }, 2000);
+  setInterval(loadHistory, 30000);
+  new ResizeObserver(drawChart).observe($('chart'));
+  connect();
+  loadHistory();
+}
+
+// protect_reads: nothing to show before a login.
+function showLogin() {
+  showSite(false);
+  const input = $('login-token');
+  input.focus();
+  $('login-form').onsubmit = async (ev) => {
+    ev.preventDefault();
+    const error = await login(input.value.trim());
+    input.value = '';
+    $('login-error').textContent = error;
+    if (!error) { $('login-form').onsubmit = null; startLive(); }
+  };
+}
+
+$('logout').addEventListener('click', async () => {
+  try { await fetch('api/v1/logout', { method: 'POST' }); } catch (e) { /* reloaded below */ }
+  location.reload();
+});
+
+(async () => {
+  try {
+    await fetchAuth();
+  } catch (e) {
+    setLive('no bridge', 'bad');
+    toast('The bridge cannot be reached: ' + e.message, true);
+    return;
+  }
+  if (access.protect_reads && !access.authenticated) showLogin(); else startLive();
+})();
