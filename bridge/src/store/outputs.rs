@@ -6,7 +6,7 @@
 
 use super::energy::save_energy;
 use super::events::{append_bay_event, append_event};
-use super::reservations::save_reservation;
+use super::reservations::{check_reservation, save_reservation};
 use super::sessions::{check_session, record_session};
 use super::settings::{save_setting, setting_write, SettingWrite};
 use super::{Session, Store, StoreError};
@@ -29,7 +29,9 @@ fn row(output: &Output) -> Vec<Row<'_>> {
     let kept = match output {
         Output::Send { .. } => return Vec::new(),
         Output::SaveEnergy { bay, total_wh } => Ok(Row::Energy(bay, *total_wh)),
-        Output::SaveReservation { bay, load, .. } => Ok(Row::Reservation(bay, *load)),
+        Output::SaveReservation { bay, load, .. } => {
+            check_reservation(*load).map(|()| Row::Reservation(bay, *load))
+        }
         Output::Bay(event) => {
             return bay_event_rows(event);
         }

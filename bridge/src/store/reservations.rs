@@ -26,18 +26,23 @@ impl Store {
     }
 }
 
-/// Stores `bay`'s reservation; all zero removes it.
-pub(super) fn save_reservation(
-    tx: &Transaction<'_>,
-    bay: &BayId,
-    load: [i32; 3],
-) -> Result<(), StoreError> {
+/// Refuses a load no bay can draw (checked before the transaction, so it costs only itself).
+pub(super) fn check_reservation(load: [i32; 3]) -> Result<(), StoreError> {
     if load.iter().any(|&v| v < 0) {
         return Err(StoreError::Invalid {
             field: "reservation",
             problem: format!("negative load {load:?}"),
         });
     }
+    Ok(())
+}
+
+/// Stores `bay`'s reservation (checked with [`check_reservation`]); all zero removes it.
+pub(super) fn save_reservation(
+    tx: &Transaction<'_>,
+    bay: &BayId,
+    load: [i32; 3],
+) -> Result<(), StoreError> {
     if load == [0; 3] {
         tx.prepare_cached("DELETE FROM reservations WHERE bay = ?1")?
             .execute([&bay.0])?;

@@ -417,7 +417,8 @@ async fn a_stopped_site_task_answers_503() {
         token: Some(TOKEN.to_owned()),
         ..HttpOptions::default()
     };
-    let (app, _observer) = http::app(options, SiteHandle::new(requests, snapshot));
+    let (events, _) = tokio::sync::broadcast::channel(8);
+    let (app, _observer) = http::app(options, SiteHandle::new(requests, snapshot, events));
     let auth = format!("Bearer {TOKEN}");
     for (uri, body) in [
         ("/api/v1/site", r#"{"strategy":"fcfs"}"#),
