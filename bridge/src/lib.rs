@@ -10,6 +10,7 @@ pub mod config;
 pub mod demo;
 pub mod ha;
 pub mod handle;
+pub mod healthcheck;
 pub mod http;
 pub mod mesh;
 pub mod mqtt;

@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
@@ -67,6 +68,19 @@ enum Command {
     },
     /// Operator tools for the mesh (replace dmctrl.py): query, configure and flash nodes.
     Mesh(MeshArgs),
+    /// Ask a running bridge's `/healthz` (container health checks): exit 0 healthy, 1 not.
+    Healthcheck {
+        /// The URL to ask; default `/healthz` on the configuration's `http.listen` (a wildcard
+        /// address is asked on loopback).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// Give up after this long, connect and answer (default 3s).
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        timeout: Option<Duration>,
+        /// TOML configuration file (only read for `http.listen`, when `--url` is not given).
+        #[arg(long, value_name = "FILE", env = "CTRL22_CONFIG")]
+        config: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -146,7 +160,40 @@ fn main() -> ExitCode {
                     })
             })
         }
+        Command::Healthcheck {
+            url,
+            timeout,
+            config,
+        } => healthcheck(url, timeout, config.or(top_config).as_deref()),
     }
+}
+
+/// `healthcheck`: probes the URL given or the configured `http.listen`.
+fn healthcheck(url: Option<String>, timeout: Option<Duration>, config: Option<&Path>) -> ExitCode {
+    let timeout = timeout.unwrap_or(ctrl22_bridge::healthcheck::DEFAULT_TIMEOUT);
+    if timeout.is_zero() || timeout > ctrl22_bridge::healthcheck::MAX_TIMEOUT {
+        eprintln!(
+            "error: --timeout: {} must be more than 0s and at most {}",
+            humantime::format_duration(timeout),
+            humantime::format_duration(ctrl22_bridge::healthcheck::MAX_TIMEOUT)
+        );
+        return ExitCode::from(2);
+    }
+    let url = match url {
+        Some(url) => url,
+        None => match load(config) {
+            Ok(c) => ctrl22_bridge::healthcheck::healthz_url(c.http.listen),
+            Err(code) => return code,
+        },
+    };
+    block_on(async move {
+        ctrl22_bridge::healthcheck::probe(&url, timeout)
+            .await
+            .map_err(|e| {
+                eprintln!("unhealthy: {e}");
+                ExitCode::FAILURE
+            })
+    })
 }
 
 /// Loads the configuration; on failure prints why (naming the key) and gives exit code 2.
