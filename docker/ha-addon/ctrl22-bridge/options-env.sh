@@ -11,7 +11,11 @@ option() {
 }
 
 CTRL22_SITE__NAME=$(option site_name)
-CTRL22_SITE__MAX_CURRENT="[$(option max_current_l1), $(option max_current_l2), $(option max_current_l3)]"
+# One substitution per assignment: in "[$(a), $(b)]" only the last one's failure would count.
+max_current_l1=$(option max_current_l1)
+max_current_l2=$(option max_current_l2)
+max_current_l3=$(option max_current_l3)
+CTRL22_SITE__MAX_CURRENT="[${max_current_l1}, ${max_current_l2}, ${max_current_l3}]"
 CTRL22_SITE__STRATEGY=$(option strategy)
 CTRL22_SITE__DEFAULT_MODE=$(option default_mode)
 CTRL22_MESH__TRANSPORT=$(option mesh_transport)
@@ -34,4 +38,4 @@ export CTRL22_SITE__NAME CTRL22_SITE__MAX_CURRENT CTRL22_SITE__STRATEGY \
 if http_token=$(option http_token) && [ -n "$http_token" ]; then
     export CTRL22_HTTP__TOKEN=$http_token
 fi
-unset http_token
+unset http_token max_current_l1 max_current_l2 max_current_l3
