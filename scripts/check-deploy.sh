@@ -487,7 +487,9 @@ for source in [None, *examples]:
         try:
             kubernetes_validate.validate(obj, KUBERNETES, strict=True)
         except Exception as e:  # the library raises several kinds; each is a failure here
-            problems.append(f"{name}: {obj['kind']} {obj['metadata']['name']}: {e}")
+            # jsonschema's errors carry a short message; their str() dumps the whole schema.
+            problems.append(f"{name}: {obj['kind']} {obj['metadata']['name']}: "
+                            f"{getattr(e, 'message', e)}")
     sts = next(o for o in objects if o["kind"] == "StatefulSet")
     pod = sts["spec"]["template"]["spec"]
     container = pod["containers"][0]

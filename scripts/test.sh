@@ -32,5 +32,8 @@ fi
 echo "== no_std build of the node core"
 cargo build -p ctrl22-node --no-default-features --lib
 
+echo "== deployment checks (docker/, charts/; no Docker engine needed)"
+scripts/check-deploy.sh
+
 echo "== workspace tests"
 cargo test --workspace --all-features
