@@ -48,12 +48,7 @@ py=$venv/bin/python
 export PATH="$venv/bin:$PATH"
 
 work=$(mktemp -d)
-broker_pid=
-cleanup() {
-  if [ -n "$broker_pid" ]; then kill "$broker_pid" 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
+trap 'rm -rf "$work"' EXIT
 
 passed=0
 failed=0
@@ -211,7 +206,17 @@ delivered() {
   grep -q probe "$out"
 }
 
+stop_broker() {
+  if [ -n "${broker_pid:-}" ]; then
+    kill "$broker_pid" 2>/dev/null || true
+    wait "$broker_pid" 2>/dev/null || true
+    broker_pid=
+  fi
+}
+
 mosquitto_acl() {
+  # Checks run in a subshell: its own EXIT trap stops the broker however the check ends.
+  trap stop_broker EXIT
   start_broker
   local root_login=(mesh-root change-me-root) bridge_login=(ctrl22-bridge change-me-bridge)
   local ha_login=(homeassistant change-me-homeassistant)
@@ -231,6 +236,16 @@ mosquitto_acl() {
   refused delivered nobody wrong /DEMESH/d8a01d55a710/heartbeat
   # Anonymous clients are refused outright.
   refused mosquitto_pub -p "$broker_port" -t /DEMESH/x/heartbeat -m x 2>/dev/null
+  # The compose file's health check of the broker: healthy now, unhealthy once it is gone.
+  local health
+  health=$("$py" -c 'import sys, yaml
+test = yaml.safe_load(open(sys.argv[1]))["services"]["mosquitto"]["healthcheck"]["test"]
+assert test[0] == "CMD-SHELL", test
+print(test[1].replace("$$", "$").replace("-h 127.0.0.1", "-h 127.0.0.1 -p " + sys.argv[2]))' \
+    docker/compose.yaml "$broker_port")
+  sh -c "$health"
+  stop_broker
+  refused sh -c "$health"
 }
 
 # --- the Home Assistant app ----------------------------------------------------------------
