@@ -109,7 +109,14 @@ build_command() {
 }
 
 image_build() {
-  local cmd
+  local cmd image_rust
+  # The build here stands for the image's build only with the image's toolchain.
+  image_rust=$(sed -n 's/^ARG RUST_VERSION=//p' "$dockerfile")
+  if ! rustc --version | grep -q "^rustc ${image_rust}\."; then
+    echo "docker/Dockerfile builds with Rust $image_rust, this machine has $(rustc --version):" \
+      "make them agree (ARG RUST_VERSION)" >&2
+    return 1
+  fi
   cmd=$(build_command)
   echo "running: $cmd"
   # Word splitting is wanted: the line is a plain command without quotes or variables.
