@@ -435,9 +435,10 @@ PY
 app_options() {
   "$py" -c 'import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))["options"]))' \
     "$app/config.yaml" >"$work/defaults.json"
-  jq '. + {site_name: "garage_b", max_current_l1: 16.5, max_current_l2: 25, max_current_l3: 20,
+  # Names and a token that look like numbers must still arrive as strings.
+  jq '. + {site_name: "4711", max_current_l1: 16.5, max_current_l2: 25, max_current_l3: 20,
            strategy: "priority", default_mode: "pv", mesh_transport: "tcp", mesh_id: "GARAGE",
-           discovery_prefix: "ha", http_token: "s3cret", log_level: "debug"}' \
+           discovery_prefix: "ha", http_token: "12345", log_level: "debug"}' \
     "$work/defaults.json" >"$work/changed.json"
   for options in "$work/defaults.json" "$work/changed.json"; do
     # shellcheck disable=SC2016 # expanded by the inner bash
@@ -448,6 +449,8 @@ app_options() {
   grep -q '^transport = "tcp"' "$work/app.toml"
   grep -q '^mesh_id = "GARAGE"' "$work/app.toml"
   grep -q '^discovery_prefix = "ha"' "$work/app.toml"
+  grep -q '^name = "4711"' "$work/app.toml"
+  grep -q '^client_id = "ctrl22-bridge-4711"' "$work/app.toml"
   grep -q '^token = "<redacted>"' "$work/app.toml"
   grep -q '^listen = "0.0.0.0:8099"' "$work/app.toml"
   # A missing required option fails the start instead of running on a default.

@@ -14,18 +14,22 @@ if bashio::var.true "$(bashio::services mqtt ssl)"; then
 fi
 host=$(bashio::services mqtt host)
 port=$(bashio::services mqtt port)
-CTRL22_MQTT__URL="${scheme}://${host}:${port}"
-CTRL22_MQTT__USERNAME=$(bashio::services mqtt username)
-CTRL22_MQTT__PASSWORD=$(bashio::services mqtt password)
-export CTRL22_MQTT__URL CTRL22_MQTT__USERNAME CTRL22_MQTT__PASSWORD
+username=$(bashio::services mqtt username)
+password=$(bashio::services mqtt password)
 
 # shellcheck source=options-env.sh
 . /options-env.sh /data/options.json
+
+CTRL22_MQTT__URL=$(toml_string "${scheme}://${host}:${port}")
+CTRL22_MQTT__USERNAME=$(toml_string "$username")
+CTRL22_MQTT__PASSWORD=$(toml_string "$password")
+export CTRL22_MQTT__URL CTRL22_MQTT__USERNAME CTRL22_MQTT__PASSWORD
+unset username password
 
 if [ -f /config/ctrl22.toml ]; then
     bashio::log.info "Using /config/ctrl22.toml below the app's options"
     export CTRL22_CONFIG=/config/ctrl22.toml
 fi
 
-bashio::log.info "Starting the bridge for site ${CTRL22_SITE__NAME} on ${CTRL22_MQTT__URL}"
+bashio::log.info "Starting the bridge for site ${site_name} on ${scheme}://${host}:${port}"
 exec /usr/bin/ctrl22-bridge run
