@@ -32,5 +32,11 @@ fi
 echo "== no_std build of the node core"
 cargo build -p ctrl22-node --no-default-features --lib
 
+echo "== the bridge without the simulator (feature demo off)"
+cargo check -p ctrl22-bridge --no-default-features --bin ctrl22-bridge
+
+echo "== deployment checks (docker/, charts/; no Docker engine needed)"
+scripts/check-deploy.sh
+
 echo "== workspace tests"
 cargo test --workspace --all-features

@@ -541,7 +541,8 @@ impl Config {
             })?;
             figment = figment.merge(Toml::file_exact(path));
         }
-        figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
+        // `CTRL22_CONFIG` names the file (the command line's `--config`); it is no key.
+        figment = figment.merge(Env::prefixed(ENV_PREFIX).ignore(&["CONFIG"]).split("__"));
         Self::from_figment(&figment)
     }
 

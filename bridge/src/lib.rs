@@ -39,6 +39,7 @@ pub mod config;
 pub mod demo;
 pub mod ha;
 pub mod handle;
+pub mod healthcheck;
 pub mod http;
 pub mod mesh;
 pub mod ota;

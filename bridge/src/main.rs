@@ -3,14 +3,18 @@
 //! Exit codes: 0 ok, 2 bad configuration or arguments (the message names the key), 1 runtime
 //! failure.
 
+#[cfg(feature = "demo")]
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
 
-use ctrl22_bridge::config::{Config, DemoArgs};
+use ctrl22_bridge::config::Config;
+#[cfg(feature = "demo")]
+use ctrl22_bridge::config::DemoArgs;
 use ctrl22_bridge::mesh::cli::{MeshArgs, ToolError};
 
 /// Site controller for CTRL22 charging bays: phase-aware allocation, Home Assistant, OCPP, solar.
@@ -68,6 +72,19 @@ enum Command {
     },
     /// Operator tools for the mesh (replace dmctrl.py): query, configure and flash nodes.
     Mesh(MeshArgs),
+    /// Ask a running bridge's `/healthz` (container health checks): exit 0 healthy, 1 not.
+    Healthcheck {
+        /// The URL to ask; default `/healthz` on the configuration's `http.listen` (a wildcard
+        /// address is asked on loopback).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// Give up after this long, connect and answer (default 3s).
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        timeout: Option<Duration>,
+        /// TOML configuration file (only read for `http.listen`, when `--url` is not given).
+        #[arg(long, value_name = "FILE", env = "CTRL22_CONFIG")]
+        config: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -148,7 +165,40 @@ fn main() -> ExitCode {
                     })
             })
         }
+        Command::Healthcheck {
+            url,
+            timeout,
+            config,
+        } => healthcheck(url, timeout, config.or(top_config).as_deref()),
     }
+}
+
+/// `healthcheck`: probes the URL given or the configured `http.listen`.
+fn healthcheck(url: Option<String>, timeout: Option<Duration>, config: Option<&Path>) -> ExitCode {
+    let timeout = timeout.unwrap_or(ctrl22_bridge::healthcheck::DEFAULT_TIMEOUT);
+    if timeout.is_zero() || timeout > ctrl22_bridge::healthcheck::MAX_TIMEOUT {
+        eprintln!(
+            "error: --timeout: {} must be more than 0s and at most {}",
+            humantime::format_duration(timeout),
+            humantime::format_duration(ctrl22_bridge::healthcheck::MAX_TIMEOUT)
+        );
+        return ExitCode::from(2);
+    }
+    let url = match url {
+        Some(url) => url,
+        None => match load(config) {
+            Ok(c) => ctrl22_bridge::healthcheck::healthz_url(c.http.listen),
+            Err(code) => return code,
+        },
+    };
+    block_on(async move {
+        ctrl22_bridge::healthcheck::probe(&url, timeout)
+            .await
+            .map_err(|e| {
+                eprintln!("unhealthy: {e}");
+                ExitCode::FAILURE
+            })
+    })
 }
 
 /// Loads the configuration; on failure prints why (naming the key) and gives exit code 2.
