@@ -250,13 +250,18 @@ impl ChargePoint {
         let now = self.last_now;
         let wall = |wall_ms: Option<u64>| wall_ms.map(|w| now.mono_at_wall(w));
         let samples = self.connectors.iter().filter_map(|c| c.next_sample_mono_ms);
+        // Timers that need the line only count while it is free: a past deadline that
+        // cannot act yet would make the caller spin.
+        let line_free = self.connected && self.rpc.is_idle();
         [
             self.rpc.deadline(),
-            self.connected
+            line_free
                 .then(|| self.registration.next_boot_mono_ms())
                 .flatten(),
-            self.heartbeat_due_mono_ms(),
-            (self.connected && self.registration.is_accepted())
+            line_free
+                .then(|| self.heartbeat_due_mono_ms())
+                .flatten(),
+            (line_free && self.registration.is_accepted())
                 .then(|| self.queue.retry_at())
                 .flatten(),
             wall(self.next_aligned_wall_ms),
