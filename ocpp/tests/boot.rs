@@ -49,7 +49,11 @@ fn heartbeat_is_skipped_while_other_messages_go_out() {
         sim.answer_all();
         sim.bay(1, common::status(ctrl22_ocpp::ConnectorStatus::Available));
         let sent = sim.answer_all();
-        assert!(sent.iter().all(|(action, _)| action == "StatusNotification"), "{sent:?}");
+        assert!(
+            sent.iter()
+                .all(|(action, _)| action == "StatusNotification"),
+            "{sent:?}"
+        );
     }
 }
 
@@ -58,7 +62,10 @@ fn pending_answers_calls_sends_nothing_and_boots_again_after_the_interval() {
     let mut sim = Sim::new(1);
     sim.connect();
     sim.answer("BootNotification", boot_answer("Pending", 30));
-    assert!(matches!(sim.cp.registration(), Registration::Pending { .. }));
+    assert!(matches!(
+        sim.cp.registration(),
+        Registration::Pending { .. }
+    ));
     // The backend may configure us while Pending.
     let answer = sim.call("GetConfiguration", json!({"key": ["HeartbeatInterval"]}));
     assert_eq!(answer[0], 3);
@@ -84,12 +91,18 @@ fn triggered_boot_while_pending_goes_at_once_but_is_refused_once_accepted() {
     let mut sim = Sim::new(1);
     sim.connect();
     sim.answer("BootNotification", boot_answer("Pending", 3_600));
-    let answer = sim.call("TriggerMessage", json!({"requestedMessage": "BootNotification"}));
+    let answer = sim.call(
+        "TriggerMessage",
+        json!({"requestedMessage": "BootNotification"}),
+    );
     assert_eq!(answer[2]["status"], "Accepted");
     sim.advance(0);
     sim.answer("BootNotification", boot_answer("Accepted", 600));
     sim.answer_all();
-    let answer = sim.call("TriggerMessage", json!({"requestedMessage": "BootNotification"}));
+    let answer = sim.call(
+        "TriggerMessage",
+        json!({"requestedMessage": "BootNotification"}),
+    );
     assert_eq!(answer[2]["status"], "Rejected");
 }
 

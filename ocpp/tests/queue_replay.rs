@@ -8,25 +8,52 @@ use ctrl22_ocpp::{ConnectorEvent, Event, StopReason};
 use serde_json::json;
 
 fn session(sim: &mut Sim, connector: u32, start_wh: u64, stop_wh: u64) {
-    sim.bay(connector, ConnectorEvent::SessionStarted { id_tag: "T".into(), meter: reading(start_wh, 7_000.0) });
+    sim.bay(
+        connector,
+        ConnectorEvent::SessionStarted {
+            id_tag: "T".into(),
+            meter: reading(start_wh, 7_000.0),
+        },
+    );
     sim.advance(60_000);
-    sim.bay(connector, ConnectorEvent::MeterSample(reading((start_wh + stop_wh) / 2, 7_000.0)));
+    sim.bay(
+        connector,
+        ConnectorEvent::MeterSample(reading((start_wh + stop_wh) / 2, 7_000.0)),
+    );
     sim.advance(60_000);
-    sim.bay(connector, ConnectorEvent::SessionStopped { meter: reading(stop_wh, 0.0), reason: StopReason::Local, id_tag: None });
+    sim.bay(
+        connector,
+        ConnectorEvent::SessionStopped {
+            meter: reading(stop_wh, 0.0),
+            reason: StopReason::Local,
+            id_tag: None,
+        },
+    );
 }
 
 #[test]
 fn persisted_before_sent() {
     let mut sim = Sim::new(1);
     sim.boot_accepted(3_600);
-    sim.bay(1, ConnectorEvent::SessionStarted { id_tag: "T".into(), meter: reading(0, 0.0) });
+    sim.bay(
+        1,
+        ConnectorEvent::SessionStarted {
+            id_tag: "T".into(),
+            meter: reading(0, 0.0),
+        },
+    );
     let events = sim.take_events();
-    let persisted = events.iter().position(|e| matches!(e, Event::PersistTxMessage(m) if m.action == "StartTransaction"));
+    let persisted = events
+        .iter()
+        .position(|e| matches!(e, Event::PersistTxMessage(m) if m.action == "StartTransaction"));
     assert!(persisted.is_some(), "{events:?}");
     // The CALL went out in the same step, and the message is in the store while it is open.
     let (id, _) = sim.expect_call("StartTransaction");
     assert_eq!(sim.store.len(), 1);
-    sim.result(&id, json!({"transactionId": 7, "idTagInfo": {"status": "Accepted"}}));
+    sim.result(
+        &id,
+        json!({"transactionId": 7, "idTagInfo": {"status": "Accepted"}}),
+    );
     assert!(sim.store.is_empty());
 }
 
@@ -45,7 +72,10 @@ fn outage_then_restart_replays_everything_once_in_order() {
     let mut sim2 = Sim::with(common::config(1), restored, sim.now.plus_ms(5_000));
     sim2.store = sim.store.clone();
     sim2.connect();
-    sim2.answer("BootNotification", json!({"status": "Accepted", "currentTime": "2026-12-01T01:00:00Z", "interval": 3600}));
+    sim2.answer(
+        "BootNotification",
+        json!({"status": "Accepted", "currentTime": "2026-12-01T01:00:00Z", "interval": 3600}),
+    );
     let sent = sim2.answer_all();
     let tx: Vec<(&str, &serde_json::Value)> = sent
         .iter()
@@ -55,7 +85,16 @@ fn outage_then_restart_replays_everything_once_in_order() {
     let actions: Vec<&str> = tx.iter().map(|(a, _)| *a).collect();
     assert_eq!(
         actions,
-        ["StartTransaction", "MeterValues", "MeterValues", "StopTransaction", "StartTransaction", "MeterValues", "MeterValues", "StopTransaction"]
+        [
+            "StartTransaction",
+            "MeterValues",
+            "MeterValues",
+            "StopTransaction",
+            "StartTransaction",
+            "MeterValues",
+            "MeterValues",
+            "StopTransaction"
+        ]
     );
     // The backend's ids (101, 102, from answer_all) replace the local ones.
     assert_eq!(tx[1].1["transactionId"], 101);
@@ -73,7 +112,13 @@ fn outage_then_restart_replays_everything_once_in_order() {
 fn a_lost_result_resends_the_call_unchanged_after_reconnect() {
     let mut sim = Sim::new(1);
     sim.boot_accepted(3_600);
-    sim.bay(1, ConnectorEvent::SessionStarted { id_tag: "T".into(), meter: reading(10, 0.0) });
+    sim.bay(
+        1,
+        ConnectorEvent::SessionStarted {
+            id_tag: "T".into(),
+            meter: reading(10, 0.0),
+        },
+    );
     let (_, first) = sim.expect_call("StartTransaction");
     sim.disconnect();
     sim.advance(1_000);
@@ -87,14 +132,34 @@ fn a_lost_result_resends_the_call_unchanged_after_reconnect() {
 fn stop_whose_start_is_still_queued_gets_the_backend_id() {
     let mut sim = Sim::new(1);
     sim.boot_accepted(3_600);
-    sim.bay(1, ConnectorEvent::SessionStarted { id_tag: "T".into(), meter: reading(0, 0.0) });
+    sim.bay(
+        1,
+        ConnectorEvent::SessionStarted {
+            id_tag: "T".into(),
+            meter: reading(0, 0.0),
+        },
+    );
     let (start_id, _) = sim.expect_call("StartTransaction");
     // The session ends before the backend answered the start.
-    sim.bay(1, ConnectorEvent::SessionStopped { meter: reading(900, 0.0), reason: StopReason::EVDisconnected, id_tag: None });
+    sim.bay(
+        1,
+        ConnectorEvent::SessionStopped {
+            meter: reading(900, 0.0),
+            reason: StopReason::EVDisconnected,
+            id_tag: None,
+        },
+    );
     sim.expect_silence();
-    let queued_stop = sim.store.values().find(|m| m.action == "StopTransaction").expect("stop stored");
+    let queued_stop = sim
+        .store
+        .values()
+        .find(|m| m.action == "StopTransaction")
+        .expect("stop stored");
     assert_eq!(queued_stop.transaction_id, None);
-    sim.result(&start_id, json!({"transactionId": 4242, "idTagInfo": {"status": "Accepted"}}));
+    sim.result(
+        &start_id,
+        json!({"transactionId": 4242, "idTagInfo": {"status": "Accepted"}}),
+    );
     let stop = sim.answer("StopTransaction", json!({}));
     assert_eq!(stop["transactionId"], 4242);
     assert_eq!(stop["meterStop"], 900);
@@ -104,10 +169,26 @@ fn stop_whose_start_is_still_queued_gets_the_backend_id() {
 fn the_id_learned_before_a_restart_survives_in_the_store() {
     let mut sim = Sim::new(1);
     sim.boot_accepted(3_600);
-    sim.bay(1, ConnectorEvent::SessionStarted { id_tag: "T".into(), meter: reading(0, 0.0) });
+    sim.bay(
+        1,
+        ConnectorEvent::SessionStarted {
+            id_tag: "T".into(),
+            meter: reading(0, 0.0),
+        },
+    );
     let (start_id, _) = sim.expect_call("StartTransaction");
-    sim.bay(1, ConnectorEvent::SessionStopped { meter: reading(50, 0.0), reason: StopReason::Local, id_tag: None });
-    sim.result(&start_id, json!({"transactionId": 77, "idTagInfo": {"status": "Accepted"}}));
+    sim.bay(
+        1,
+        ConnectorEvent::SessionStopped {
+            meter: reading(50, 0.0),
+            reason: StopReason::Local,
+            id_tag: None,
+        },
+    );
+    sim.result(
+        &start_id,
+        json!({"transactionId": 77, "idTagInfo": {"status": "Accepted"}}),
+    );
     // The stop is on the line; the bridge dies before its answer.
     sim.expect_call("StopTransaction");
     let stored: Vec<_> = sim.store.values().cloned().collect();
@@ -125,9 +206,15 @@ trait BootThenStop {
 impl BootThenStop for Sim {
     fn boot_accepted_expecting_stop(&mut self, transaction_id: i32) {
         self.connect();
-        self.answer("BootNotification", json!({"status": "Accepted", "currentTime": "2026-12-01T00:00:00Z", "interval": 3600}));
+        self.answer(
+            "BootNotification",
+            json!({"status": "Accepted", "currentTime": "2026-12-01T00:00:00Z", "interval": 3600}),
+        );
         let sent = self.answer_all();
-        let stop = sent.iter().find(|(a, _)| a == "StopTransaction").expect("stop replayed");
+        let stop = sent
+            .iter()
+            .find(|(a, _)| a == "StopTransaction")
+            .expect("stop replayed");
         assert_eq!(stop.1["transactionId"], transaction_id);
         assert!(self.store.is_empty());
     }
@@ -145,7 +232,13 @@ fn attempts_exhausted_drops_the_message_after_growing_waits() {
         sim.call("ChangeConfiguration", json!({"key": key, "value": value}));
     }
     sim.take_events();
-    sim.bay(1, ConnectorEvent::SessionStarted { id_tag: "T".into(), meter: reading(0, 0.0) });
+    sim.bay(
+        1,
+        ConnectorEvent::SessionStarted {
+            id_tag: "T".into(),
+            meter: reading(0, 0.0),
+        },
+    );
     let fail = |sim: &mut Sim| {
         let (id, _) = sim.expect_call("StartTransaction");
         sim.send(&json!([4, id, "InternalError", "db down", {}]));
@@ -162,9 +255,18 @@ fn attempts_exhausted_drops_the_message_after_growing_waits() {
     fail(&mut sim);
     assert!(sim.store.is_empty());
     assert_eq!(sim.cp.counters().tx_messages_discarded, 1);
-    assert!(sim.take_events().iter().any(|e| matches!(e, Event::TxMessageDiscarded { action, .. } if action == "StartTransaction")));
+    assert!(sim.take_events().iter().any(
+        |e| matches!(e, Event::TxMessageDiscarded { action, .. } if action == "StartTransaction")
+    ));
     // The stop of that transaction goes with transactionId -1 (errata 3.54).
-    sim.bay(1, ConnectorEvent::SessionStopped { meter: reading(5, 0.0), reason: StopReason::Local, id_tag: None });
+    sim.bay(
+        1,
+        ConnectorEvent::SessionStopped {
+            meter: reading(5, 0.0),
+            reason: StopReason::Local,
+            id_tag: None,
+        },
+    );
     let stop = sim.answer("StopTransaction", json!({}));
     assert_eq!(stop["transactionId"], -1);
 }
@@ -173,7 +275,13 @@ fn attempts_exhausted_drops_the_message_after_growing_waits() {
 fn statuses_overtake_a_queue_waiting_for_its_retry() {
     let mut sim = Sim::new(1);
     sim.boot_accepted(3_600);
-    sim.bay(1, ConnectorEvent::SessionStarted { id_tag: "T".into(), meter: reading(0, 0.0) });
+    sim.bay(
+        1,
+        ConnectorEvent::SessionStarted {
+            id_tag: "T".into(),
+            meter: reading(0, 0.0),
+        },
+    );
     let (id, _) = sim.expect_call("StartTransaction");
     sim.send(&json!([4, id, "InternalError", "", {}]));
     sim.bay(1, common::status(ctrl22_ocpp::ConnectorStatus::Charging));

@@ -17,20 +17,70 @@ fn profile(id: i32, purpose: &str, stack_level: u32, limit: f64) -> Value {
 /// field to look at.
 fn every_action() -> Vec<(&'static str, Value, &'static str, &'static str)> {
     vec![
-        ("ChangeAvailability", json!({"connectorId": 1, "type": "Inoperative"}), "status", "Accepted"),
-        ("ChangeConfiguration", json!({"key": "HeartbeatInterval", "value": "120"}), "status", "Accepted"),
+        (
+            "ChangeAvailability",
+            json!({"connectorId": 1, "type": "Inoperative"}),
+            "status",
+            "Accepted",
+        ),
+        (
+            "ChangeConfiguration",
+            json!({"key": "HeartbeatInterval", "value": "120"}),
+            "status",
+            "Accepted",
+        ),
         ("ClearCache", json!({}), "status", "Rejected"),
-        ("DataTransfer", json!({"vendorId": "acme", "messageId": "x", "data": "y"}), "status", "UnknownVendorId"),
+        (
+            "DataTransfer",
+            json!({"vendorId": "acme", "messageId": "x", "data": "y"}),
+            "status",
+            "UnknownVendorId",
+        ),
         ("GetConfiguration", json!({}), "", ""),
-        ("RemoteStartTransaction", json!({"idTag": "T"}), "status", "Rejected"),
-        ("RemoteStopTransaction", json!({"transactionId": 5}), "status", "Rejected"),
+        (
+            "RemoteStartTransaction",
+            json!({"idTag": "T"}),
+            "status",
+            "Rejected",
+        ),
+        (
+            "RemoteStopTransaction",
+            json!({"transactionId": 5}),
+            "status",
+            "Rejected",
+        ),
         ("Reset", json!({"type": "Soft"}), "status", "Accepted"),
-        ("UnlockConnector", json!({"connectorId": 1}), "status", "NotSupported"),
+        (
+            "UnlockConnector",
+            json!({"connectorId": 1}),
+            "status",
+            "NotSupported",
+        ),
         ("GetLocalListVersion", json!({}), "listVersion", ""),
-        ("SendLocalList", json!({"listVersion": 1, "updateType": "Full"}), "status", "Accepted"),
-        ("TriggerMessage", json!({"requestedMessage": "Heartbeat"}), "status", "Accepted"),
-        ("SetChargingProfile", json!({"connectorId": 0, "csChargingProfiles": profile(1, "ChargePointMaxProfile", 0, 16.0)}), "status", "Accepted"),
-        ("GetCompositeSchedule", json!({"connectorId": 1, "duration": 3600}), "status", "Accepted"),
+        (
+            "SendLocalList",
+            json!({"listVersion": 1, "updateType": "Full"}),
+            "status",
+            "Accepted",
+        ),
+        (
+            "TriggerMessage",
+            json!({"requestedMessage": "Heartbeat"}),
+            "status",
+            "Accepted",
+        ),
+        (
+            "SetChargingProfile",
+            json!({"connectorId": 0, "csChargingProfiles": profile(1, "ChargePointMaxProfile", 0, 16.0)}),
+            "status",
+            "Accepted",
+        ),
+        (
+            "GetCompositeSchedule",
+            json!({"connectorId": 1, "duration": 3600}),
+            "status",
+            "Accepted",
+        ),
         ("ClearChargingProfile", json!({}), "status", "Accepted"),
     ]
 }
@@ -54,7 +104,12 @@ fn every_action_is_answered_with_a_callresult() {
 fn unsupported_and_unknown_actions_get_the_right_callerror() {
     let mut sim = Sim::new(1);
     sim.boot_accepted(3_600);
-    for action in ["UpdateFirmware", "GetDiagnostics", "ReserveNow", "CancelReservation"] {
+    for action in [
+        "UpdateFirmware",
+        "GetDiagnostics",
+        "ReserveNow",
+        "CancelReservation",
+    ] {
         let answer = sim.call(action, json!({}));
         assert_eq!(answer[0], 4);
         assert_eq!(answer[2], "NotSupported", "{action}");
@@ -62,10 +117,18 @@ fn unsupported_and_unknown_actions_get_the_right_callerror() {
     let answer = sim.call("MakeCoffee", json!({}));
     assert_eq!(answer[2], "NotImplemented");
     // TriggerMessage for a Firmware message: NotImplemented as a status (the profile is off).
-    let answer = sim.call("TriggerMessage", json!({"requestedMessage": "FirmwareStatusNotification"}));
+    let answer = sim.call(
+        "TriggerMessage",
+        json!({"requestedMessage": "FirmwareStatusNotification"}),
+    );
     assert_eq!(answer[2]["status"], "NotImplemented");
-    let keys = sim.call("GetConfiguration", json!({"key": ["SupportedFeatureProfiles"]}));
-    let profiles = keys[2]["configurationKey"][0]["value"].as_str().unwrap_or("");
+    let keys = sim.call(
+        "GetConfiguration",
+        json!({"key": ["SupportedFeatureProfiles"]}),
+    );
+    let profiles = keys[2]["configurationKey"][0]["value"]
+        .as_str()
+        .unwrap_or("");
     assert!(!profiles.contains("FirmwareManagement") && profiles.contains("SmartCharging"));
 }
 
@@ -80,9 +143,21 @@ fn malformed_frames_and_wrong_types_are_answered_and_the_session_survives() {
         (r#"[2,"x1","Reset"]"#, "x1", "FormationViolation"),
         (r#"[9,"x2","Reset",{}]"#, "x2", "FormationViolation"),
         (r#"[2,"x3","Reset",[]]"#, "x3", "FormationViolation"),
-        (r#"[2,"x4","Reset",{"type":17}]"#, "x4", "TypeConstraintViolation"),
-        (r#"[2,"x5","Reset",{}]"#, "x5", "OccurenceConstraintViolation"),
-        (r#"[2,"x6","Reset",{"type":"Sideways"}]"#, "x6", "PropertyConstraintViolation"),
+        (
+            r#"[2,"x4","Reset",{"type":17}]"#,
+            "x4",
+            "TypeConstraintViolation",
+        ),
+        (
+            r#"[2,"x5","Reset",{}]"#,
+            "x5",
+            "OccurenceConstraintViolation",
+        ),
+        (
+            r#"[2,"x6","Reset",{"type":"Sideways"}]"#,
+            "x6",
+            "PropertyConstraintViolation",
+        ),
     ];
     for (text, id, code) in cases {
         sim.send_text(text);
@@ -96,7 +171,10 @@ fn malformed_frames_and_wrong_types_are_answered_and_the_session_survives() {
     sim.send_text(r#"[3]"#);
     sim.expect_silence();
     // Message id too long (> 36 characters).
-    sim.send_text(&format!(r#"[2,"{}","Reset",{{"type":"Soft"}}]"#, "x".repeat(37)));
+    sim.send_text(&format!(
+        r#"[2,"{}","Reset",{{"type":"Soft"}}]"#,
+        "x".repeat(37)
+    ));
     assert_eq!(sim.take()[0][1], "-1");
     let answer = sim.call("GetLocalListVersion", json!({}));
     assert_eq!(answer[0], 3, "still talking");
@@ -107,7 +185,10 @@ fn malformed_frames_and_wrong_types_are_answered_and_the_session_survives() {
 fn a_backend_call_while_our_call_is_open_is_answered_and_ours_stays_open() {
     let mut sim = Sim::new(1);
     sim.boot_accepted(3_600);
-    let answer = sim.call("TriggerMessage", json!({"requestedMessage": "StatusNotification", "connectorId": 1}));
+    let answer = sim.call(
+        "TriggerMessage",
+        json!({"requestedMessage": "StatusNotification", "connectorId": 1}),
+    );
     assert_eq!(answer[2]["status"], "Accepted");
     let (ours, _) = sim.expect_call("StatusNotification");
     let answer = sim.call("GetConfiguration", json!({"key": ["NumberOfConnectors"]}));
@@ -152,10 +233,16 @@ fn peer_spellings_of_error_codes_are_read() {
     use ctrl22_ocpp::rpc::{parse_frame, ErrorCode, Frame};
     for (code, expected) in [
         ("FormatViolation", ErrorCode::FormationViolation),
-        ("OccurrenceConstraintViolation", ErrorCode::OccurenceConstraintViolation),
+        (
+            "OccurrenceConstraintViolation",
+            ErrorCode::OccurenceConstraintViolation,
+        ),
         ("Whatever", ErrorCode::GenericError),
     ] {
         let frame = parse_frame(&json!([4, "a", code, "d", {}]).to_string());
-        assert!(matches!(frame, Ok(Frame::CallError { code: c, .. }) if c == expected), "{code}");
+        assert!(
+            matches!(frame, Ok(Frame::CallError { code: c, .. }) if c == expected),
+            "{code}"
+        );
     }
 }

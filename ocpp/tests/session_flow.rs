@@ -31,11 +31,20 @@ fn statuses_and_messages_through_a_whole_session() {
     let mut sent = Vec::new();
     sim.bay(1, status(ConnectorStatus::Preparing));
     sent.extend(sim.answer_all());
-    sim.bay(1, ConnectorEvent::SessionStarted { id_tag: "FREE".into(), meter: reading(10_000, 0.0) });
+    sim.bay(
+        1,
+        ConnectorEvent::SessionStarted {
+            id_tag: "FREE".into(),
+            meter: reading(10_000, 0.0),
+        },
+    );
     sim.bay(1, status(ConnectorStatus::Charging));
     sent.extend(sim.answer_all());
     let mut energy = 10_000;
-    for (minute, next) in [(1, ConnectorStatus::SuspendedEVSE), (2, ConnectorStatus::Charging)] {
+    for (minute, next) in [
+        (1, ConnectorStatus::SuspendedEVSE),
+        (2, ConnectorStatus::Charging),
+    ] {
         for _ in 0..6 {
             energy += 110;
             sim.advance(10_000);
@@ -46,7 +55,14 @@ fn statuses_and_messages_through_a_whole_session() {
         sent.extend(sim.answer_all());
         assert!(minute <= 2);
     }
-    sim.bay(1, ConnectorEvent::SessionStopped { meter: reading(energy + 50, 0.0), reason: StopReason::Local, id_tag: Some("FREE".into()) });
+    sim.bay(
+        1,
+        ConnectorEvent::SessionStopped {
+            meter: reading(energy + 50, 0.0),
+            reason: StopReason::Local,
+            id_tag: Some("FREE".into()),
+        },
+    );
     sim.bay(1, status(ConnectorStatus::Finishing));
     sent.extend(sim.answer_all());
     sim.bay(1, status(ConnectorStatus::Available));
@@ -54,14 +70,34 @@ fn statuses_and_messages_through_a_whole_session() {
 
     assert_eq!(
         statuses(&sent),
-        ["Preparing", "Charging", "SuspendedEVSE", "Charging", "Finishing", "Available"]
+        [
+            "Preparing",
+            "Charging",
+            "SuspendedEVSE",
+            "Charging",
+            "Finishing",
+            "Available"
+        ]
     );
     let actions: Vec<&str> = sent.iter().map(|(a, _)| a.as_str()).collect();
-    let start = actions.iter().position(|a| *a == "StartTransaction").expect("start sent");
-    let stop = actions.iter().position(|a| *a == "StopTransaction").expect("stop sent");
+    let start = actions
+        .iter()
+        .position(|a| *a == "StartTransaction")
+        .expect("start sent");
+    let stop = actions
+        .iter()
+        .position(|a| *a == "StopTransaction")
+        .expect("stop sent");
     assert!(start < stop);
     // Chronological: Preparing, StartTransaction, Charging.
-    assert_eq!(&actions[..3], ["StatusNotification", "StartTransaction", "StatusNotification"]);
+    assert_eq!(
+        &actions[..3],
+        [
+            "StatusNotification",
+            "StartTransaction",
+            "StatusNotification"
+        ]
+    );
     let start_payload = &sent[start].1;
     assert_eq!(start_payload["meterStart"], 10_000);
     assert_eq!(start_payload["idTag"], "FREE");
@@ -76,7 +112,10 @@ fn statuses_and_messages_through_a_whole_session() {
         .filter(|(a, _)| a == "MeterValues")
         .map(|(_, p)| {
             assert_eq!(p["transactionId"], 101);
-            assert_eq!(p["meterValue"][0]["sampledValue"][0]["context"], "Sample.Periodic");
+            assert_eq!(
+                p["meterValue"][0]["sampledValue"][0]["context"],
+                "Sample.Periodic"
+            );
             energy_of(&p["meterValue"][0]).expect("energy measurand")
         })
         .collect();
@@ -90,12 +129,28 @@ fn statuses_and_messages_through_a_whole_session() {
 fn a_lower_energy_reading_never_goes_out() {
     let mut sim = Sim::new(1);
     sim.boot_accepted(3_600);
-    sim.bay(1, ConnectorEvent::SessionStarted { id_tag: "T".into(), meter: reading(5_000, 0.0) });
+    sim.bay(
+        1,
+        ConnectorEvent::SessionStarted {
+            id_tag: "T".into(),
+            meter: reading(5_000, 0.0),
+        },
+    );
     sim.answer_all();
     sim.bay(1, ConnectorEvent::MeterSample(reading(4_000, 0.0)));
-    sim.bay(1, ConnectorEvent::SessionStopped { meter: reading(4_500, 0.0), reason: StopReason::EVDisconnected, id_tag: None });
+    sim.bay(
+        1,
+        ConnectorEvent::SessionStopped {
+            meter: reading(4_500, 0.0),
+            reason: StopReason::EVDisconnected,
+            id_tag: None,
+        },
+    );
     let sent = sim.answer_all();
-    let stop = sent.iter().find(|(a, _)| a == "StopTransaction").expect("stop");
+    let stop = sent
+        .iter()
+        .find(|(a, _)| a == "StopTransaction")
+        .expect("stop");
     assert_eq!(stop.1["meterStop"], 5_000);
     assert_eq!(sim.cp.counters().energy_went_backwards, 2);
 }
@@ -105,14 +160,23 @@ fn configured_measurands_and_clock_aligned_values() {
     let mut sim = Sim::new(1);
     sim.boot_accepted(86_400);
     for (key, value) in [
-        ("MeterValuesSampledData", "Energy.Active.Import.Register,Current.Import,Power.Active.Import,Current.Offered"),
+        (
+            "MeterValuesSampledData",
+            "Energy.Active.Import.Register,Current.Import,Power.Active.Import,Current.Offered",
+        ),
         ("MeterValueSampleInterval", "0"),
         ("ClockAlignedDataInterval", "900"),
     ] {
         let answer = sim.call("ChangeConfiguration", json!({"key": key, "value": value}));
         assert_eq!(answer[2]["status"], "Accepted");
     }
-    sim.bay(1, ConnectorEvent::SessionStarted { id_tag: "T".into(), meter: reading(1_000, 11_000.0) });
+    sim.bay(
+        1,
+        ConnectorEvent::SessionStarted {
+            id_tag: "T".into(),
+            meter: reading(1_000, 11_000.0),
+        },
+    );
     sim.answer_all();
     sim.advance(900_000);
     let sent = sim.answer_all();
@@ -124,7 +188,10 @@ fn configured_measurands_and_clock_aligned_values() {
     assert_eq!(value["sampledValue"][0]["context"], "Sample.Clock");
     assert_eq!(energy_of(value), Some(1_000));
     // Sampled data now carries all four measurands (three phases of current).
-    let answer = sim.call("TriggerMessage", json!({"requestedMessage": "MeterValues", "connectorId": 1}));
+    let answer = sim.call(
+        "TriggerMessage",
+        json!({"requestedMessage": "MeterValues", "connectorId": 1}),
+    );
     assert_eq!(answer[2]["status"], "Accepted");
     let sent = sim.answer_all();
     let measurands: Vec<&str> = sent[0].1["meterValue"][0]["sampledValue"]
@@ -135,7 +202,14 @@ fn configured_measurands_and_clock_aligned_values() {
         .collect();
     assert_eq!(
         measurands,
-        ["Energy.Active.Import.Register", "Current.Import", "Current.Import", "Current.Import", "Power.Active.Import", "Current.Offered"]
+        [
+            "Energy.Active.Import.Register",
+            "Current.Import",
+            "Current.Import",
+            "Current.Import",
+            "Power.Active.Import",
+            "Current.Offered"
+        ]
     );
 }
 
@@ -144,24 +218,51 @@ fn remote_start_and_stop() {
     let mut sim = Sim::new(2);
     sim.boot_accepted(3_600);
     sim.take_events();
-    let answer = sim.call("RemoteStartTransaction", json!({"connectorId": 2, "idTag": "BACKEND"}));
+    let answer = sim.call(
+        "RemoteStartTransaction",
+        json!({"connectorId": 2, "idTag": "BACKEND"}),
+    );
     assert_eq!(answer[2]["status"], "Accepted");
-    assert!(sim.take_events().contains(&Event::RemoteStartRequested { connector_id: 2, id_tag: "BACKEND".into() }));
+    assert!(sim.take_events().contains(&Event::RemoteStartRequested {
+        connector_id: 2,
+        id_tag: "BACKEND".into()
+    }));
     // Without a connector: the first free one.
     let answer = sim.call("RemoteStartTransaction", json!({"idTag": "OTHER"}));
     assert_eq!(answer[2]["status"], "Accepted");
-    assert!(sim.take_events().contains(&Event::RemoteStartRequested { connector_id: 1, id_tag: "OTHER".into() }));
-    sim.bay(2, ConnectorEvent::SessionStarted { id_tag: "BACKEND".into(), meter: reading(0, 0.0) });
+    assert!(sim.take_events().contains(&Event::RemoteStartRequested {
+        connector_id: 1,
+        id_tag: "OTHER".into()
+    }));
+    sim.bay(
+        2,
+        ConnectorEvent::SessionStarted {
+            id_tag: "BACKEND".into(),
+            meter: reading(0, 0.0),
+        },
+    );
     sim.answer_all();
     // A connector with a transaction is not free.
-    let answer = sim.call("RemoteStartTransaction", json!({"connectorId": 2, "idTag": "AGAIN"}));
+    let answer = sim.call(
+        "RemoteStartTransaction",
+        json!({"connectorId": 2, "idTag": "AGAIN"}),
+    );
     assert_eq!(answer[2]["status"], "Rejected");
     let answer = sim.call("RemoteStopTransaction", json!({"transactionId": 999}));
     assert_eq!(answer[2]["status"], "Rejected");
     let answer = sim.call("RemoteStopTransaction", json!({"transactionId": 101}));
     assert_eq!(answer[2]["status"], "Accepted");
-    assert!(sim.take_events().contains(&Event::RemoteStopRequested { connector_id: 2 }));
-    sim.bay(2, ConnectorEvent::SessionStopped { meter: reading(2_000, 0.0), reason: StopReason::Remote, id_tag: None });
+    assert!(sim
+        .take_events()
+        .contains(&Event::RemoteStopRequested { connector_id: 2 }));
+    sim.bay(
+        2,
+        ConnectorEvent::SessionStopped {
+            meter: reading(2_000, 0.0),
+            reason: StopReason::Remote,
+            id_tag: None,
+        },
+    );
     let sent = sim.answer_all();
     assert_eq!(sent[0].1["reason"], "Remote");
     assert_eq!(sent[0].1["transactionId"], 101);
@@ -171,19 +272,47 @@ fn remote_start_and_stop() {
 fn change_availability_during_a_transaction_is_scheduled() {
     let mut sim = Sim::new(1);
     sim.boot_accepted(3_600);
-    sim.bay(1, ConnectorEvent::SessionStarted { id_tag: "T".into(), meter: reading(0, 0.0) });
+    sim.bay(
+        1,
+        ConnectorEvent::SessionStarted {
+            id_tag: "T".into(),
+            meter: reading(0, 0.0),
+        },
+    );
     sim.bay(1, status(ConnectorStatus::Charging));
     sim.answer_all();
     sim.take_events();
-    let answer = sim.call("ChangeAvailability", json!({"connectorId": 1, "type": "Inoperative"}));
+    let answer = sim.call(
+        "ChangeAvailability",
+        json!({"connectorId": 1, "type": "Inoperative"}),
+    );
     assert_eq!(answer[2]["status"], "Scheduled");
-    assert!(!sim.take_events().iter().any(|e| matches!(e, Event::AvailabilityChanged { .. })));
-    sim.bay(1, ConnectorEvent::SessionStopped { meter: reading(10, 0.0), reason: StopReason::Local, id_tag: None });
+    assert!(!sim
+        .take_events()
+        .iter()
+        .any(|e| matches!(e, Event::AvailabilityChanged { .. })));
+    sim.bay(
+        1,
+        ConnectorEvent::SessionStopped {
+            meter: reading(10, 0.0),
+            reason: StopReason::Local,
+            id_tag: None,
+        },
+    );
     sim.bay(1, status(ConnectorStatus::Finishing));
     let sent = sim.answer_all();
-    assert!(sim.take_events().contains(&Event::AvailabilityChanged { connector_id: 1, operative: false }));
-    assert_eq!(statuses(&sent).last().map(String::as_str), Some("Unavailable"));
-    let answer = sim.call("ChangeAvailability", json!({"connectorId": 0, "type": "Operative"}));
+    assert!(sim.take_events().contains(&Event::AvailabilityChanged {
+        connector_id: 1,
+        operative: false
+    }));
+    assert_eq!(
+        statuses(&sent).last().map(String::as_str),
+        Some("Unavailable")
+    );
+    let answer = sim.call(
+        "ChangeAvailability",
+        json!({"connectorId": 0, "type": "Operative"}),
+    );
     assert_eq!(answer[2]["status"], "Accepted");
     let sent = sim.answer_all();
     assert_eq!(statuses(&sent), ["Finishing", "Available"]);
@@ -200,7 +329,10 @@ fn authorize_by_backend_and_by_local_list() {
     assert_eq!(answer[2]["status"], "Accepted");
     let answer = sim.call("GetLocalListVersion", json!({}));
     assert_eq!(answer[2]["listVersion"], 3);
-    let answer = sim.call("SendLocalList", json!({"listVersion": 2, "updateType": "Differential"}));
+    let answer = sim.call(
+        "SendLocalList",
+        json!({"listVersion": 2, "updateType": "Differential"}),
+    );
     assert_eq!(answer[2]["status"], "VersionMismatch");
     sim.take_events();
     let now = sim.now;
@@ -209,10 +341,18 @@ fn authorize_by_backend_and_by_local_list() {
     let (id, request) = sim.expect_call("Authorize");
     assert_eq!(request["idTag"], "REMOTE");
     sim.result(&id, json!({"idTagInfo": {"status": "Blocked"}}));
-    assert!(sim.take_events().contains(&Event::Authorized { connector_id: 1, id_tag: "REMOTE".into(), accepted: false }));
+    assert!(sim.take_events().contains(&Event::Authorized {
+        connector_id: 1,
+        id_tag: "REMOTE".into(),
+        accepted: false
+    }));
     // Offline the local list decides.
     sim.disconnect();
     sim.cp.authorize(now, 1, "LOCAL");
     sim.pump();
-    assert!(sim.take_events().contains(&Event::Authorized { connector_id: 1, id_tag: "LOCAL".into(), accepted: true }));
+    assert!(sim.take_events().contains(&Event::Authorized {
+        connector_id: 1,
+        id_tag: "LOCAL".into(),
+        accepted: true
+    }));
 }

@@ -258,9 +258,7 @@ impl ChargePoint {
             line_free
                 .then(|| self.registration.next_boot_mono_ms())
                 .flatten(),
-            line_free
-                .then(|| self.heartbeat_due_mono_ms())
-                .flatten(),
+            line_free.then(|| self.heartbeat_due_mono_ms()).flatten(),
             (line_free && self.registration.is_accepted())
                 .then(|| self.queue.retry_at())
                 .flatten(),

@@ -30,7 +30,14 @@ pub fn config(connectors: u32) -> Config {
 
 impl Sim {
     pub fn new(connectors: u32) -> Self {
-        Self::with(config(connectors), Restored::default(), Now { mono_ms: 1_000, wall_ms: START_WALL_MS })
+        Self::with(
+            config(connectors),
+            Restored::default(),
+            Now {
+                mono_ms: 1_000,
+                wall_ms: START_WALL_MS,
+            },
+        )
     }
 
     pub fn with(config: Config, restored: Restored, now: Now) -> Self {
@@ -55,7 +62,8 @@ impl Sim {
     /// Drains frames and events (the store follows the persist/remove events).
     pub fn pump(&mut self) {
         while let Some(text) = self.cp.poll_transmit() {
-            self.inbox.push(serde_json::from_str(&text).expect("the charge point sends JSON"));
+            self.inbox
+                .push(serde_json::from_str(&text).expect("the charge point sends JSON"));
         }
         while let Some(event) = self.cp.poll_event() {
             match &event {
@@ -63,7 +71,10 @@ impl Sim {
                     self.store.insert(message.seq, message.clone());
                 }
                 Event::RemoveTxMessage { seq } => {
-                    assert!(self.store.remove(seq).is_some(), "removed a message never persisted");
+                    assert!(
+                        self.store.remove(seq).is_some(),
+                        "removed a message never persisted"
+                    );
                 }
                 _ => {}
             }
@@ -124,7 +135,11 @@ impl Sim {
     /// The one CALL sent so far, which must be `action`: (id, payload).
     pub fn expect_call(&mut self, action: &str) -> (String, Value) {
         let frames = self.take();
-        assert_eq!(frames.len(), 1, "expected one {action} CALL, got {frames:?}");
+        assert_eq!(
+            frames.len(),
+            1,
+            "expected one {action} CALL, got {frames:?}"
+        );
         let frame = &frames[0];
         assert_eq!(frame[0], 2, "not a CALL: {frame}");
         assert_eq!(frame[2], action, "wrong CALL: {frame}");
@@ -204,11 +219,18 @@ pub fn reading(energy_wh: u64, power_w: f64) -> MeterReading {
     MeterReading {
         energy_import_wh: energy_wh,
         power_import_w: Some(power_w),
-        current_import_a: [Some(power_w / 690.0), Some(power_w / 690.0), Some(power_w / 690.0)],
+        current_import_a: [
+            Some(power_w / 690.0),
+            Some(power_w / 690.0),
+            Some(power_w / 690.0),
+        ],
         current_offered_a: Some(16.0),
     }
 }
 
 pub fn status(status: ctrl22_ocpp::ConnectorStatus) -> ConnectorEvent {
-    ConnectorEvent::StatusChanged { status, error: None }
+    ConnectorEvent::StatusChanged {
+        status,
+        error: None,
+    }
 }
