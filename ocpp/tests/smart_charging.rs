@@ -4,7 +4,9 @@
 mod common;
 
 use common::{reading, Sim, START_WALL_MS};
-use ctrl22_ocpp::smart_charging::{composite_schedule, limit_at, Profiles, TxContext};
+use ctrl22_ocpp::smart_charging::{
+    composite_schedule, limit_at, Profiles, ScheduleQuery, TxContext,
+};
 use ctrl22_ocpp::{ChargingLimit, ConnectorEvent, Event, StopReason};
 use rust_ocpp::v1_6::types::{ChargingProfile, ChargingRateUnitType};
 use serde_json::{json, Value};
@@ -16,11 +18,13 @@ fn profile(value: Value) -> ChargingProfile {
 }
 
 fn absolute(id: i32, purpose: &str, level: u32, unit: &str, periods: Value) -> Value {
-    json!({
+    let mut profile = json!({
         "chargingProfileId": id, "stackLevel": level, "chargingProfilePurpose": purpose,
         "chargingProfileKind": "Absolute",
-        "chargingSchedule": {"startSchedule": "2026-12-01T00:00:00Z", "chargingRateUnit": unit, "chargingSchedulePeriod": periods}
-    })
+        "chargingSchedule": {"startSchedule": "2026-12-01T00:00:00Z", "chargingRateUnit": unit}
+    });
+    profile["chargingSchedule"]["chargingSchedulePeriod"] = periods;
+    profile
 }
 
 fn install(profiles: &mut Profiles, connector: u32, value: Value, tx: Option<i32>) {
@@ -340,16 +344,7 @@ fn composite_schedule_merges_periods_in_the_requested_unit() {
         ),
         None,
     );
-    let schedule = composite_schedule(
-        &profiles,
-        1,
-        START_WALL_MS,
-        3600,
-        None,
-        &ChargingRateUnitType::A,
-        230.0,
-        32.0,
-    );
+    let schedule = composite_schedule(&profiles, &query(3600));
     let periods: Vec<(i32, String)> = schedule
         .charging_schedule_period
         .iter()
@@ -497,4 +492,16 @@ fn a_scheduled_change_fires_at_its_time() {
         connector_id: 1,
         limit: eight
     }));
+}
+
+fn query(duration_s: u32) -> ScheduleQuery {
+    ScheduleQuery {
+        connector_id: 1,
+        from_wall_ms: START_WALL_MS,
+        duration_s,
+        tx: None,
+        unit: ChargingRateUnitType::A,
+        volts_per_phase: 230.0,
+        unlimited: 32.0,
+    }
 }

@@ -342,7 +342,7 @@ impl ChargePoint {
             }
             MessageTrigger::MeterValues => {
                 for connector_id in connectors.into_iter().filter(|c| *c > 0) {
-                    self.queue_meter_values(connector_id, ReadingContext::Trigger, now.wall_ms);
+                    self.queue_meter_values(connector_id, &ReadingContext::Trigger, now.wall_ms);
                 }
             }
             MessageTrigger::DiagnosticsStatusNotification

@@ -13,7 +13,7 @@ const DAY_MS: u64 = 86_400_000;
 pub(crate) fn meter_value<'a>(
     reading: &MeterReading,
     measurands: impl Iterator<Item = &'a str>,
-    context: ReadingContext,
+    context: &ReadingContext,
     at: DateTime<Utc>,
 ) -> MeterValue {
     let sample = |value: String, measurand, phase, unit| SampledValue {

@@ -19,7 +19,7 @@ use super::incoming::Refusal;
 use super::{ChargePoint, Event};
 use crate::queue::UNKNOWN_TRANSACTION_ID;
 use crate::rpc::{decode, encode, ErrorCode};
-use crate::smart_charging::{composite_schedule, limit_at, ClearFilter, TxContext};
+use crate::smart_charging::{composite_schedule, limit_at, ClearFilter, ScheduleQuery, TxContext};
 use crate::time::Now;
 
 /// GetCompositeSchedule looks at most a week ahead.
@@ -124,16 +124,16 @@ impl ChargePoint {
             ChargingRateUnitType::A => rated_a,
             ChargingRateUnitType::W => rated_a * self.config.volts_per_phase * 3.0,
         };
-        let schedule = composite_schedule(
-            &self.profiles,
+        let query = ScheduleQuery {
             connector_id,
-            now.wall_ms,
+            from_wall_ms: now.wall_ms,
             duration_s,
-            self.tx_context(connector_id),
-            &unit,
-            self.config.volts_per_phase,
+            tx: self.tx_context(connector_id),
+            unit,
+            volts_per_phase: self.config.volts_per_phase,
             unlimited,
-        );
+        };
+        let schedule = composite_schedule(&self.profiles, &query);
         Ok(encode(&GetCompositeScheduleResponse {
             status: GetCompositeScheduleStatus::Accepted,
             connector_id: Some(request.connector_id),

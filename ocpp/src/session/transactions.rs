@@ -144,7 +144,7 @@ impl ChargePoint {
             vec![meter_value(
                 &meter,
                 stop_data.iter().map(String::as_str),
-                ReadingContext::TransactionEnd,
+                &ReadingContext::TransactionEnd,
                 now.wall(),
             )]
         });
@@ -218,7 +218,7 @@ impl ChargePoint {
                 .and_then(|c| c.next_sample_mono_ms)
                 .is_some_and(|due| now.mono_ms >= due);
             if due {
-                self.queue_meter_values(connector_id, ReadingContext::SamplePeriodic, now.wall_ms);
+                self.queue_meter_values(connector_id, &ReadingContext::SamplePeriodic, now.wall_ms);
                 if let Some(connector) = self.connector_mut(connector_id) {
                     connector.next_sample_mono_ms =
                         (sample_ms > 0).then(|| now.mono_ms + sample_ms);
@@ -230,7 +230,7 @@ impl ChargePoint {
             None => self.next_aligned_wall_ms = next_aligned_wall_ms(now.wall_ms, aligned_s),
             Some(slot) if now.wall_ms >= slot => {
                 for connector_id in 1..=self.config.connectors {
-                    self.queue_meter_values(connector_id, ReadingContext::SampleClock, slot);
+                    self.queue_meter_values(connector_id, &ReadingContext::SampleClock, slot);
                 }
                 self.next_aligned_wall_ms = next_aligned_wall_ms(now.wall_ms, aligned_s);
             }
@@ -243,7 +243,7 @@ impl ChargePoint {
     pub(crate) fn queue_meter_values(
         &mut self,
         connector_id: u32,
-        context: ReadingContext,
+        context: &ReadingContext,
         at_wall_ms: u64,
     ) {
         let Some(connector) = self.connector(connector_id) else {
@@ -253,7 +253,7 @@ impl ChargePoint {
             return;
         };
         let transaction = connector.transaction.clone();
-        let measurands_key = if context == ReadingContext::SampleClock {
+        let measurands_key = if *context == ReadingContext::SampleClock {
             key::METER_VALUES_ALIGNED_DATA
         } else {
             key::METER_VALUES_SAMPLED_DATA
@@ -261,10 +261,10 @@ impl ChargePoint {
         let value = meter_value(
             &reading,
             self.keys.measurands(measurands_key),
-            context.clone(),
+            context,
             wall_from_ms(at_wall_ms),
         );
-        let durable = context != ReadingContext::Trigger;
+        let durable = *context != ReadingContext::Trigger;
         let request = MeterValuesRequest {
             connector_id,
             transaction_id: transaction.as_ref().and_then(|t| t.backend_id),
@@ -272,14 +272,14 @@ impl ChargePoint {
         };
         match transaction.filter(|_| durable) {
             Some(transaction) => {
-                if !self.queue.push(
+                let payload = encode(&request);
+                let queued = self.queue.push(
                     "MeterValues",
                     transaction.local,
                     transaction.backend_id,
-                    encode(&request),
-                ) {
-                    self.counters.meter_values_dropped += 1;
-                }
+                    payload,
+                );
+                self.counters.meter_values_dropped += u64::from(!queued);
             }
             // Outside a transaction a reading is only worth sending while someone listens.
             None if !durable || (self.connected && self.registration.is_accepted()) => {

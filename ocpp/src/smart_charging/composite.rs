@@ -182,21 +182,34 @@ pub fn limit_at(
 /// The most periods a reported composite schedule gets.
 const MAX_COMPOSITE_PERIODS: usize = 96;
 
+/// What GetCompositeSchedule asks for, with what is needed to answer in one unit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScheduleQuery {
+    pub connector_id: u32,
+    pub from_wall_ms: u64,
+    pub duration_s: u32,
+    pub tx: Option<TxContext>,
+    pub unit: ChargingRateUnitType,
+    /// Only to convert between A and W for the report.
+    pub volts_per_phase: f64,
+    /// Fills the stretches no profile limits (the connector's rating), in `unit`.
+    pub unlimited: f64,
+}
+
 /// GetCompositeSchedule: the caps from `from_wall_ms` for `duration_s`, in `unit`, periods
-/// relative to `from_wall_ms`; `unlimited` fills the stretches no profile limits (the
-/// connector's rating). `startSchedule` is left out, as errata 3.57 says (the response's
-/// `scheduleStart` carries it).
+/// relative to `from_wall_ms`. `startSchedule` is left out, as errata 3.57 says (the
+/// response's `scheduleStart` carries it).
 #[must_use]
-pub fn composite_schedule(
-    profiles: &Profiles,
-    connector_id: u32,
-    from_wall_ms: u64,
-    duration_s: u32,
-    tx: Option<TxContext>,
-    unit: &ChargingRateUnitType,
-    volts_per_phase: f64,
-    unlimited: f64,
-) -> ChargingSchedule {
+pub fn composite_schedule(profiles: &Profiles, query: &ScheduleQuery) -> ChargingSchedule {
+    let ScheduleQuery {
+        connector_id,
+        from_wall_ms,
+        duration_s,
+        tx,
+        ref unit,
+        volts_per_phase,
+        unlimited,
+    } = *query;
     let end = from_wall_ms.saturating_add(u64::from(duration_s) * 1000);
     let mut periods: Vec<ChargingSchedulePeriod> = Vec::new();
     let mut at = from_wall_ms;

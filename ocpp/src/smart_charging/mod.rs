@@ -9,6 +9,8 @@ mod composite;
 mod profiles;
 mod schedule;
 
-pub use composite::{composite_schedule, limit_at, ChargingLimit, LimitAt, TxContext};
+pub use composite::{
+    composite_schedule, limit_at, ChargingLimit, LimitAt, ScheduleQuery, TxContext,
+};
 pub use profiles::{ClearFilter, InstallError, InstalledProfile, Profiles};
 pub use schedule::{evaluate, Evaluation};

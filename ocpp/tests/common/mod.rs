@@ -153,7 +153,7 @@ impl Sim {
     }
 
     pub fn result(&mut self, id: &str, payload: Value) {
-        self.send(&json!([3, id, payload]));
+        self.send(&Value::Array(vec![3.into(), id.into(), payload]));
     }
 
     /// Answers the pending `action` CALL with `payload`; returns the CALL's payload.
@@ -195,7 +195,12 @@ impl Sim {
     pub fn call(&mut self, action: &str, payload: Value) -> Value {
         let id = format!("cs{}", self.next_id);
         self.next_id += 1;
-        self.send(&json!([2, id, action, payload]));
+        self.send(&Value::Array(vec![
+            2.into(),
+            id.clone().into(),
+            action.into(),
+            payload,
+        ]));
         let position = self
             .inbox
             .iter()
