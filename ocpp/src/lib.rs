@@ -38,7 +38,7 @@ pub mod time;
 
 pub use session::{
     ChargePoint, Config, ConnectorError, ConnectorEvent, ConnectorStatus, Counters, Event,
-    MeterReading, Restored, StopReason,
+    MeterReading, OpenTransaction, Restored, StopReason,
 };
 pub use smart_charging::ChargingLimit;
 pub use time::Now;

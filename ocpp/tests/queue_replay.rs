@@ -287,3 +287,73 @@ fn statuses_overtake_a_queue_waiting_for_its_retry() {
     sim.bay(1, common::status(ctrl22_ocpp::ConnectorStatus::Charging));
     sim.expect_call("StatusNotification");
 }
+
+/// The bridge restarts while a session goes on: after the restart the session's meter values
+/// and its stop still belong to the transaction, with the backend's id.
+#[test]
+fn a_session_running_across_a_restart_keeps_its_transaction() {
+    for start_delivered in [true, false] {
+        let mut sim = Sim::new(1);
+        sim.boot_accepted(3_600);
+        sim.bay(
+            1,
+            ConnectorEvent::SessionStarted {
+                id_tag: "T".into(),
+                meter: reading(100, 0.0),
+            },
+        );
+        if start_delivered {
+            sim.answer_all();
+        } else {
+            sim.disconnect();
+        }
+        assert_eq!(sim.open.len(), 1);
+        let mut sim2 = Sim::with(common::config(1), sim.restored(), sim.now.plus_ms(10_000));
+        sim2.store = sim.store.clone();
+        sim2.open = sim.open.clone();
+        sim2.bay(1, ConnectorEvent::MeterSample(reading(300, 3_000.0)));
+        sim2.advance(60_000);
+        sim2.bay(
+            1,
+            ConnectorEvent::SessionStopped {
+                meter: reading(500, 0.0),
+                reason: StopReason::Local,
+                id_tag: None,
+            },
+        );
+        assert!(sim2.open.is_empty());
+        sim2.connect();
+        sim2.answer(
+            "BootNotification",
+            json!({"status": "Accepted", "currentTime": "2026-12-01T00:00:00Z", "interval": 3600}),
+        );
+        let sent: Vec<_> = sim2
+            .answer_all()
+            .into_iter()
+            .filter(|(a, _)| a != "StatusNotification")
+            .collect();
+        let actions: Vec<&str> = sent.iter().map(|(a, _)| a.as_str()).collect();
+        let expected: &[&str] = if start_delivered {
+            &["MeterValues", "MeterValues", "StopTransaction"]
+        } else {
+            &[
+                "StartTransaction",
+                "MeterValues",
+                "MeterValues",
+                "StopTransaction",
+            ]
+        };
+        assert_eq!(
+            actions, expected,
+            "start delivered before the restart: {start_delivered}"
+        );
+        let (_, stop) = sent.last().expect("stop");
+        assert_eq!(stop["transactionId"], 101);
+        assert_eq!(stop["meterStop"], 500);
+        assert!(sent
+            .iter()
+            .filter(|(a, _)| a == "MeterValues")
+            .all(|(_, p)| p["transactionId"] == 101));
+        assert!(sim2.store.is_empty());
+    }
+}

@@ -3,6 +3,8 @@
 
 use rust_ocpp::v1_6::types::{ChargePointErrorCode, ChargePointStatus, ChargingProfile, Reason};
 
+use serde::{Deserialize, Serialize};
+
 use crate::queue::LocalTxId;
 use crate::smart_charging::ChargingLimit;
 
@@ -89,11 +91,13 @@ pub enum ConnectorEvent {
     MeterSample(MeterReading),
 }
 
-/// A running transaction.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Transaction {
-    pub local: LocalTxId,
-    pub backend_id: Option<i32>,
+/// A running transaction; handed out (`Event::TransactionChanged`) so the caller can persist
+/// it and give it back after a restart, when the bay's session may still be going.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenTransaction {
+    pub local_tx: LocalTxId,
+    /// The backend's id, once StartTransaction.conf brought it.
+    pub transaction_id: Option<i32>,
     pub start_wall_ms: u64,
 }
 
@@ -106,7 +110,7 @@ pub(crate) struct Connector {
     pub inoperative: bool,
     /// A ChangeAvailability answered `Scheduled`: applies when the transaction ends.
     pub scheduled_inoperative: Option<bool>,
-    pub transaction: Option<Transaction>,
+    pub transaction: Option<OpenTransaction>,
     pub reading: Option<MeterReading>,
     /// What the backend last acknowledged.
     pub reported: Option<(ChargePointStatus, ChargePointErrorCode)>,

@@ -2,6 +2,7 @@
 
 use rust_ocpp::v1_6::types::AuthorizationData;
 
+use super::connector::OpenTransaction;
 use crate::queue::{StoreOp, StoredMessage};
 use crate::smart_charging::{ChargingLimit, InstalledProfile};
 
@@ -38,6 +39,12 @@ pub enum Event {
     PersistTxMessage(StoredMessage),
     /// Remove the transaction message from the store.
     RemoveTxMessage { seq: u64 },
+    /// The connector's running transaction began, learned its backend id, or ended
+    /// (`None`): persist it per connector and give it back in `Restored` after a restart.
+    TransactionChanged {
+        connector_id: u32,
+        transaction: Option<OpenTransaction>,
+    },
     /// A transaction message failed `TransactionMessageAttempts` times and was dropped.
     TxMessageDiscarded { seq: u64, action: String },
     /// The answer to [`super::ChargePoint::authorize`].

@@ -296,7 +296,7 @@ impl ChargePoint {
         let found = (1..=self.config.connectors).find(|id| {
             self.connector(*id)
                 .and_then(|c| c.transaction.as_ref())
-                .is_some_and(|t| t.backend_id == Some(request.transaction_id))
+                .is_some_and(|t| t.transaction_id == Some(request.transaction_id))
         });
         let status = match found {
             Some(connector_id) if self.registration.is_accepted() => {

@@ -18,7 +18,9 @@ mod transactions;
 
 use std::collections::VecDeque;
 
-pub use connector::{ConnectorError, ConnectorEvent, ConnectorStatus, MeterReading, StopReason};
+pub use connector::{
+    ConnectorError, ConnectorEvent, ConnectorStatus, MeterReading, OpenTransaction, StopReason,
+};
 pub use events::{Counters, Event};
 pub use local_list::LocalList;
 pub use registration::Registration;
@@ -89,6 +91,8 @@ pub struct Restored {
     pub inoperative_connectors: Vec<u32>,
     pub charging_profiles: Vec<InstalledProfile>,
     pub local_list: LocalList,
+    /// Transactions running at the last stop (`Event::TransactionChanged`), by connector.
+    pub open_transactions: Vec<(u32, OpenTransaction)>,
 }
 
 /// Bound on the non-transaction requests waiting (statuses, heartbeats, Authorize, ...).
@@ -129,9 +133,19 @@ impl ChargePoint {
             keys.restore(key, value);
         }
         let all_inoperative = restored.inoperative_connectors.contains(&0);
-        let connectors = (1..=config.connectors)
+        let open = |id: u32| {
+            restored
+                .open_transactions
+                .iter()
+                .find(|(connector_id, _)| *connector_id == id)
+                .map(|(_, transaction)| transaction.clone())
+        };
+        let connectors: Vec<Connector> = (1..=config.connectors)
             .map(|id| Connector {
                 inoperative: all_inoperative || restored.inoperative_connectors.contains(&id),
+                transaction: open(id),
+                // Sampling resumes at the first input.
+                next_sample_mono_ms: open(id).map(|_| 0),
                 ..Connector::default()
             })
             .collect();
@@ -139,10 +153,21 @@ impl ChargePoint {
             .tx_messages
             .iter()
             .map(|m| m.local_tx)
+            .chain(
+                connectors
+                    .iter()
+                    .filter_map(|c| c.transaction.as_ref().map(|t| t.local_tx)),
+            )
             .max()
             .map_or(1, |max| max + 1);
+        let mut queue = TxQueue::restore(restored.tx_messages, config.queue_capacity);
+        for transaction in connectors.iter().filter_map(|c| c.transaction.as_ref()) {
+            if let Some(id) = transaction.transaction_id {
+                queue.learn(transaction.local_tx, id);
+            }
+        }
         Self {
-            queue: TxQueue::restore(restored.tx_messages, config.queue_capacity),
+            queue,
             profiles: Profiles::restore(restored.charging_profiles, config.connectors),
             local_list: restored.local_list,
             rpc: Outstanding::new(&config.message_id_prefix),

@@ -30,7 +30,7 @@ impl ChargePoint {
         self.connector(connector_id)
             .and_then(|c| c.transaction.as_ref())
             .map(|t| TxContext {
-                transaction_id: t.backend_id,
+                transaction_id: t.transaction_id,
                 start_wall_ms: t.start_wall_ms,
             })
     }

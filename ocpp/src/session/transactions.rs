@@ -5,7 +5,7 @@ use rust_ocpp::v1_6::messages::start_transaction::StartTransactionRequest;
 use rust_ocpp::v1_6::messages::stop_transaction::StopTransactionRequest;
 use rust_ocpp::v1_6::types::{AuthorizationStatus, ReadingContext};
 
-use super::connector::{ConnectorEvent, MeterReading, Transaction};
+use super::connector::{ConnectorEvent, MeterReading, OpenTransaction};
 use super::meter::{meter_value, next_aligned_wall_ms};
 use super::outgoing::Tag;
 use super::{ChargePoint, Event};
@@ -97,11 +97,12 @@ impl ChargePoint {
         let Some(connector) = self.connector_mut(connector_id) else {
             return;
         };
-        connector.transaction = Some(Transaction {
-            local,
-            backend_id: None,
+        let open = OpenTransaction {
+            local_tx: local,
+            transaction_id: None,
             start_wall_ms: now.wall_ms,
-        });
+        };
+        connector.transaction = Some(open.clone());
         connector.next_sample_mono_ms = (sample_ms > 0).then(|| now.mono_ms + sample_ms);
         if let Some(profile) = connector.remote_start_profile.take() {
             // Its transaction id is not known yet; a profile without one matches any.
@@ -116,6 +117,10 @@ impl ChargePoint {
                 self.push_event(Event::ChargingProfilesChanged(self.profiles.all().to_vec()));
             }
         }
+        self.push_event(Event::TransactionChanged {
+            connector_id,
+            transaction: Some(open),
+        });
         self.limits_dirty = true;
     }
 
@@ -152,16 +157,20 @@ impl ChargePoint {
             id_tag: id_tag.map(|tag| tag.chars().take(ID_TAG_MAX_LEN).collect()),
             meter_stop: whole_wh(meter.energy_import_wh),
             timestamp: now.wall(),
-            transaction_id: transaction.backend_id.unwrap_or(UNKNOWN_TRANSACTION_ID),
+            transaction_id: transaction.transaction_id.unwrap_or(UNKNOWN_TRANSACTION_ID),
             reason: Some(reason),
             transaction_data,
         };
         self.queue.push(
             "StopTransaction",
-            transaction.local,
-            transaction.backend_id,
+            transaction.local_tx,
+            transaction.transaction_id,
             encode(&request),
         );
+        self.push_event(Event::TransactionChanged {
+            connector_id,
+            transaction: None,
+        });
         let Some(connector) = self.connector_mut(connector_id) else {
             return;
         };
@@ -195,12 +204,17 @@ impl ChargePoint {
             if let Some(transaction) = connector
                 .transaction
                 .as_mut()
-                .filter(|t| t.local == local_tx)
+                .filter(|t| t.local_tx == local_tx)
             {
-                transaction.backend_id = Some(transaction_id);
+                transaction.transaction_id = Some(transaction_id);
+                let connector_id = u32::try_from(index + 1).unwrap_or(u32::MAX);
                 if *status != AuthorizationStatus::Accepted {
-                    deauthorized = u32::try_from(index + 1).ok();
+                    deauthorized = Some(connector_id);
                 }
+                self.events.push_back(Event::TransactionChanged {
+                    connector_id,
+                    transaction: Some(transaction.clone()),
+                });
             }
         }
         if let Some(connector_id) = deauthorized {
@@ -267,7 +281,7 @@ impl ChargePoint {
         let durable = *context != ReadingContext::Trigger;
         let request = MeterValuesRequest {
             connector_id,
-            transaction_id: transaction.as_ref().and_then(|t| t.backend_id),
+            transaction_id: transaction.as_ref().and_then(|t| t.transaction_id),
             meter_value: vec![value],
         };
         match transaction.filter(|_| durable) {
@@ -275,8 +289,8 @@ impl ChargePoint {
                 let payload = encode(&request);
                 let queued = self.queue.push(
                     "MeterValues",
-                    transaction.local,
-                    transaction.backend_id,
+                    transaction.local_tx,
+                    transaction.transaction_id,
                     payload,
                 );
                 self.counters.meter_values_dropped += u64::from(!queued);

@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 
 use ctrl22_ocpp::queue::StoredMessage;
-use ctrl22_ocpp::{ChargePoint, Config, ConnectorEvent, Event, MeterReading, Now, Restored};
+use ctrl22_ocpp::{
+    ChargePoint, Config, ConnectorEvent, Event, MeterReading, Now, OpenTransaction, Restored,
+};
 use serde_json::{json, Value};
 
 /// 2026-12-01T00:00:00Z
@@ -19,6 +21,8 @@ pub struct Sim {
     pub events: Vec<Event>,
     /// The caller's durable store of transaction messages.
     pub store: BTreeMap<u64, StoredMessage>,
+    /// The caller's record of running transactions, per connector.
+    pub open: BTreeMap<u32, OpenTransaction>,
     next_id: u64,
 }
 
@@ -47,6 +51,7 @@ impl Sim {
             inbox: Vec::new(),
             events: Vec::new(),
             store: BTreeMap::new(),
+            open: BTreeMap::new(),
             next_id: 1,
         }
     }
@@ -55,6 +60,7 @@ impl Sim {
     pub fn restored(&self) -> Restored {
         Restored {
             tx_messages: self.store.values().cloned().collect(),
+            open_transactions: self.open.iter().map(|(c, t)| (*c, t.clone())).collect(),
             ..Restored::default()
         }
     }
@@ -70,6 +76,17 @@ impl Sim {
                 Event::PersistTxMessage(message) => {
                     self.store.insert(message.seq, message.clone());
                 }
+                Event::TransactionChanged {
+                    connector_id,
+                    transaction,
+                } => match transaction {
+                    Some(transaction) => {
+                        self.open.insert(*connector_id, transaction.clone());
+                    }
+                    None => {
+                        self.open.remove(connector_id);
+                    }
+                },
                 Event::RemoveTxMessage { seq } => {
                     assert!(
                         self.store.remove(seq).is_some(),
