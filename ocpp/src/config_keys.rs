@@ -316,22 +316,14 @@ mod tests {
     fn read_only_unknown_and_bad_values() {
         let mut config = Configuration::new(2);
         assert_eq!(config.int(key::NUMBER_OF_CONNECTORS), 2);
-        assert_eq!(
-            config.change("NumberOfConnectors", "3").0,
-            ConfigurationStatus::Rejected
-        );
-        assert_eq!(
-            config.change("NoSuchKey", "3").0,
-            ConfigurationStatus::NotSupported
-        );
-        assert_eq!(
-            config.change("HeartbeatInterval", "-5").0,
-            ConfigurationStatus::Rejected
-        );
-        assert_eq!(
-            config.change("heartbeatinterval", "300.0").0,
-            ConfigurationStatus::Accepted
-        );
+        for (name, value, status) in [
+            ("NumberOfConnectors", "3", ConfigurationStatus::Rejected),
+            ("NoSuchKey", "3", ConfigurationStatus::NotSupported),
+            ("HeartbeatInterval", "-5", ConfigurationStatus::Rejected),
+            ("heartbeatinterval", "300.0", ConfigurationStatus::Accepted),
+        ] {
+            assert_eq!(config.change(name, value).0, status, "{name}={value}");
+        }
         assert_eq!(config.int(key::HEARTBEAT_INTERVAL), 300);
         assert_eq!(
             config

@@ -4,11 +4,9 @@
 mod common;
 
 use common::{Sim, START_WALL_MS};
-use ctrl22_ocpp::smart_charging::{
-    composite_schedule, evaluate, limit_at, Profiles, ScheduleQuery, TxContext,
-};
+use ctrl22_ocpp::smart_charging::{composite_schedule, evaluate, limit_at, Profiles, TxContext};
 use proptest::prelude::*;
-use rust_ocpp::v1_6::types::{ChargingProfile, ChargingProfilePurposeType, ChargingRateUnitType};
+use rust_ocpp::v1_6::types::{ChargingProfile, ChargingProfilePurposeType};
 use serde_json::{json, Value};
 
 const PURPOSES: [&str; 3] = ["ChargePointMaxProfile", "TxDefaultProfile", "TxProfile"];
@@ -114,7 +112,7 @@ proptest! {
     #[test]
     fn the_composite_schedule_never_exceeds_the_cap_inside_its_periods(raw in proptest::collection::vec(arb_profile(), 0..6), probes in proptest::collection::vec(0..7_200u64, 10)) {
         let profiles = installed(raw);
-        let schedule = composite_schedule(&profiles, &query(7_200));
+        let schedule = composite_schedule(&profiles, &common::composite_query(7_200));
         let periods = &schedule.charging_schedule_period;
         prop_assert!(!periods.is_empty());
         prop_assert_eq!(periods[0].start_period, 0);
@@ -216,17 +214,5 @@ proptest! {
             sim.advance(step);
             sim.answer_all();
         }
-    }
-}
-
-fn query(duration_s: u32) -> ScheduleQuery {
-    ScheduleQuery {
-        connector_id: 1,
-        from_wall_ms: START_WALL_MS,
-        duration_s,
-        tx: None,
-        unit: ChargingRateUnitType::A,
-        volts_per_phase: 230.0,
-        unlimited: 32.0,
     }
 }

@@ -35,13 +35,7 @@ fn session(sim: &mut Sim, connector: u32, start_wh: u64, stop_wh: u64) {
 fn persisted_before_sent() {
     let mut sim = Sim::new(1);
     sim.boot_accepted(3_600);
-    sim.bay(
-        1,
-        ConnectorEvent::SessionStarted {
-            id_tag: "T".into(),
-            meter: reading(0, 0.0),
-        },
-    );
+    sim.start_session(1, "T", reading(0, 0.0));
     let events = sim.take_events();
     let persisted = events
         .iter()
@@ -68,20 +62,9 @@ fn outage_then_restart_replays_everything_once_in_order() {
     sim.expect_silence();
     assert_eq!(sim.store.len(), 2 * 4, "start, 2 samples, stop per session");
     // The bridge restarts while the backend is still down: only the store survives.
-    let restored = sim.restored();
-    let mut sim2 = Sim::with(common::config(1), restored, sim.now.plus_ms(5_000));
-    sim2.store = sim.store.clone();
-    sim2.connect();
-    sim2.answer(
-        "BootNotification",
-        json!({"status": "Accepted", "currentTime": "2026-12-01T01:00:00Z", "interval": 3600}),
-    );
-    let sent = sim2.answer_all();
-    let tx: Vec<(&str, &serde_json::Value)> = sent
-        .iter()
-        .filter(|(a, _)| a != "StatusNotification")
-        .map(|(a, p)| (a.as_str(), p))
-        .collect();
+    let mut sim2 = sim.restart(5_000);
+    let sent = sim2.reboot_accepted();
+    let tx: Vec<(&str, &serde_json::Value)> = sent.iter().map(|(a, p)| (a.as_str(), p)).collect();
     let actions: Vec<&str> = tx.iter().map(|(a, _)| *a).collect();
     assert_eq!(
         actions,
@@ -112,13 +95,7 @@ fn outage_then_restart_replays_everything_once_in_order() {
 fn a_lost_result_resends_the_call_unchanged_after_reconnect() {
     let mut sim = Sim::new(1);
     sim.boot_accepted(3_600);
-    sim.bay(
-        1,
-        ConnectorEvent::SessionStarted {
-            id_tag: "T".into(),
-            meter: reading(10, 0.0),
-        },
-    );
+    sim.start_session(1, "T", reading(10, 0.0));
     let (_, first) = sim.expect_call("StartTransaction");
     sim.disconnect();
     sim.advance(1_000);
@@ -132,23 +109,10 @@ fn a_lost_result_resends_the_call_unchanged_after_reconnect() {
 fn stop_whose_start_is_still_queued_gets_the_backend_id() {
     let mut sim = Sim::new(1);
     sim.boot_accepted(3_600);
-    sim.bay(
-        1,
-        ConnectorEvent::SessionStarted {
-            id_tag: "T".into(),
-            meter: reading(0, 0.0),
-        },
-    );
+    sim.start_session(1, "T", reading(0, 0.0));
     let (start_id, _) = sim.expect_call("StartTransaction");
     // The session ends before the backend answered the start.
-    sim.bay(
-        1,
-        ConnectorEvent::SessionStopped {
-            meter: reading(900, 0.0),
-            reason: StopReason::EVDisconnected,
-            id_tag: None,
-        },
-    );
+    sim.stop_session(1, reading(900, 0.0), StopReason::EVDisconnected);
     sim.expect_silence();
     let queued_stop = sim
         .store
@@ -169,22 +133,9 @@ fn stop_whose_start_is_still_queued_gets_the_backend_id() {
 fn the_id_learned_before_a_restart_survives_in_the_store() {
     let mut sim = Sim::new(1);
     sim.boot_accepted(3_600);
-    sim.bay(
-        1,
-        ConnectorEvent::SessionStarted {
-            id_tag: "T".into(),
-            meter: reading(0, 0.0),
-        },
-    );
+    sim.start_session(1, "T", reading(0, 0.0));
     let (start_id, _) = sim.expect_call("StartTransaction");
-    sim.bay(
-        1,
-        ConnectorEvent::SessionStopped {
-            meter: reading(50, 0.0),
-            reason: StopReason::Local,
-            id_tag: None,
-        },
-    );
+    sim.stop_session(1, reading(50, 0.0), StopReason::Local);
     sim.result(
         &start_id,
         json!({"transactionId": 77, "idTagInfo": {"status": "Accepted"}}),
@@ -194,30 +145,12 @@ fn the_id_learned_before_a_restart_survives_in_the_store() {
     let stored: Vec<_> = sim.store.values().cloned().collect();
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].transaction_id, Some(77));
-    let mut sim2 = Sim::with(common::config(1), sim.restored(), sim.now);
-    sim2.store = sim.store.clone();
-    sim2.boot_accepted_expecting_stop(77);
-}
-
-trait BootThenStop {
-    fn boot_accepted_expecting_stop(&mut self, transaction_id: i32);
-}
-
-impl BootThenStop for Sim {
-    fn boot_accepted_expecting_stop(&mut self, transaction_id: i32) {
-        self.connect();
-        self.answer(
-            "BootNotification",
-            json!({"status": "Accepted", "currentTime": "2026-12-01T00:00:00Z", "interval": 3600}),
-        );
-        let sent = self.answer_all();
-        let stop = sent
-            .iter()
-            .find(|(a, _)| a == "StopTransaction")
-            .expect("stop replayed");
-        assert_eq!(stop.1["transactionId"], transaction_id);
-        assert!(self.store.is_empty());
-    }
+    let mut sim2 = sim.restart(0);
+    let sent = sim2.reboot_accepted();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].0, "StopTransaction");
+    assert_eq!(sent[0].1["transactionId"], 77);
+    assert!(sim2.store.is_empty());
 }
 
 #[test]
@@ -232,13 +165,7 @@ fn attempts_exhausted_drops_the_message_after_growing_waits() {
         sim.call("ChangeConfiguration", json!({"key": key, "value": value}));
     }
     sim.take_events();
-    sim.bay(
-        1,
-        ConnectorEvent::SessionStarted {
-            id_tag: "T".into(),
-            meter: reading(0, 0.0),
-        },
-    );
+    sim.start_session(1, "T", reading(0, 0.0));
     let fail = |sim: &mut Sim| {
         let (id, _) = sim.expect_call("StartTransaction");
         sim.send(&json!([4, id, "InternalError", "db down", {}]));
@@ -259,14 +186,7 @@ fn attempts_exhausted_drops_the_message_after_growing_waits() {
         |e| matches!(e, Event::TxMessageDiscarded { action, .. } if action == "StartTransaction")
     ));
     // The stop of that transaction goes with transactionId -1 (errata 3.54).
-    sim.bay(
-        1,
-        ConnectorEvent::SessionStopped {
-            meter: reading(5, 0.0),
-            reason: StopReason::Local,
-            id_tag: None,
-        },
-    );
+    sim.stop_session(1, reading(5, 0.0), StopReason::Local);
     let stop = sim.answer("StopTransaction", json!({}));
     assert_eq!(stop["transactionId"], -1);
 }
@@ -275,13 +195,7 @@ fn attempts_exhausted_drops_the_message_after_growing_waits() {
 fn statuses_overtake_a_queue_waiting_for_its_retry() {
     let mut sim = Sim::new(1);
     sim.boot_accepted(3_600);
-    sim.bay(
-        1,
-        ConnectorEvent::SessionStarted {
-            id_tag: "T".into(),
-            meter: reading(0, 0.0),
-        },
-    );
+    sim.start_session(1, "T", reading(0, 0.0));
     let (id, _) = sim.expect_call("StartTransaction");
     sim.send(&json!([4, id, "InternalError", "", {}]));
     sim.bay(1, common::status(ctrl22_ocpp::ConnectorStatus::Charging));
@@ -295,43 +209,19 @@ fn a_session_running_across_a_restart_keeps_its_transaction() {
     for start_delivered in [true, false] {
         let mut sim = Sim::new(1);
         sim.boot_accepted(3_600);
-        sim.bay(
-            1,
-            ConnectorEvent::SessionStarted {
-                id_tag: "T".into(),
-                meter: reading(100, 0.0),
-            },
-        );
+        sim.start_session(1, "T", reading(100, 0.0));
         if start_delivered {
             sim.answer_all();
         } else {
             sim.disconnect();
         }
         assert_eq!(sim.open.len(), 1);
-        let mut sim2 = Sim::with(common::config(1), sim.restored(), sim.now.plus_ms(10_000));
-        sim2.store = sim.store.clone();
-        sim2.open = sim.open.clone();
+        let mut sim2 = sim.restart(10_000);
         sim2.bay(1, ConnectorEvent::MeterSample(reading(300, 3_000.0)));
         sim2.advance(60_000);
-        sim2.bay(
-            1,
-            ConnectorEvent::SessionStopped {
-                meter: reading(500, 0.0),
-                reason: StopReason::Local,
-                id_tag: None,
-            },
-        );
+        sim2.stop_session(1, reading(500, 0.0), StopReason::Local);
         assert!(sim2.open.is_empty());
-        sim2.connect();
-        sim2.answer(
-            "BootNotification",
-            json!({"status": "Accepted", "currentTime": "2026-12-01T00:00:00Z", "interval": 3600}),
-        );
-        let sent: Vec<_> = sim2
-            .answer_all()
-            .into_iter()
-            .filter(|(a, _)| a != "StatusNotification")
-            .collect();
+        let sent = sim2.reboot_accepted();
         let actions: Vec<&str> = sent.iter().map(|(a, _)| a.as_str()).collect();
         let expected: &[&str] = if start_delivered {
             &["MeterValues", "MeterValues", "StopTransaction"]

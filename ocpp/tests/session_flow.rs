@@ -31,13 +31,7 @@ fn statuses_and_messages_through_a_whole_session() {
     let mut sent = Vec::new();
     sim.bay(1, status(ConnectorStatus::Preparing));
     sent.extend(sim.answer_all());
-    sim.bay(
-        1,
-        ConnectorEvent::SessionStarted {
-            id_tag: "FREE".into(),
-            meter: reading(10_000, 0.0),
-        },
-    );
+    sim.start_session(1, "FREE", reading(10_000, 0.0));
     sim.bay(1, status(ConnectorStatus::Charging));
     sent.extend(sim.answer_all());
     let mut energy = 10_000;
@@ -129,23 +123,10 @@ fn statuses_and_messages_through_a_whole_session() {
 fn a_lower_energy_reading_never_goes_out() {
     let mut sim = Sim::new(1);
     sim.boot_accepted(3_600);
-    sim.bay(
-        1,
-        ConnectorEvent::SessionStarted {
-            id_tag: "T".into(),
-            meter: reading(5_000, 0.0),
-        },
-    );
+    sim.start_session(1, "T", reading(5_000, 0.0));
     sim.answer_all();
     sim.bay(1, ConnectorEvent::MeterSample(reading(4_000, 0.0)));
-    sim.bay(
-        1,
-        ConnectorEvent::SessionStopped {
-            meter: reading(4_500, 0.0),
-            reason: StopReason::EVDisconnected,
-            id_tag: None,
-        },
-    );
+    sim.stop_session(1, reading(4_500, 0.0), StopReason::EVDisconnected);
     let sent = sim.answer_all();
     let stop = sent
         .iter()
@@ -170,13 +151,7 @@ fn configured_measurands_and_clock_aligned_values() {
         let answer = sim.call("ChangeConfiguration", json!({"key": key, "value": value}));
         assert_eq!(answer[2]["status"], "Accepted");
     }
-    sim.bay(
-        1,
-        ConnectorEvent::SessionStarted {
-            id_tag: "T".into(),
-            meter: reading(1_000, 11_000.0),
-        },
-    );
+    sim.start_session(1, "T", reading(1_000, 11_000.0));
     sim.answer_all();
     sim.advance(900_000);
     let sent = sim.answer_all();
@@ -234,13 +209,7 @@ fn remote_start_and_stop() {
         connector_id: 1,
         id_tag: "OTHER".into()
     }));
-    sim.bay(
-        2,
-        ConnectorEvent::SessionStarted {
-            id_tag: "BACKEND".into(),
-            meter: reading(0, 0.0),
-        },
-    );
+    sim.start_session(2, "BACKEND", reading(0, 0.0));
     sim.answer_all();
     // A connector with a transaction is not free.
     let answer = sim.call(
@@ -255,14 +224,7 @@ fn remote_start_and_stop() {
     assert!(sim
         .take_events()
         .contains(&Event::RemoteStopRequested { connector_id: 2 }));
-    sim.bay(
-        2,
-        ConnectorEvent::SessionStopped {
-            meter: reading(2_000, 0.0),
-            reason: StopReason::Remote,
-            id_tag: None,
-        },
-    );
+    sim.stop_session(2, reading(2_000, 0.0), StopReason::Remote);
     let sent = sim.answer_all();
     assert_eq!(sent[0].1["reason"], "Remote");
     assert_eq!(sent[0].1["transactionId"], 101);
@@ -272,13 +234,7 @@ fn remote_start_and_stop() {
 fn change_availability_during_a_transaction_is_scheduled() {
     let mut sim = Sim::new(1);
     sim.boot_accepted(3_600);
-    sim.bay(
-        1,
-        ConnectorEvent::SessionStarted {
-            id_tag: "T".into(),
-            meter: reading(0, 0.0),
-        },
-    );
+    sim.start_session(1, "T", reading(0, 0.0));
     sim.bay(1, status(ConnectorStatus::Charging));
     sim.answer_all();
     sim.take_events();
@@ -291,14 +247,7 @@ fn change_availability_during_a_transaction_is_scheduled() {
         .take_events()
         .iter()
         .any(|e| matches!(e, Event::AvailabilityChanged { .. })));
-    sim.bay(
-        1,
-        ConnectorEvent::SessionStopped {
-            meter: reading(10, 0.0),
-            reason: StopReason::Local,
-            id_tag: None,
-        },
-    );
+    sim.stop_session(1, reading(10, 0.0), StopReason::Local);
     sim.bay(1, status(ConnectorStatus::Finishing));
     let sent = sim.answer_all();
     assert!(sim.take_events().contains(&Event::AvailabilityChanged {

@@ -4,11 +4,9 @@
 mod common;
 
 use common::{reading, Sim, START_WALL_MS};
-use ctrl22_ocpp::smart_charging::{
-    composite_schedule, limit_at, Profiles, ScheduleQuery, TxContext,
-};
-use ctrl22_ocpp::{ChargingLimit, ConnectorEvent, Event, StopReason};
-use rust_ocpp::v1_6::types::{ChargingProfile, ChargingRateUnitType};
+use ctrl22_ocpp::smart_charging::{composite_schedule, limit_at, Profiles, TxContext};
+use ctrl22_ocpp::{ChargingLimit, Event, StopReason};
+use rust_ocpp::v1_6::types::ChargingProfile;
 use serde_json::{json, Value};
 
 const HOUR_MS: u64 = 3_600_000;
@@ -25,6 +23,17 @@ fn absolute(id: i32, purpose: &str, level: u32, unit: &str, periods: Value) -> V
     });
     profile["chargingSchedule"]["chargingSchedulePeriod"] = periods;
     profile
+}
+
+/// An Absolute profile with one period from the start.
+fn flat(id: i32, purpose: &str, level: u32, unit: &str, limit: f64) -> Value {
+    absolute(
+        id,
+        purpose,
+        level,
+        unit,
+        json!([{"startPeriod": 0, "limit": limit}]),
+    )
 }
 
 fn install(profiles: &mut Profiles, connector: u32, value: Value, tx: Option<i32>) {
@@ -45,13 +54,7 @@ fn highest_stack_level_wins_and_falls_back_when_its_schedule_ends() {
     install(
         &mut profiles,
         0,
-        absolute(
-            1,
-            "TxDefaultProfile",
-            0,
-            "A",
-            json!([{"startPeriod": 0, "limit": 16}]),
-        ),
+        flat(1, "TxDefaultProfile", 0, "A", 16.0),
         None,
     );
     let mut high = absolute(
@@ -80,13 +83,7 @@ fn charge_point_max_caps_the_transaction_profile_and_units_stay_apart() {
     install(
         &mut profiles,
         0,
-        absolute(
-            1,
-            "ChargePointMaxProfile",
-            0,
-            "W",
-            json!([{"startPeriod": 0, "limit": 7400}]),
-        ),
+        flat(1, "ChargePointMaxProfile", 0, "W", 7400.0),
         None,
     );
     install(
@@ -136,25 +133,13 @@ fn connector_default_replaces_the_charge_point_default() {
     install(
         &mut profiles,
         0,
-        absolute(
-            1,
-            "TxDefaultProfile",
-            0,
-            "A",
-            json!([{"startPeriod": 0, "limit": 16}]),
-        ),
+        flat(1, "TxDefaultProfile", 0, "A", 16.0),
         None,
     );
     install(
         &mut profiles,
         2,
-        absolute(
-            2,
-            "TxDefaultProfile",
-            0,
-            "A",
-            json!([{"startPeriod": 0, "limit": 20}]),
-        ),
+        flat(2, "TxDefaultProfile", 0, "A", 20.0),
         None,
     );
     assert_eq!(amps(&profiles, 1, 0, None), Some(16.0));
@@ -187,13 +172,7 @@ fn recurring_daily_and_validity_period() {
         None,
         "validTo passed"
     );
-    let mut later = absolute(
-        2,
-        "TxDefaultProfile",
-        1,
-        "A",
-        json!([{"startPeriod": 0, "limit": 8}]),
-    );
+    let mut later = flat(2, "TxDefaultProfile", 1, "A", 8.0);
     later["validFrom"] = json!("2026-12-01T02:00:00Z");
     install(&mut profiles, 0, later, None);
     assert_eq!(
@@ -227,50 +206,10 @@ fn relative_schedule_runs_from_the_transaction_start() {
 fn invalid_profiles_are_rejected() {
     let mut profiles = Profiles::default();
     let cases = [
-        (
-            1,
-            absolute(
-                1,
-                "ChargePointMaxProfile",
-                0,
-                "A",
-                json!([{"startPeriod": 0, "limit": 6}]),
-            ),
-            None,
-        ),
-        (
-            0,
-            absolute(
-                2,
-                "TxProfile",
-                0,
-                "A",
-                json!([{"startPeriod": 0, "limit": 6}]),
-            ),
-            Some(1),
-        ),
-        (
-            1,
-            absolute(
-                3,
-                "TxProfile",
-                0,
-                "A",
-                json!([{"startPeriod": 0, "limit": 6}]),
-            ),
-            None,
-        ),
-        (
-            1,
-            absolute(
-                4,
-                "TxDefaultProfile",
-                99,
-                "A",
-                json!([{"startPeriod": 0, "limit": 6}]),
-            ),
-            None,
-        ),
+        (1, flat(1, "ChargePointMaxProfile", 0, "A", 6.0), None),
+        (0, flat(2, "TxProfile", 0, "A", 6.0), Some(1)),
+        (1, flat(3, "TxProfile", 0, "A", 6.0), None),
+        (1, flat(4, "TxDefaultProfile", 99, "A", 6.0), None),
         (
             1,
             absolute(
@@ -282,28 +221,8 @@ fn invalid_profiles_are_rejected() {
             ),
             None,
         ),
-        (
-            1,
-            absolute(
-                6,
-                "TxDefaultProfile",
-                0,
-                "A",
-                json!([{"startPeriod": 0, "limit": -6}]),
-            ),
-            None,
-        ),
-        (
-            3,
-            absolute(
-                7,
-                "TxDefaultProfile",
-                0,
-                "A",
-                json!([{"startPeriod": 0, "limit": 6}]),
-            ),
-            None,
-        ),
+        (1, flat(6, "TxDefaultProfile", 0, "A", -6.0), None),
+        (3, flat(7, "TxDefaultProfile", 0, "A", 6.0), None),
     ];
     for (connector, value, tx) in cases {
         let id = value["chargingProfileId"].clone();
@@ -344,7 +263,7 @@ fn composite_schedule_merges_periods_in_the_requested_unit() {
         ),
         None,
     );
-    let schedule = composite_schedule(&profiles, &query(3600));
+    let schedule = composite_schedule(&profiles, &common::composite_query(3600));
     let periods: Vec<(i32, String)> = schedule
         .charging_schedule_period
         .iter()
@@ -402,13 +321,7 @@ fn the_session_hands_out_caps_and_answers_composite_schedules() {
         json!({"connectorId": 1, "csChargingProfiles": tx_profile}),
     );
     assert_eq!(answer[2]["status"], "Rejected");
-    sim.bay(
-        1,
-        ConnectorEvent::SessionStarted {
-            id_tag: "T".into(),
-            meter: reading(0, 0.0),
-        },
-    );
+    sim.start_session(1, "T", reading(0, 0.0));
     sim.answer_all();
     let answer = sim.call(
         "SetChargingProfile",
@@ -429,14 +342,7 @@ fn the_session_hands_out_caps_and_answers_composite_schedules() {
     );
     sim.take_events();
     // The transaction ends: its TxProfile goes, the cap goes back to 12 A.
-    sim.bay(
-        1,
-        ConnectorEvent::SessionStopped {
-            meter: reading(10, 0.0),
-            reason: StopReason::Local,
-            id_tag: None,
-        },
-    );
+    sim.stop_session(1, reading(10, 0.0), StopReason::Local);
     sim.answer_all();
     let events = sim.take_events();
     assert!(
@@ -492,16 +398,4 @@ fn a_scheduled_change_fires_at_its_time() {
         connector_id: 1,
         limit: eight
     }));
-}
-
-fn query(duration_s: u32) -> ScheduleQuery {
-    ScheduleQuery {
-        connector_id: 1,
-        from_wall_ms: START_WALL_MS,
-        duration_s,
-        tx: None,
-        unit: ChargingRateUnitType::A,
-        volts_per_phase: 230.0,
-        unlimited: 32.0,
-    }
 }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use ctrl22_ocpp::queue::StoredMessage;
 use ctrl22_ocpp::{
     ChargePoint, Config, ConnectorEvent, Event, MeterReading, Now, OpenTransaction, Restored,
+    StopReason,
 };
 use serde_json::{json, Value};
 
@@ -237,6 +238,45 @@ impl Sim {
     }
 }
 
+impl Sim {
+    pub fn start_session(&mut self, connector: u32, id_tag: &str, meter: MeterReading) {
+        let id_tag = id_tag.to_owned();
+        self.bay(connector, ConnectorEvent::SessionStarted { id_tag, meter });
+    }
+
+    pub fn stop_session(&mut self, connector: u32, meter: MeterReading, reason: StopReason) {
+        self.bay(
+            connector,
+            ConnectorEvent::SessionStopped {
+                meter,
+                reason,
+                id_tag: None,
+            },
+        );
+    }
+
+    /// The bridge restarts: a new charge point from what the caller persisted, `ms` later.
+    pub fn restart(&self, ms: u64) -> Self {
+        let mut next = Self::with(config(1), self.restored(), self.now.plus_ms(ms));
+        next.store = self.store.clone();
+        next.open = self.open.clone();
+        next
+    }
+
+    /// Connects and boots after a restart; the CALLs answered after the boot, statuses left out.
+    pub fn reboot_accepted(&mut self) -> Vec<(String, Value)> {
+        self.connect();
+        self.answer(
+            "BootNotification",
+            json!({"status": "Accepted", "currentTime": "2026-12-01T00:00:00Z", "interval": 3600}),
+        );
+        self.answer_all()
+            .into_iter()
+            .filter(|(action, _)| action != "StatusNotification")
+            .collect()
+    }
+}
+
 pub fn reading(energy_wh: u64, power_w: f64) -> MeterReading {
     MeterReading {
         energy_import_wh: energy_wh,
@@ -254,5 +294,18 @@ pub fn status(status: ctrl22_ocpp::ConnectorStatus) -> ConnectorEvent {
     ConnectorEvent::StatusChanged {
         status,
         error: None,
+    }
+}
+
+/// GetCompositeSchedule of connector 1 from the start, in A, 32 A where nothing limits.
+pub fn composite_query(duration_s: u32) -> ctrl22_ocpp::smart_charging::ScheduleQuery {
+    ctrl22_ocpp::smart_charging::ScheduleQuery {
+        connector_id: 1,
+        from_wall_ms: START_WALL_MS,
+        duration_s,
+        tx: None,
+        unit: rust_ocpp::v1_6::types::ChargingRateUnitType::A,
+        volts_per_phase: 230.0,
+        unlimited: 32.0,
     }
 }
