@@ -36,6 +36,8 @@ pub mod session;
 pub mod smart_charging;
 pub mod time;
 
+/// The message types, for callers that persist or inspect profiles and meter values.
+pub use rust_ocpp;
 pub use session::{
     ChargePoint, Config, ConnectorError, ConnectorEvent, ConnectorStatus, Counters, Event,
     MeterReading, OpenTransaction, Restored, StopReason,
