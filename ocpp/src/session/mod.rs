@@ -192,6 +192,7 @@ impl ChargePoint {
 
     /// The transport is up (WebSocket open).
     pub fn handle_connected(&mut self, now: Now) {
+        self.last_now = now;
         self.connected = true;
         self.registration.on_connected(now.mono_ms);
         self.queue_status_changes();
