@@ -155,7 +155,7 @@ impl Publisher {
             site_id: site_id(&snapshot.name),
             name: snapshot.name.clone(),
             bridge_version: self.settings.bridge_version.clone(),
-            fuse_limit_a: snapshot.limit_a.map(whole_amps),
+            ceiling_a: snapshot.ceiling_a.map(whole_amps),
             configuration_url: self.settings.configuration_url.clone(),
         }
     }
@@ -201,7 +201,7 @@ impl Publisher {
             board: bay.board.clone(),
             sw_version: bay.firmware.clone(),
             avr_version: state::avr_version(bay.avr_firmware),
-            max_current_a: whole_amps(f64::from(bay.settings.max_current.get()) / 10.0).max(32),
+            ceiling_a: whole_amps(bay.ceiling_a),
             configuration_url: self.settings.configuration_url.clone(),
         };
         let state = state::bay_state(bay).to_string();
@@ -277,9 +277,10 @@ pub fn site_id(name: &str) -> String {
     }
 }
 
+/// A ceiling in whole amperes, rounded down: a slider must not offer what the core refuses.
 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // clamped first
 fn whole_amps(amps: f64) -> u16 {
-    amps.clamp(0.0, f64::from(u16::MAX)).round() as u16
+    amps.clamp(0.0, f64::from(u16::MAX)).floor() as u16
 }
 
 #[cfg(test)]
@@ -344,6 +345,7 @@ mod tests {
         SiteSnapshot {
             name: "Lot 7".to_owned(),
             limit_a: [32.0; 3],
+            ceiling_a: [32.0; 3],
             bays: vec![bay("d8a01d55a710"), bay("d8a01d55a56c")],
             ..SiteSnapshot::default()
         }
