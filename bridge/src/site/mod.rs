@@ -646,7 +646,7 @@ impl Site {
                 bay.settings.departure = *departure;
             }
             (SettingChange::BayTargetEnergy { kwh, .. }, Some(bay)) => {
-                if !kwh.is_finite() || !(0.0..=200.0).contains(kwh) {
+                if !kwh.is_finite() || !(0.0..=settings::TARGET_ENERGY_MAX_KWH).contains(kwh) {
                     return Err(SettingError::OutOfRange {
                         field: "target_energy",
                         value: kwh.to_string(),
