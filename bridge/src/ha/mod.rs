@@ -29,13 +29,15 @@ use crate::handle::{SiteHandle, SiteRequest};
 use outbox::Outbox;
 use publisher::{HaSettings, Publish, Publisher};
 
-/// Requests the MQTT client queues for its event loop. What does not fit waits in the
-/// outbox, where a newer message of a topic replaces the older one.
-const REQUEST_QUEUE: usize = 4_096;
+/// Requests the MQTT client queues for its event loop: enough to keep it busy, few enough
+/// that a state answering a command does not wait long behind a burst of ~10 kB configs.
+/// What does not fit waits in the outbox, where a newer message of a topic replaces the
+/// older one and states take turns with configs.
+const REQUEST_QUEUE: usize = 256;
 /// Messages from the broker waiting for the adapter task.
 const INCOMING_QUEUE: usize = 1_024;
 /// How soon to offer the outbox again while the request queue is full.
-const RETRY: Duration = Duration::from_millis(10);
+const RETRY: Duration = Duration::from_millis(5);
 
 enum Incoming {
     Connected,
