@@ -18,7 +18,9 @@ use ctrl22_node::mesh::{
     decode_command_mqtt, decode_uplink_mqtt, Address, Command as MeshCommand, Heartbeat,
     NodeMessage,
 };
-use ctrl22_testkit::bridge::{http_get, BridgeConfig, BridgeProcess, HomeAssistant};
+use ctrl22_testkit::bridge::{
+    http_get, rejected_counts, BridgeConfig, BridgeProcess, HomeAssistant,
+};
 use ctrl22_testkit::{free_port, Mosquitto, Recorded, Recorder};
 use serde_json::Value;
 
@@ -77,6 +79,16 @@ fn state_matches(state: &Value, hb: &Heartbeat) -> bool {
     state["ccss"] == hb.ccss.to_string() && currents && state["online"] == true
 }
 
+/// A recorder standing in for Home Assistant that also sees the mesh.
+async fn watch_as_home_assistant(broker: &Mosquitto) -> anyhow::Result<Recorder> {
+    Recorder::connect(
+        broker.port(),
+        "e2e-ha-watcher",
+        &[&format!("{PREFIX}/#"), "ctrl22/#", &format!("/{MESH}/#")],
+    )
+    .await
+}
+
 async fn wait_until(what: &str, mut done: impl FnMut() -> bool) -> anyhow::Result<()> {
     let deadline = Instant::now() + WAIT;
     while !done() {
@@ -93,12 +105,7 @@ async fn home_assistant_sees_the_bays_and_controls_them() -> anyhow::Result<()> 
     let dir = tempfile::tempdir()?;
     let config = write_config(dir.path(), &broker, SITE, "device")?;
     let topics = Topics::new(SITE)?;
-    let ha = Recorder::connect(
-        broker.port(),
-        "e2e-ha-watcher",
-        &[&format!("{PREFIX}/#"), "ctrl22/#", &format!("/{MESH}/#")],
-    )
-    .await?;
+    let ha = watch_as_home_assistant(&broker).await?;
 
     let mut bridge = start_bridge(&config)?;
     let simulator = Simulator::start(&broker, MESH, BAYS, 11);
@@ -337,12 +344,7 @@ impl CeilingSite {
         let broker = Mosquitto::start()?;
         let dir = tempfile::tempdir()?;
         let topics = Topics::new(SITE)?;
-        let ha = Recorder::connect(
-            broker.port(),
-            "e2e-ha-watcher",
-            &[&format!("{PREFIX}/#"), "ctrl22/#", &format!("/{MESH}/#")],
-        )
-        .await?;
+        let ha = watch_as_home_assistant(&broker).await?;
         let simulator = Simulator::start(&broker, MESH, 2, 5);
         before_bridge(&ha, &topics, &simulator.devs).await?;
         let http = SocketAddr::from(([127, 0, 0, 1], free_port()?));
@@ -404,7 +406,7 @@ impl CeilingSite {
     }
 
     async fn rejected(&self) -> anyhow::Result<BTreeMap<String, f64>> {
-        Ok(rejected(&http_get(self.http, "/metrics").await?))
+        Ok(rejected_counts(&http_get(self.http, "/metrics").await?))
     }
 }
 
@@ -414,18 +416,6 @@ fn place_bay_ceiling(config: &Path, dev: &str) -> anyhow::Result<()> {
     text.push_str(&format!("\n[nodes.{dev}]\nmax_current = {BAY_CEILING_A}\n"));
     std::fs::write(config, text)?;
     Ok(())
-}
-
-/// `ctrl22_rejected_input_total{kind="..."}` from a Prometheus text page.
-fn rejected(metrics: &str) -> BTreeMap<String, f64> {
-    metrics
-        .lines()
-        .filter_map(|line| {
-            let rest = line.strip_prefix("ctrl22_rejected_input_total{kind=\"")?;
-            let (kind, rest) = rest.split_once("\"}")?;
-            Some((kind.to_owned(), rest.trim().parse().ok()?))
-        })
-        .collect()
 }
 
 fn count(counts: &BTreeMap<String, f64>, kind: &str) -> f64 {
