@@ -6,10 +6,13 @@
 //! through the site core like every other setting. This module only carries messages to
 //! and from the broker.
 //!
-//! Two tasks, neither waiting on the other in a circle: the broker task only polls the
-//! client's event loop and hands what arrives to the adapter task; the adapter task never
-//! awaits the broker: it offers messages with `try_publish` and keeps what does not fit in
-//! its [`outbox`] (one message per topic), so it always goes back to reading commands.
+//! Two tasks, neither ever waiting on the other: the broker task only polls the client's
+//! event loop (so pings, acks and queued publishes always move) and offers what arrives to
+//! the adapter task with `try_send`; a message that finds the bounded queue full (a flood of
+//! commands while the site core is busy) is dropped and counted (`ha_overload`). The
+//! adapter task never awaits the broker: it offers messages with `try_publish` and keeps
+//! what does not fit in its [`outbox`] (one message per topic), so it always goes back to
+//! reading commands.
 
 pub mod command;
 pub mod outbox;
@@ -21,7 +24,7 @@ use std::time::Duration;
 use anyhow::Context;
 use ctrl22_ha::ctrl22::CommandTarget;
 use rumqttc::{AsyncClient, Event, EventLoop, LastWill, Packet, QoS};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::clock::SystemClock;
 use crate::config::Config;
@@ -39,13 +42,11 @@ const INCOMING_QUEUE: usize = 1_024;
 /// How soon to offer the outbox again while the request queue is full.
 const RETRY: Duration = Duration::from_millis(5);
 
-enum Incoming {
-    Connected,
-    Message {
-        topic: String,
-        payload: Vec<u8>,
-        retained: bool,
-    },
+/// A message from the broker.
+struct Incoming {
+    topic: String,
+    payload: Vec<u8>,
+    retained: bool,
 }
 
 /// Starts the Home Assistant adapter on the `[mqtt]` broker.
@@ -65,6 +66,9 @@ pub fn spawn(config: &Config, site: SiteHandle) -> anyhow::Result<()> {
     options.set_last_will(LastWill::new(&status, "offline", QoS::AtLeastOnce, true));
     let (client, eventloop) = AsyncClient::new(options, REQUEST_QUEUE);
     let (incoming_tx, incoming) = mpsc::channel(INCOMING_QUEUE);
+    // Connections counted, not queued: a (re)connect is never lost to a full queue.
+    let (connected_tx, connected) = watch::channel(0_u64);
+    let overload = site.clone();
     let adapter = Adapter {
         publisher,
         client,
@@ -74,31 +78,45 @@ pub fn spawn(config: &Config, site: SiteHandle) -> anyhow::Result<()> {
         subscribe_pending: false,
         clock: SystemClock::new(),
     };
-    tokio::spawn(poll_broker(eventloop, incoming_tx));
-    tokio::spawn(adapter.run(incoming));
+    tokio::spawn(poll_broker(eventloop, incoming_tx, connected_tx, overload));
+    tokio::spawn(adapter.run(incoming, connected));
     Ok(())
 }
 
-/// Keeps the event loop turning (it also sends what the client queued); waits only for the
-/// adapter task, which never waits for this one.
-async fn poll_broker(mut eventloop: EventLoop, incoming: mpsc::Sender<Incoming>) {
+/// Keeps the event loop turning (it also sends what the client queued); never waits for
+/// the adapter task.
+async fn poll_broker(
+    mut eventloop: EventLoop,
+    incoming: mpsc::Sender<Incoming>,
+    connected: watch::Sender<u64>,
+    site: SiteHandle,
+) {
     loop {
-        let message = match eventloop.poll().await {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => Incoming::Connected,
-            Ok(Event::Incoming(Packet::Publish(p))) => Incoming::Message {
-                topic: p.topic,
-                payload: p.payload.to_vec(),
-                retained: p.retain,
-            },
-            Ok(_) => continue,
+        match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                connected.send_modify(|n| *n += 1);
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                let message = Incoming {
+                    topic: p.topic,
+                    payload: p.payload.to_vec(),
+                    retained: p.retain,
+                };
+                match incoming.try_send(message) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(dropped)) => {
+                        // Counted if the site's queue has room; it is as busy as ours.
+                        let _ = site.try_send(SiteRequest::Rejected("ha_overload"));
+                        tracing::debug!(topic = dropped.topic, "Home Assistant queue full");
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => break,
+                }
+            }
+            Ok(_) => {}
             Err(e) => {
                 tracing::warn!("Home Assistant MQTT: {e}");
                 tokio::time::sleep(Duration::from_secs(2)).await;
-                continue;
             }
-        };
-        if incoming.send(message).await.is_err() {
-            break;
         }
     }
 }
@@ -115,7 +133,11 @@ struct Adapter {
 }
 
 impl Adapter {
-    async fn run(mut self, mut incoming: mpsc::Receiver<Incoming>) {
+    async fn run(
+        mut self,
+        mut incoming: mpsc::Receiver<Incoming>,
+        mut connected: watch::Receiver<u64>,
+    ) {
         let mut snapshots = self.site.subscribe();
         loop {
             let now_ms = self.now_ms();
@@ -137,6 +159,16 @@ impl Adapter {
                     self.outbox.extend(out);
                 }
                 () = tokio::time::sleep(RETRY), if backlog => {}
+                changed = connected.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    self.subscribe_pending = true;
+                    let out = self
+                        .publisher
+                        .announce_all(self.now_ms(), &self.site.snapshot());
+                    self.outbox.extend(out);
+                }
                 message = incoming.recv() => match message {
                     None => break,
                     Some(message) => self.handle(message).await,
@@ -151,35 +183,25 @@ impl Adapter {
     }
 
     async fn handle(&mut self, message: Incoming) {
-        match message {
-            Incoming::Connected => {
-                self.subscribe_pending = true;
-                let out = self
-                    .publisher
-                    .announce_all(self.now_ms(), &self.site.snapshot());
-                self.outbox.extend(out);
+        let Incoming {
+            topic,
+            payload,
+            retained,
+        } = message;
+        if topic == self.ha_status {
+            if payload == b"online" {
+                tracing::info!("Home Assistant is online: announcing again");
+                self.publisher.handle_birth(self.now_ms());
             }
-            Incoming::Message { topic, payload, .. } if topic == self.ha_status => {
-                if payload == b"online" {
-                    tracing::info!("Home Assistant is online: announcing again");
-                    self.publisher.handle_birth(self.now_ms());
-                }
-            }
-            Incoming::Message {
-                topic,
-                retained: true,
-                ..
-            } => {
-                // Retained: left on the broker by someone, and replayed on every reconnect.
-                // Home Assistant never retains a command.
-                self.site
-                    .send(SiteRequest::Rejected("ha_command_retained"))
-                    .await;
-                tracing::info!(topic, "retained Home Assistant command ignored");
-            }
-            Incoming::Message { topic, payload, .. } => {
-                self.handle_command(&topic, &payload).await;
-            }
+        } else if retained {
+            // Left on the broker by someone, and replayed on every reconnect. Home Assistant
+            // never retains a command.
+            self.site
+                .send(SiteRequest::Rejected("ha_command_retained"))
+                .await;
+            tracing::info!(topic, "retained Home Assistant command ignored");
+        } else {
+            self.handle_command(&topic, &payload).await;
         }
     }
 
