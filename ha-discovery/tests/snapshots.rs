@@ -15,7 +15,7 @@ fn site() -> SiteInfo {
         site_id: "lot7".into(),
         name: "Lot 7".into(),
         bridge_version: "0.1.0".into(),
-        fuse_limit_a: [32, 32, 32],
+        ceiling_a: [32, 32, 32],
         configuration_url: Some("http://192.168.1.20:8080/".into()),
     }
 }
@@ -28,7 +28,7 @@ fn bay(dev: &str, mac: &str, name: &str) -> BayInfo {
         board: Some("agccs12".into()),
         sw_version: Some("3.5".into()),
         avr_version: Some("1.3".into()),
-        max_current_a: 32,
+        ceiling_a: 32,
         configuration_url: Some(format!("http://192.168.1.20:8080/#/nodes/{dev}")),
     }
 }

@@ -190,3 +190,16 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
     );
     Ok(body.to_owned())
 }
+
+/// `ctrl22_rejected_input_total{kind="..."}` from a `/metrics` page, by kind.
+#[must_use]
+pub fn rejected_counts(metrics: &str) -> std::collections::BTreeMap<String, f64> {
+    metrics
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("ctrl22_rejected_input_total{kind=\"")?;
+            let (kind, rest) = rest.split_once("\"}")?;
+            Some((kind.to_owned(), rest.trim().parse().ok()?))
+        })
+        .collect()
+}

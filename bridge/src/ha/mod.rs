@@ -1,34 +1,52 @@
 //! Home Assistant: MQTT discovery, live state and control.
 //!
 //! A device per bay and one for the site appear in Home Assistant without any YAML: the
-//! [`publisher`] decides what to announce and publish, [`state`] builds the state payloads,
-//! [`command`] turns Home Assistant's commands into setting changes, which go through the
-//! site core like every other setting. This module only carries messages to and from the
-//! broker.
+//! [`publisher`] decides what to announce and publish and when, [`state`] builds the state
+//! payloads, [`command`] turns Home Assistant's commands into setting changes, which go
+//! through the site core like every other setting. This module only carries messages to
+//! and from the broker.
+//!
+//! Two tasks, neither ever waiting on the other: the broker task only polls the client's
+//! event loop (so pings, acks and queued publishes always move) and offers what arrives to
+//! the adapter task with `try_send`; a message that finds the bounded queue full (a flood of
+//! commands while the site core is busy) is dropped and counted (`ha_overload`). The
+//! adapter task never awaits the broker: it offers messages with `try_publish` and keeps
+//! what does not fit in its [`outbox`] (one message per topic), so it always goes back to
+//! reading commands.
 
 pub mod command;
+pub mod outbox;
 pub mod publisher;
 pub mod state;
 
 use std::time::Duration;
 
 use anyhow::Context;
-use rumqttc::{AsyncClient, Event, LastWill, Packet, QoS};
-use tokio::sync::mpsc;
+use ctrl22_ha::ctrl22::CommandTarget;
+use rumqttc::{AsyncClient, Event, EventLoop, LastWill, Packet, QoS};
+use tokio::sync::{mpsc, watch};
 
-use crate::clock::wall_ms as now_ms;
+use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::handle::{SiteHandle, SiteRequest};
+use outbox::Outbox;
 use publisher::{HaSettings, Publish, Publisher};
 
-/// Wait after Home Assistant's `online` before re-announcing: it subscribes right after.
-const BIRTH_DELAY: Duration = Duration::from_secs(2);
-/// How often a re-announcement due after Home Assistant's birth message is looked for.
-const REFRESH_TICK: Duration = Duration::from_secs(5);
+/// Requests the MQTT client queues for its event loop: enough to keep it busy, few enough
+/// that a state answering a command does not wait long behind a burst of ~10 kB configs.
+/// What does not fit waits in the outbox, where a newer message of a topic replaces the
+/// older one and states take turns with configs.
+const REQUEST_QUEUE: usize = 256;
+/// Messages from the broker waiting for the adapter task.
+const INCOMING_QUEUE: usize = 1_024;
+/// How soon to offer the outbox again while the request queue is full.
+const RETRY: Duration = Duration::from_millis(5);
 
-enum Incoming {
-    Connected,
-    Message { topic: String, payload: Vec<u8> },
+/// A message from the broker.
+struct Incoming {
+    topic: String,
+    payload: Vec<u8>,
+    retained: bool,
 }
 
 /// Starts the Home Assistant adapter on the `[mqtt]` broker.
@@ -42,127 +60,215 @@ pub fn spawn(config: &Config, site: SiteHandle) -> anyhow::Result<()> {
         bridge_version: env!("CARGO_PKG_VERSION").to_owned(),
         configuration_url: Some(format!("http://{}/", config.http.listen)),
     };
-    let mut publisher = Publisher::new(settings, &config.site.name).context("site.name")?;
+    let publisher = Publisher::new(settings, &config.site.name).context("site.name")?;
     let status = publisher.topics().bridge_status();
     let mut options = crate::broker_client::options(&config.mqtt, "ha").context("mqtt.url")?;
     options.set_last_will(LastWill::new(&status, "offline", QoS::AtLeastOnce, true));
-    let (client, mut eventloop) = AsyncClient::new(options, 20_000);
-    let (incoming_tx, mut incoming) = mpsc::channel(1024);
-    let ha_status = format!("{}/status", config.homeassistant.discovery_prefix);
-
-    tokio::spawn(async move {
-        loop {
-            match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    if incoming_tx.send(Incoming::Connected).await.is_err() {
-                        break;
-                    }
-                }
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    let message = Incoming::Message {
-                        topic: p.topic,
-                        payload: p.payload.to_vec(),
-                    };
-                    if incoming_tx.send(message).await.is_err() {
-                        break;
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!("Home Assistant MQTT: {e}");
-                    tokio::time::sleep(Duration::from_secs(2)).await;
-                }
-            }
-        }
-    });
-
-    tokio::spawn(async move {
-        let mut snapshots = site.subscribe();
-        let mut refresh = tokio::time::interval(REFRESH_TICK);
-        let mut birth: Option<tokio::time::Instant> = None;
-        loop {
-            let messages = tokio::select! {
-                changed = snapshots.changed() => {
-                    if changed.is_err() { break; }
-                    publisher.update(now_ms(), &site.snapshot())
-                }
-                _ = refresh.tick() => {
-                    if birth.is_some_and(|at| tokio::time::Instant::now() >= at) {
-                        birth = None;
-                        publisher.announce_all(now_ms(), &site.snapshot())
-                    } else {
-                        // State refreshes ride on the snapshots, published every cycle.
-                        Vec::new()
-                    }
-                }
-                message = incoming.recv() => match message {
-                    None => break,
-                    Some(Incoming::Connected) => {
-                        let filters = publisher.topics().command_filters();
-                        for filter in filters.iter().chain(std::iter::once(&ha_status)) {
-                            if let Err(e) = client.subscribe(filter, QoS::AtLeastOnce).await {
-                                tracing::warn!("subscribing {filter}: {e}");
-                            }
-                        }
-                        publisher.announce_all(now_ms(), &site.snapshot())
-                    }
-                    Some(Incoming::Message { topic, payload }) if topic == ha_status => {
-                        if payload == b"online" {
-                            tracing::info!("Home Assistant is online: announcing again");
-                            birth = Some(tokio::time::Instant::now() + BIRTH_DELAY);
-                        }
-                        Vec::new()
-                    }
-                    Some(Incoming::Message { topic, payload }) => {
-                        handle_command(&mut publisher, &site, &topic, &payload).await
-                    }
-                },
-            };
-            for Publish {
-                topic,
-                payload,
-                retain,
-            } in messages
-            {
-                if let Err(e) = client
-                    .publish(topic, QoS::AtLeastOnce, retain, payload)
-                    .await
-                {
-                    tracing::warn!("Home Assistant publish: {e}");
-                }
-            }
-        }
-    });
+    let (client, eventloop) = AsyncClient::new(options, REQUEST_QUEUE);
+    let (incoming_tx, incoming) = mpsc::channel(INCOMING_QUEUE);
+    // Connections counted, not queued: a (re)connect is never lost to a full queue.
+    let (connected_tx, connected) = watch::channel(0_u64);
+    let overload = site.clone();
+    let adapter = Adapter {
+        publisher,
+        client,
+        site,
+        ha_status: format!("{}/status", config.homeassistant.discovery_prefix),
+        outbox: Outbox::default(),
+        subscribe_pending: false,
+        clock: SystemClock::new(),
+    };
+    tokio::spawn(poll_broker(eventloop, incoming_tx, connected_tx, overload));
+    tokio::spawn(adapter.run(incoming, connected));
     Ok(())
 }
 
-/// Applies one command; a refused one is logged, counted and answered with the state in
-/// force, so Home Assistant's control snaps back.
-async fn handle_command(
-    publisher: &mut Publisher,
-    site: &SiteHandle,
-    topic: &str,
-    payload: &[u8],
-) -> Vec<Publish> {
-    let Some(target) = publisher.topics().parse_command(topic) else {
-        site.send(SiteRequest::Rejected("ha_command_topic")).await;
-        tracing::debug!(topic, "not a command topic of this site");
-        return Vec::new();
-    };
-    let dev = match &target {
-        ctrl22_ha::ctrl22::CommandTarget::Bay { dev, .. } => Some(dev.clone()),
-        ctrl22_ha::ctrl22::CommandTarget::Site(_) => None,
-    };
-    let result = match command::parse(&target, payload) {
-        Ok(change) => site.apply(change).await.map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
-    };
-    match result {
-        Ok(()) => Vec::new(),
-        Err(problem) => {
-            tracing::info!(topic, "Home Assistant command refused: {problem}");
-            site.send(SiteRequest::Rejected("ha_command")).await;
-            publisher.republish_bay(now_ms(), &site.snapshot(), dev.as_deref().unwrap_or(""))
+/// Keeps the event loop turning (it also sends what the client queued); never waits for
+/// the adapter task.
+async fn poll_broker(
+    mut eventloop: EventLoop,
+    incoming: mpsc::Sender<Incoming>,
+    connected: watch::Sender<u64>,
+    site: SiteHandle,
+) {
+    loop {
+        match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                connected.send_modify(|n| *n += 1);
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                let message = Incoming {
+                    topic: p.topic,
+                    payload: p.payload.to_vec(),
+                    retained: p.retain,
+                };
+                match incoming.try_send(message) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(dropped)) => {
+                        // Counted if the site's queue has room; it is as busy as ours.
+                        let _ = site.try_send(SiteRequest::Rejected("ha_overload"));
+                        tracing::debug!(topic = dropped.topic, "Home Assistant queue full");
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => break,
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!("Home Assistant MQTT: {e}");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
         }
+    }
+}
+
+struct Adapter {
+    publisher: Publisher,
+    client: AsyncClient,
+    site: SiteHandle,
+    ha_status: String,
+    outbox: Outbox,
+    /// Connected, the command subscriptions not yet queued.
+    subscribe_pending: bool,
+    clock: SystemClock,
+}
+
+impl Adapter {
+    async fn run(
+        mut self,
+        mut incoming: mpsc::Receiver<Incoming>,
+        mut connected: watch::Receiver<u64>,
+    ) {
+        let mut snapshots = self.site.subscribe();
+        loop {
+            let now_ms = self.now_ms();
+            let wake_in = self
+                .publisher
+                .poll_timeout()
+                .map(|at| Duration::from_millis(at.saturating_sub(now_ms)));
+            let backlog = self.subscribe_pending || !self.outbox.is_empty();
+            tokio::select! {
+                changed = snapshots.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    let out = self.publisher.update(self.now_ms(), &self.site.snapshot());
+                    self.outbox.extend(out);
+                }
+                () = sleep(wake_in) => {
+                    let out = self.publisher.handle_timeout(self.now_ms(), &self.site.snapshot());
+                    self.outbox.extend(out);
+                }
+                () = tokio::time::sleep(RETRY), if backlog => {}
+                changed = connected.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    self.subscribe_pending = true;
+                    let out = self
+                        .publisher
+                        .announce_all(self.now_ms(), &self.site.snapshot());
+                    self.outbox.extend(out);
+                }
+                message = incoming.recv() => match message {
+                    None => break,
+                    Some(message) => self.handle(message).await,
+                },
+            }
+            self.flush();
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.clock.now().mono_ms
+    }
+
+    async fn handle(&mut self, message: Incoming) {
+        let Incoming {
+            topic,
+            payload,
+            retained,
+        } = message;
+        if topic == self.ha_status {
+            if payload == b"online" {
+                tracing::info!("Home Assistant is online: announcing again");
+                self.publisher.handle_birth(self.now_ms());
+            }
+        } else if retained {
+            // Left on the broker by someone, and replayed on every reconnect. Home Assistant
+            // never retains a command.
+            self.site
+                .send(SiteRequest::Rejected("ha_command_retained"))
+                .await;
+            tracing::info!(topic, "retained Home Assistant command ignored");
+        } else {
+            self.handle_command(&topic, &payload).await;
+        }
+    }
+
+    /// Applies one command; a refused one is logged, counted and answered with the state in
+    /// force, so Home Assistant's control snaps back.
+    async fn handle_command(&mut self, topic: &str, payload: &[u8]) {
+        let Some(target) = self.publisher.topics().parse_command(topic) else {
+            self.site
+                .send(SiteRequest::Rejected("ha_command_topic"))
+                .await;
+            tracing::debug!(topic, "not a command topic of this site");
+            return;
+        };
+        let dev = match &target {
+            CommandTarget::Bay { dev, .. } => dev.clone(),
+            CommandTarget::Site(_) => String::new(),
+        };
+        let result = match command::parse(&target, payload) {
+            Ok(change) => self.site.apply(change).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(problem) = result {
+            tracing::info!(topic, "Home Assistant command refused: {problem}");
+            self.site.send(SiteRequest::Rejected("ha_command")).await;
+            let out = self
+                .publisher
+                .republish_bay(self.now_ms(), &self.site.snapshot(), &dev);
+            self.outbox.extend(out);
+        }
+    }
+
+    /// Queues subscriptions and waiting messages with the client until its queue is full.
+    fn flush(&mut self) {
+        if self.subscribe_pending {
+            let filters = self.publisher.topics().command_filters();
+            let all = filters
+                .iter()
+                .chain(std::iter::once(&self.ha_status))
+                .map(|f| rumqttc::SubscribeFilter::new(f.clone(), QoS::AtLeastOnce));
+            match self.client.try_subscribe_many(all) {
+                Ok(()) => self.subscribe_pending = false,
+                Err(_) => return, // the queue is full: subscriptions go first next time
+            }
+        }
+        while let Some(message) = self.outbox.pop() {
+            let Publish {
+                topic,
+                payload,
+                retain,
+                ..
+            } = &message;
+            let offered =
+                self.client
+                    .try_publish(topic.clone(), QoS::AtLeastOnce, *retain, payload.clone());
+            if offered.is_err() {
+                // Full (or the event loop is gone, and the process with it): try again later.
+                self.outbox.unpop(message);
+                break;
+            }
+        }
+    }
+}
+
+/// Sleeps `duration`, or forever when there is nothing to wait for.
+async fn sleep(duration: Option<Duration>) {
+    match duration {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
     }
 }

@@ -1,8 +1,10 @@
-//! What to publish to Home Assistant and when, as a plain state machine: it is fed snapshots
-//! and broker events and answers with messages; the MQTT task only carries them.
+//! What to publish to Home Assistant and when, as a plain state machine: it is fed snapshots,
+//! broker events and the time (monotonic milliseconds, never read here) and answers with
+//! messages; the MQTT task only carries them and sleeps until [`Publisher::poll_timeout`].
 //!
-//! - Discovery (retained) for the site and each bay, again when a bay's name, board or
-//!   firmware changes, and all of it when Home Assistant announces itself `online`.
+//! - Discovery (retained) for the site and each bay, again when a bay's name, board,
+//!   firmware or ceiling changes, and all of it [`BIRTH_DELAY_MS`] after Home Assistant
+//!   announces itself `online` (it subscribes right after its birth message).
 //! - Availability per bay (retained), bridge availability via the last will.
 //! - State (retained JSON) on change and at least every [`STATE_REFRESH_MS`].
 //! - A bay that leaves the site (forgotten) gets empty retained configs and state, so no
@@ -19,12 +21,18 @@ use crate::site::snapshot::{BaySnapshot, SiteSnapshot};
 /// State is re-sent at least this often even when unchanged.
 pub const STATE_REFRESH_MS: u64 = 60_000;
 
+/// Wait after Home Assistant's `online` before announcing again: it subscribes to the
+/// discovery topics right after its birth message.
+pub const BIRTH_DELAY_MS: u64 = 2_000;
+
 /// One MQTT message to send.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Publish {
     pub topic: String,
     pub payload: String,
     pub retain: bool,
+    /// A discovery config or its removal: order matters (the site device before the bays).
+    pub discovery: bool,
 }
 
 impl Publish {
@@ -33,6 +41,14 @@ impl Publish {
             topic,
             payload,
             retain: true,
+            discovery: false,
+        }
+    }
+
+    fn config(topic: String, payload: String) -> Self {
+        Self {
+            discovery: true,
+            ..Self::retained(topic, payload)
         }
     }
 }
@@ -62,6 +78,8 @@ pub struct Publisher {
     topics: Topics,
     site: Option<(SiteInfo, String, u64)>,
     bays: HashMap<String, Announced>,
+    /// When to announce everything again after Home Assistant's birth message.
+    announce_at_ms: Option<u64>,
 }
 
 /// Why the publisher cannot serve a site.
@@ -77,12 +95,38 @@ impl Publisher {
             topics,
             site: None,
             bays: HashMap::new(),
+            announce_at_ms: None,
         })
     }
 
     #[must_use]
     pub fn topics(&self) -> &Topics {
         &self.topics
+    }
+
+    /// Home Assistant said `online` (it started, or its MQTT integration reloaded): announce
+    /// everything again [`BIRTH_DELAY_MS`] from now. Births in quick succession (several
+    /// Home Assistant instances, a flapping integration) make one announcement.
+    pub fn handle_birth(&mut self, now_ms: u64) {
+        self.announce_at_ms
+            .get_or_insert(now_ms.saturating_add(BIRTH_DELAY_MS));
+    }
+
+    /// When [`Publisher::handle_timeout`] wants to be called next, if at all.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.announce_at_ms
+    }
+
+    /// The announcement due after a birth message, once its time has come.
+    pub fn handle_timeout(&mut self, now_ms: u64, snapshot: &SiteSnapshot) -> Vec<Publish> {
+        match self.announce_at_ms {
+            Some(at) if now_ms >= at => {
+                self.announce_at_ms = None;
+                self.announce_all(now_ms, snapshot)
+            }
+            _ => Vec::new(),
+        }
     }
 
     /// Everything anew: after (re)connecting to the broker or when Home Assistant restarted.
@@ -155,7 +199,7 @@ impl Publisher {
             site_id: site_id(&snapshot.name),
             name: snapshot.name.clone(),
             bridge_version: self.settings.bridge_version.clone(),
-            fuse_limit_a: snapshot.limit_a.map(whole_amps),
+            ceiling_a: snapshot.ceiling_a.map(whole_amps),
             configuration_url: self.settings.configuration_url.clone(),
         }
     }
@@ -201,7 +245,7 @@ impl Publisher {
             board: bay.board.clone(),
             sw_version: bay.firmware.clone(),
             avr_version: state::avr_version(bay.avr_firmware),
-            max_current_a: whole_amps(f64::from(bay.settings.max_current.get()) / 10.0).max(32),
+            ceiling_a: whole_amps(bay.ceiling_a),
             configuration_url: self.settings.configuration_url.clone(),
         };
         let state = state::bay_state(bay).to_string();
@@ -249,7 +293,7 @@ impl Publisher {
         match discovery(self.settings.mode, &self.settings.prefix, config) {
             Ok(messages) => messages
                 .into_iter()
-                .map(|m| Publish::retained(m.topic, m.payload))
+                .map(|m| Publish::config(m.topic, m.payload))
                 .collect(),
             Err(e) => {
                 tracing::warn!("discovery: {e}");
@@ -261,7 +305,7 @@ impl Publisher {
     fn removal(&self, config: &DeviceConfig) -> Vec<Publish> {
         removal(self.settings.mode, &self.settings.prefix, config)
             .into_iter()
-            .map(|m| Publish::retained(m.topic, m.payload))
+            .map(|m| Publish::config(m.topic, m.payload))
             .collect()
     }
 }
@@ -277,9 +321,10 @@ pub fn site_id(name: &str) -> String {
     }
 }
 
+/// A ceiling in whole amperes, rounded down: a slider must not offer what the core refuses.
 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // clamped first
 fn whole_amps(amps: f64) -> u16 {
-    amps.clamp(0.0, f64::from(u16::MAX)).round() as u16
+    amps.clamp(0.0, f64::from(u16::MAX)).floor() as u16
 }
 
 #[cfg(test)]
@@ -346,6 +391,7 @@ mod tests {
         SiteSnapshot {
             name: "Lot 7".to_owned(),
             limit_a: [32.0; 3],
+            ceiling_a: [32.0; 3],
             bays: vec![bay("d8a01d55a710"), bay("d8a01d55a56c")],
             ..SiteSnapshot::default()
         }
@@ -382,5 +428,63 @@ mod tests {
         let out = p.update(2_000, &snapshot);
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(out[0].topic, "ctrl22/lot_7/node/d8a01d55a56c/state");
+    }
+
+    fn configs(out: &[Publish]) -> usize {
+        out.iter().filter(|p| p.discovery).count()
+    }
+
+    #[test]
+    fn a_birth_brings_one_announcement_after_the_delay() {
+        let mut p = publisher(DiscoveryMode::Device);
+        let snapshot = site();
+        let announced = configs(&p.announce_all(0, &snapshot));
+        assert_eq!(announced, 3, "the site and two bays");
+        assert_eq!(p.poll_timeout(), None);
+
+        // Simulated time: Home Assistant is born at 10 s, and twice more soon after.
+        p.handle_birth(10_000);
+        p.handle_birth(10_500);
+        assert_eq!(p.poll_timeout(), Some(10_000 + BIRTH_DELAY_MS));
+        p.handle_birth(11_900);
+        assert_eq!(p.poll_timeout(), Some(10_000 + BIRTH_DELAY_MS));
+        // Snapshots meanwhile carry state, not discovery; an early wake-up does nothing.
+        assert_eq!(configs(&p.update(11_000, &snapshot)), 0);
+        assert_eq!(p.handle_timeout(11_999, &snapshot), Vec::new());
+        let out = p.handle_timeout(12_000, &snapshot);
+        assert_eq!(configs(&out), announced, "{out:?}");
+        assert!(out.iter().any(|m| m.topic == "ctrl22/lot_7/status"));
+        assert_eq!(p.poll_timeout(), None);
+        assert_eq!(p.handle_timeout(20_000, &snapshot), Vec::new());
+
+        // A later birth starts a new wait.
+        p.handle_birth(30_000);
+        assert_eq!(p.poll_timeout(), Some(30_000 + BIRTH_DELAY_MS));
+    }
+
+    #[test]
+    fn the_sliders_end_at_the_configured_ceilings_not_at_the_limit_in_force() {
+        let mut p = publisher(DiscoveryMode::Entity);
+        let mut snapshot = site();
+        snapshot.limit_a = [20.0, 20.0, 20.0]; // lowered at runtime
+        snapshot.ceiling_a = [32.0, 32.0, 25.0];
+        snapshot.bays[0].ceiling_a = 16.0;
+        let out = p.announce_all(0, &snapshot);
+        let max_of = |needle: &str| {
+            out.iter()
+                .find(|m| m.topic.contains(needle) && m.topic.ends_with("/config"))
+                .and_then(|m| serde_json::from_str::<serde_json::Value>(&m.payload).ok())
+                .map(|v| v["max"].clone())
+        };
+        assert_eq!(max_of("ctrl22_site_lot_7/limit_l1/"), Some(32.0.into()));
+        assert_eq!(max_of("ctrl22_site_lot_7/limit_l3/"), Some(25.0.into()));
+        assert_eq!(
+            max_of("ctrl22_d8a01d55a710/max_current/"),
+            Some(16.0.into())
+        );
+        assert_eq!(
+            max_of("ctrl22_d8a01d55a56c/max_current/"),
+            Some(32.0.into())
+        );
     }
 }

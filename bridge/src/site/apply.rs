@@ -5,7 +5,7 @@ use ctrl22_node::{Deciamps, Phase};
 
 use super::bay::{ButtonRequest, Departure};
 use super::limits::LimitSource;
-use super::settings::{self, SettingChange, SettingError};
+use super::settings::{self, SettingChange, SettingError, TARGET_ENERGY_MAX_KWH};
 use super::{Output, Site};
 use crate::allocate::{ChargeMode, Strategy, Topology};
 use crate::bay::BayId;
@@ -28,9 +28,6 @@ enum Checked {
     BayRelease(BayId),
     BayForget(BayId),
 }
-
-/// The most energy a departure goal may ask for, kWh.
-pub const TARGET_ENERGY_MAX_KWH: f64 = 200.0;
 
 impl Site {
     /// Validates every change of the set, then applies them all; a refused one leaves

@@ -12,6 +12,10 @@ use super::bay::{BaySettings, ButtonRequest, Departure};
 use crate::allocate::{ChargeMode, Circuit, Strategy};
 use crate::bay::BayId;
 
+/// The most energy a bay can be asked to deliver by departure (above any car battery sold
+/// today); Home Assistant's target energy number ends here too.
+pub const TARGET_ENERGY_MAX_KWH: f64 = 200.0;
+
 /// Everything the site core needs to know from configuration, in the core's own units.
 #[derive(Clone, Debug)]
 pub struct SiteSettings {
@@ -107,7 +111,7 @@ pub enum SettingChange {
         bay: BayId,
         departure: Option<Departure>,
     },
-    /// Energy to deliver before departure, in kWh (0-200).
+    /// Energy to deliver before departure, in kWh (0 to [`TARGET_ENERGY_MAX_KWH`]).
     BayTargetEnergy {
         bay: BayId,
         kwh: f64,
