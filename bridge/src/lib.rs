@@ -24,7 +24,7 @@
 //! | [`solar`] | power sources (today the demo's simulated PV) |
 //! | [`config`] | the TOML configuration: sections, loading, validation, redaction |
 //! | [`broker`], [`broker_client`] | the embedded MQTT broker; how the bridge reaches a broker |
-//! | `demo` | feature `demo`: everything in one process with simulated bays |
+//! | `runtime::demo` | feature `demo`: everything in one process with simulated bays |
 //!
 //! It must never: send a node a setpoint the sequencer did not release, let any runtime
 //! input lift a limit above the configuration, panic on outside input, or log a secret.
@@ -35,8 +35,6 @@ pub mod broker;
 pub mod broker_client;
 pub mod clock;
 pub mod config;
-#[cfg(feature = "demo")]
-pub mod demo;
 pub mod ha;
 pub mod handle;
 pub mod healthcheck;

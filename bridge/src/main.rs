@@ -126,7 +126,7 @@ fn main() -> ExitCode {
                 mqtt_listen,
             };
             block_on(async move {
-                ctrl22_bridge::demo::run(args, shutdown_signal())
+                ctrl22_bridge::runtime::demo::run(args, shutdown_signal())
                     .await
                     .map_err(|e| {
                         tracing::error!("{e:#}");

@@ -9,6 +9,16 @@
 //! The core is `no_std` and needs no allocator. It never allocates current among bays (that is
 //! the bridge's job) and never closes a contactor outside state C or with less than 6 A offered.
 //!
+//! | module | what it is |
+//! |---|---|
+//! | [`pilot`] | control pilot voltage bands, PWM duty <-> current, proximity pilot cable capacity |
+//! | [`ccss`] | the controller's state codes (`OFF0`..`ERR0`) and their groups |
+//! | [`controller`] | the charge controller state machine, its registers and the setpoint watchdog |
+//! | [`params`], [`line`] | the controller's parameters and the serial line protocol |
+//! | [`mesh`] | the mesh wire protocol: addresses, commands, node messages, both uplinks' framing |
+//! | [`units`] | 0.1 A currents and phase sets, the one conversion from outside numbers |
+//! | `sim` | feature `sim`: the bay simulator (nodes, cars, mesh tree, MQTT and TCP uplinks) |
+//!
 //! Features: `std` (default) adds `serde_json` conveniences; `sim` adds the bay simulator
 //! (`ctrl22-node-sim`).
 #![cfg_attr(not(feature = "std"), no_std)]

@@ -29,7 +29,7 @@ pub fn bay_state(bay: &BaySnapshot) -> Value {
     put(BayField::Mode, enum_text(&bay.mode));
     put(
         BayField::MaxCurrentA,
-        (f64::from(bay.settings.max_current.get()) / 10.0).into(),
+        bay.settings.max_current.as_amps().into(),
     );
     put(BayField::Enabled, bay.settings.enabled.into());
     put(

@@ -68,7 +68,7 @@ impl BayEventKind {
 #[must_use]
 pub fn confirmed(setpoint: Setpoint) -> BayEventKind {
     BayEventKind::SetpointConfirmed {
-        current_a: f64::from(setpoint.current.get()) / 10.0,
+        current_a: setpoint.current.as_amps(),
         phases: setpoint.phases.to_digits(),
     }
 }

@@ -190,7 +190,7 @@ pub fn write_sessions_csv(out: &mut impl Write, rows: &[SessionRow]) -> io::Resu
             csv_text(s.id_tag.as_deref().unwrap_or("")),
         )?;
         if let Some(current) = s.max_current {
-            write!(out, "{:.1}", f64::from(current.get()) / 10.0)?;
+            write!(out, "{:.1}", current.as_amps())?;
         }
         out.write_all(b",")?;
         if let Some(solar_wh) = s.solar_wh {

@@ -9,6 +9,9 @@
 //! counts as possibly applied), the store (the site task waits: losing a session is worse
 //! than a late cycle).
 
+#[cfg(feature = "demo")]
+pub mod demo;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

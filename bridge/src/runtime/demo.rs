@@ -9,7 +9,7 @@ use anyhow::Context;
 use ctrl22_node::sim::{self, Arrivals, SimConfig, SimWorld};
 
 use crate::config::{Config, DemoArgs};
-use crate::runtime::Bridge;
+use super::Bridge;
 use crate::solar::simulated::SimulatedPv;
 
 /// One simulated PV day lasts this long at speed 1, so a demo shows a whole day's swing.
