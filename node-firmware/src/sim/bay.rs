@@ -91,7 +91,12 @@ impl Bay {
 
     /// One sub-step: cars come and go, the car reacts to the last outputs, the controller
     /// reacts to the car. Returns a heartbeat when one is due.
-    pub(super) fn advance(&mut self, now_ms: u64, dt_ms: u64, mesh: &MeshNode) -> Option<Heartbeat> {
+    pub(super) fn advance(
+        &mut self,
+        now_ms: u64,
+        dt_ms: u64,
+        mesh: &MeshNode,
+    ) -> Option<Heartbeat> {
         self.visit.advance(now_ms, &mut self.car, &mut self.rng);
         let supply = EvSupply {
             offered: self.outputs.offered,
@@ -146,7 +151,9 @@ impl Bay {
             wdtsec: watchdog.timeout_s(),
             watchdog_expired: watchdog.expired(now_ms),
             phases: self.controller.phases(),
-            allowed: watchdog.effective(now_ms, smaxcur).min(pilot::MAX_SIGNALLED),
+            allowed: watchdog
+                .effective(now_ms, smaxcur)
+                .min(pilot::MAX_SIGNALLED),
             offered: self.outputs.offered,
             contactors: self.outputs.contactors,
             draw: self.inputs.currents,
