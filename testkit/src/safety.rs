@@ -284,6 +284,7 @@ pub struct InstantLoad {
     pub measured: [i32; 3],
 }
 
+#[cfg(feature = "sim")]
 impl Envelope {
     /// The limit on each site phase of the site and each circuit, by name.
     fn groups(&self) -> impl Iterator<Item = (&str, [i32; 3], Option<&[MacAddr]>)> {
