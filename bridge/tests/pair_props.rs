@@ -254,13 +254,16 @@ proptest! {
 #[test]
 #[ignore = "measurement: run with --release --nocapture"]
 fn throughput() {
-    let started = std::time::Instant::now();
-    let mut pair = Pair::new(&Layout::plugged(20, 32), 1);
-    run(&mut pair, 60 * MINUTE_MS);
-    let wall = started.elapsed().as_secs_f64();
-    println!(
-        "pair harness, 20 bays, 60 simulated minutes in {wall:.2} s: {:.0} simulated minutes per second ({} checks)",
-        60.0 / wall,
-        pair.stats().checks
-    );
+    for bays in [2, 5, 20] {
+        let started = std::time::Instant::now();
+        let mut pair = Pair::new(&Layout::plugged(bays, 32), 1);
+        run(&mut pair, 60 * MINUTE_MS);
+        let wall = started.elapsed().as_secs_f64();
+        println!(
+            "pair harness, {bays:2} bays: 60 simulated minutes in {wall:.3} s = {:.0} simulated \
+             minutes per second ({} checks)",
+            60.0 / wall,
+            pair.stats().checks
+        );
+    }
 }
