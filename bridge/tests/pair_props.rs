@@ -212,7 +212,11 @@ fn case() -> impl Strategy<Value = (Layout, u64, Vec<Action>)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    // 256 cases (about 30 s in a debug build); `PROPTEST_CASES` explores further.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(256),
+        ..ProptestConfig::default()
+    })]
 
     /// No sequence of plugs, unplugs, runtime limits and mesh trouble lets the bays draw, or
     /// be allowed, more than a fuse carries, at any step.
