@@ -4,6 +4,7 @@
 
 use ctrl22_node::mesh::{Address, Command, MacAddr, NodeMessage, OtaState};
 use ctrl22_node::sim::{Arrivals, SimConfig, SimWorld};
+use ctrl22_node::{Deciamps, PhaseSet};
 
 fn config(seed: u64) -> SimConfig {
     SimConfig {
@@ -218,4 +219,63 @@ fn the_drivers_can_be_spawned() {
     assert_send(&mqtt);
     let tcp = ctrl22_node::sim::run_tcp(SimWorld::new(config(1)), "127.0.0.1:1", 1.0, async {});
     assert_send(&tcp);
+}
+
+/// `ground_truth` shows the registers as written and what the watchdog makes of them.
+#[test]
+fn ground_truth_follows_the_writes_and_the_watchdog() {
+    let mut world = SimWorld::new(SimConfig {
+        nodes: 2,
+        heartbeat_ms: 1_000,
+        arrivals: Arrivals::AllPlugged,
+        ..SimConfig::default()
+    });
+    let set = |world: &mut SimWorld, now_ms: u64, par: &str, val: i16| {
+        let cmd = Command::AvrSetPar {
+            par: par.try_into().unwrap(),
+            val,
+        };
+        world.handle_command(now_ms, &Address::Broadcast, &cmd)
+    };
+    let fresh: Vec<_> = world.ground_truth().collect();
+    assert_eq!(fresh.len(), 2);
+    assert!(fresh
+        .iter()
+        .all(|b| b.smaxcur == Deciamps::ZERO && b.allowed == Deciamps::ZERO));
+    assert!(fresh.iter().all(|b| b.phases == PhaseSet::ALL));
+    set(&mut world, 0, "wdtsec", 10);
+    set(&mut world, 0, "fsafecur", 60);
+    set(&mut world, 0, "phases", 1);
+    set(&mut world, 0, "smaxcur", 160);
+    set(&mut world, 0, "opbutton", 1);
+    world.step(5_000);
+    for bay in world.ground_truth() {
+        assert_eq!(
+            (bay.smaxcur, bay.fsafecur, bay.wdtsec),
+            (Deciamps(160), Deciamps(60), 10)
+        );
+        assert_eq!(bay.phases, PhaseSet::L1);
+        assert_eq!(bay.allowed, Deciamps(160), "{bay:?}");
+        assert!(!bay.watchdog_expired);
+        assert!(bay.cable.is_some() && bay.car_phases.is_some());
+        assert!(
+            bay.draw[1..].iter().all(|d| *d == Deciamps::ZERO),
+            "{bay:?}"
+        );
+    }
+    // No more setpoints: after wdtsec the bays may only offer fsafecur.
+    world.step(12_000);
+    for bay in world.ground_truth() {
+        assert!(bay.watchdog_expired);
+        assert_eq!(bay.allowed, Deciamps(60), "{bay:?}");
+        assert!(
+            bay.offered <= Deciamps(60) && bay.draw[0] <= Deciamps(60),
+            "{bay:?}"
+        );
+    }
+    assert!(world.unplug(world.root_mac()));
+    world.step(13_000);
+    let root = world.ground_truth().next().unwrap();
+    assert_eq!((root.cable, root.car_phases), (None, None));
+    assert_eq!(root.draw, [Deciamps::ZERO; 3]);
 }

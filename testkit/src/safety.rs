@@ -10,6 +10,10 @@
 //! least 6.0 A. Measured currents are checked against the limit as well.
 //!
 //! It reads MQTT recordings and TCP-uplink recordings alike (anything [`WireRecord`]).
+//!
+//! [`check_instant`] (feature `sim`) checks one instant of a simulated site from the
+//! simulator's ground truth instead of the wire, against the site's, every circuit's and
+//! every bay's limit: the pair harness (`bridge/tests/pair/`) calls it after every step.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -242,4 +246,168 @@ pub fn check_wire_with<R: WireRecord>(
         }
     }
     Ok(stats)
+}
+
+/// The configured limits one instant is held to (SPEC section 4), in 0.1 A per site phase:
+/// the site's connection, every circuit, and every bay's own maximum and wiring.
+#[derive(Debug, Clone, Default)]
+pub struct Envelope {
+    pub site: [i32; 3],
+    pub circuits: Vec<CircuitLimit>,
+    /// Bays not listed are wired straight (bay L1 on site L1) and have no own maximum.
+    pub bays: HashMap<MacAddr, BayLimit>,
+}
+
+/// A circuit's limit and every bay below it (also those of its sub-circuits).
+#[derive(Debug, Clone)]
+pub struct CircuitLimit {
+    pub name: String,
+    pub limit: [i32; 3],
+    pub bays: Vec<MacAddr>,
+}
+
+/// How one bay is wired and what it may be given at most.
+#[derive(Debug, Clone, Copy)]
+pub struct BayLimit {
+    /// Bay phase `i` is wired to site phase `rotation[i]`.
+    pub rotation: [Phase; 3],
+    /// The bay's own maximum (its supply cable, its breaker), 0.1 A.
+    pub max_current: i32,
+}
+
+/// What the whole site may draw at one instant, per site phase, 0.1 A.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InstantLoad {
+    /// Per bay the most it may draw (what its node applied, or what its car draws if more).
+    pub possible: [i32; 3],
+    /// What the cars draw.
+    pub measured: [i32; 3],
+}
+
+#[cfg(feature = "sim")]
+impl Envelope {
+    /// The limit on each site phase of the site and each circuit, by name.
+    fn groups(&self) -> impl Iterator<Item = (&str, [i32; 3], Option<&[MacAddr]>)> {
+        std::iter::once(("site", self.site, None)).chain(
+            self.circuits
+                .iter()
+                .map(|c| (c.name.as_str(), c.limit, Some(c.bays.as_slice()))),
+        )
+    }
+
+    fn bay(&self, mac: &MacAddr) -> BayLimit {
+        self.bays.get(mac).copied().unwrap_or(BayLimit {
+            rotation: Phase::ALL,
+            max_current: i32::MAX,
+        })
+    }
+}
+
+/// Checks one instant of the simulated site against `envelope` from the simulator's ground
+/// truth, not from anything the nodes reported: what each node applied (`smaxcur`, `phases`,
+/// `fsafecur` and whether its watchdog ran out, i.e. what it may offer any car that comes)
+/// and what each car draws.
+///
+/// - Every bay's offer, `smaxcur` and `fsafecur` are 0 or at least 6.0 A.
+/// - No bay may offer more than its own maximum, nor signal more than its cable carries.
+/// - On every phase of the site and of every circuit, the sum over its bays of what each
+///   may draw stays within the limit.
+///
+/// # Errors
+/// What is broken, naming the bay or the group, the phase and by how much.
+#[cfg(feature = "sim")]
+pub fn check_instant(
+    envelope: &Envelope,
+    bays: &[ctrl22_node::sim::BayTruth],
+) -> Result<InstantLoad, String> {
+    let mut possible_by_bay: Vec<(MacAddr, [i32; 3], [i32; 3])> = Vec::with_capacity(bays.len());
+    for bay in bays {
+        let own = envelope.bay(&bay.mac);
+        for (what, value) in [
+            ("offer", bay.offered),
+            ("smaxcur", bay.smaxcur),
+            ("fsafecur", bay.fsafecur),
+        ] {
+            if value.get() != 0 && value.get() < 60 {
+                return Err(format!(
+                    "bay {}: {what} {} dA is neither 0 nor >= 6 A",
+                    bay.mac,
+                    value.get()
+                ));
+            }
+        }
+        let allowed = i32::from(bay.allowed.get().max(0));
+        if allowed > own.max_current {
+            return Err(format!(
+                "bay {}: may offer {allowed} dA (smaxcur {}, fsafecur {}, watchdog expired: {}), \
+                 its maximum is {}",
+                bay.mac,
+                bay.smaxcur.get(),
+                bay.fsafecur.get(),
+                bay.watchdog_expired,
+                own.max_current
+            ));
+        }
+        if let Some(cable) = bay.cable {
+            if bay.offered > cable {
+                return Err(format!(
+                    "bay {}: offers {} dA on a {} dA cable",
+                    bay.mac,
+                    bay.offered.get(),
+                    cable.get()
+                ));
+            }
+        }
+        let mut possible = [0i32; 3];
+        let mut measured = [0i32; 3];
+        for bay_phase in Phase::ALL {
+            let site_phase = own.rotation[bay_phase.index()].index();
+            let draw = i32::from(bay.draw[bay_phase.index()].get().max(0));
+            let applied = if bay.phases.contains(bay_phase) {
+                allowed
+            } else {
+                0
+            };
+            possible[site_phase] += applied.max(draw);
+            measured[site_phase] += draw;
+        }
+        possible_by_bay.push((bay.mac, possible, measured));
+    }
+    let mut site = InstantLoad::default();
+    for (name, limit, members) in envelope.groups() {
+        let mut load = InstantLoad::default();
+        for (mac, possible, measured) in &possible_by_bay {
+            if members.is_some_and(|m| !m.contains(mac)) {
+                continue;
+            }
+            for i in 0..3 {
+                load.possible[i] += possible[i];
+                load.measured[i] += measured[i];
+            }
+        }
+        for (i, phase) in Phase::ALL.iter().enumerate() {
+            if load.possible[i] > limit[i] {
+                let mut top: Vec<_> = possible_by_bay
+                    .iter()
+                    .filter(|(mac, _, _)| members.is_none_or(|m| m.contains(mac)))
+                    .filter(|(_, p, _)| p[i] > 0)
+                    .map(|(mac, p, _)| format!("{mac} {}", p[i]))
+                    .collect();
+                top.sort();
+                return Err(format!(
+                    "{name} {phase:?}: bays may draw {} dA, limit {} (over by {}; measured {}); \
+                     per bay: {}",
+                    load.possible[i],
+                    limit[i],
+                    load.possible[i] - limit[i],
+                    load.measured[i],
+                    top.join(", ")
+                ));
+            }
+        }
+        if members.is_none() {
+            site = load;
+        }
+    }
+    Ok(site)
 }

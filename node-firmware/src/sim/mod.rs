@@ -5,7 +5,8 @@
 //!
 //! [`SimWorld`] holds every decision and is sans-IO: it is driven by `step(now_ms)` and
 //! `handle_command(now_ms, ..)` with a simulated clock and is fully deterministic for a seed.
-//! The drivers only own the socket and the wall clock. The `ctrl22-node-sim` binary and the
+//! The drivers only own the socket and the wall clock. [`SimWorld::ground_truth`] shows what
+//! every bay has applied and what its car draws, for checks that must not trust the reports. The `ctrl22-node-sim` binary and the
 //! bridge's `demo` command both run a [`SimWorld`] through these drivers:
 //!
 //! ```no_run
@@ -22,61 +23,23 @@
 //!
 //! This module never allocates current among bays; whatever allocates must be the host.
 
+mod arrivals;
+mod bay;
 mod clock;
 pub mod ev;
 pub mod meshtree;
+mod node;
 mod uplink_mqtt;
 mod uplink_tcp;
 mod world;
 
 use core::fmt;
-use core::str::FromStr;
 
+pub use arrivals::{Arrivals, UnknownArrivals};
+pub use bay::BayTruth;
 pub use uplink_mqtt::run_mqtt;
 pub use uplink_tcp::run_tcp;
 pub use world::SimWorld;
-
-/// Whether and when cars come to the bays.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Arrivals {
-    /// Cars arrive and leave at random times (some are already there at start).
-    #[default]
-    Random,
-    /// Every bay has a car plugged in at start, and it stays for the whole run (tests rely on
-    /// it); a full car simply stops drawing.
-    AllPlugged,
-    /// No car ever comes.
-    None,
-}
-
-/// A value of `--arrivals` that is none of `random`, `all-plugged`, `none`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UnknownArrivals(pub String);
-
-impl fmt::Display for UnknownArrivals {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "unknown arrivals mode {:?} (expected random, all-plugged or none)",
-            self.0
-        )
-    }
-}
-
-impl std::error::Error for UnknownArrivals {}
-
-impl FromStr for Arrivals {
-    type Err = UnknownArrivals;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "random" => Ok(Self::Random),
-            "all-plugged" => Ok(Self::AllPlugged),
-            "none" => Ok(Self::None),
-            other => Err(UnknownArrivals(other.to_owned())),
-        }
-    }
-}
 
 /// Everything that shapes a simulated site.
 #[derive(Clone, Debug, PartialEq)]

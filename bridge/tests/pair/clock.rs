@@ -1,0 +1,43 @@
+//! The pair's one simulated clock: both the site core and the simulated bays read it, and
+//! only the harness moves it.
+
+use ctrl22_bridge::clock::Now;
+
+/// Wall time at the start of every run (2026-01-01T00:00Z), so that the core's wall clock
+/// and its monotonic clock differ from the first step on.
+const WALL_START_MS: u64 = 1_767_225_600_000;
+
+/// Simulated time, monotonic and wall, advanced together.
+#[derive(Clone, Copy, Debug)]
+pub struct SimClock {
+    now: Now,
+}
+
+/// The time the site core takes: today a bare `now_ms` (unix ms); when `Site::handle` takes
+/// a [`Now`], this becomes `pub type CoreTime = Now;` and [`SimClock::core`] returns `self.now`.
+pub type CoreTime = u64;
+
+impl SimClock {
+    pub fn start() -> Self {
+        Self {
+            now: Now {
+                mono_ms: 0,
+                wall_ms: WALL_START_MS,
+            },
+        }
+    }
+
+    pub fn advance(&mut self, ms: u64) {
+        self.now = self.now.plus_ms(ms);
+    }
+
+    /// What the site core is handed.
+    pub fn core(&self) -> CoreTime {
+        self.now.wall_ms
+    }
+
+    /// Simulated milliseconds since the start: the simulator's and the network's time line.
+    pub fn sim_ms(&self) -> u64 {
+        self.now.mono_ms
+    }
+}
