@@ -519,8 +519,14 @@ async fn home_assistant_cannot_set_a_value_above_a_ceiling() -> anyhow::Result<(
             problems.push(format!("{command} {payload}: {field} = {}", state[*field]));
         }
     }
-    let after = site.rejected().await?;
-    let refused = count(&after, "ha_command") - count(&before, "ha_command");
+    // Counted by the site task; /metrics shows it from the next snapshot (a control cycle).
+    let mut refused = 0.0;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while refused < 2.0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let after = site.rejected().await?;
+        refused = count(&after, "ha_command") - count(&before, "ha_command");
+    }
     if refused < 2.0 {
         problems.push(format!("{refused} of 2 refusals counted as ha_command"));
     }

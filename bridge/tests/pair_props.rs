@@ -104,8 +104,6 @@ fn a_site_limit_lowered_at_runtime_is_followed_within_15_s() {
 }
 
 #[test]
-#[ignore = "finding: a runtime site limit above the configured 3 x 32 A is accepted and \
-            allocated (issue 8 item 1); seed 6, 64 A set at 5 min"]
 fn a_runtime_site_limit_above_the_ceiling_lifts_nothing() {
     let mut pair = Pair::new(&Layout::plugged(20, 32), 6);
     run(&mut pair, 5 * MINUTE_MS);

@@ -13,9 +13,8 @@ pub struct SimClock {
     now: Now,
 }
 
-/// The time the site core takes: today a bare `now_ms` (unix ms); when `Site::handle` takes
-/// a [`Now`], this becomes `pub type CoreTime = Now;` and [`SimClock::core`] returns `self.now`.
-pub type CoreTime = u64;
+/// The time the site core takes: monotonic for its timers, wall for people.
+pub type CoreTime = Now;
 
 impl SimClock {
     pub fn start() -> Self {
@@ -33,7 +32,7 @@ impl SimClock {
 
     /// What the site core is handed.
     pub fn core(&self) -> CoreTime {
-        self.now.wall_ms
+        self.now
     }
 
     /// Simulated milliseconds since the start: the simulator's and the network's time line.

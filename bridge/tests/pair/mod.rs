@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 
 use ctrl22_bridge::handle::CONTROL_INTERVAL;
 use ctrl22_bridge::site::snapshot::SiteSnapshot;
-use ctrl22_bridge::site::{Input, Output, SettingChange, SettingError, Site};
+use ctrl22_bridge::site::{Input, Output, SettingChange, SettingError, Site, Stored};
 use ctrl22_node::mesh::{Address, Command, MacAddr, NodeMessage};
 use ctrl22_node::sim::{BayTruth, SimConfig, SimWorld};
 use ctrl22_testkit::safety::{check_instant, Envelope};
@@ -109,11 +109,7 @@ impl Pair {
         });
         let macs: Vec<MacAddr> = world.macs().collect();
         let clock = SimClock::start();
-        let site = Site::new(
-            layout.settings(&macs),
-            &std::collections::BTreeMap::new(),
-            clock.core(),
-        )
+        let site = Site::new(layout.settings(&macs), Stored::default(), clock.core())
         .expect("the layout is a valid site");
         let mut pair = Self {
             seed,
@@ -133,7 +129,13 @@ impl Pair {
         };
         let out = pair
             .site
-            .handle(pair.clock.core(), Input::MeshLink { up: true });
+            .handle(
+                pair.clock.core(),
+                Input::MeshLink {
+                    up: true,
+                    reply_deadline_ms: 3_000,
+                },
+            );
         pair.carry(out);
         pair
     }
