@@ -62,6 +62,8 @@ impl Site {
 
     /// A stored setting at start: one above a (since lowered) ceiling is clamped to it and
     /// saved so, with one warning; one refused for any other reason is skipped and reported.
+    // By value: stored settings are moved in from the store's list, one by one.
+    #[allow(clippy::needless_pass_by_value)]
     pub(super) fn restore_one(&mut self, now: Now, change: SettingChange) -> Vec<Output> {
         match self.apply(now, change.clone()) {
             Ok(out) => out,
