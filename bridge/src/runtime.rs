@@ -89,7 +89,16 @@ pub async fn start_mesh_link(
 ) -> anyhow::Result<MeshSender> {
     let sender = match config.mesh.transport {
         MeshTransport::Mqtt => mesh::spawn_mqtt(&config.mqtt, &config.mesh.mesh_id, events).await,
-        MeshTransport::Tcp => mesh::spawn_tcp(config.mesh.tcp_listen, events).await,
+        MeshTransport::Tcp => {
+            mesh::spawn_tcp(
+                config.mesh.tcp_listen,
+                mesh::TcpLinkOptions {
+                    allow: config.mesh.tcp_allow.clone(),
+                },
+                events,
+            )
+            .await
+        }
     };
     sender.context("starting the mesh link")
 }

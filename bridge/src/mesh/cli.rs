@@ -13,7 +13,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::flash::{parse_image, FlashError, FlashStep, Flasher};
-use super::{spawn_mqtt, spawn_tcp, LinkError, MeshCommand, MeshEvent, MeshSender, SendError};
+use super::{
+    spawn_mqtt, spawn_tcp, LinkError, MeshCommand, MeshEvent, MeshSender, SendError, TcpLinkOptions,
+};
 use crate::config::{Config, MeshTransport};
 
 /// Flags shared by every mesh tool; they override the configuration file.
@@ -221,7 +223,11 @@ async fn connect(
             }
             let listen = args.listen.unwrap_or(config.mesh.tcp_listen);
             eprintln!("waiting for the mesh root to connect to {listen} ...");
-            Ok(spawn_tcp(listen, events).await?)
+            // The same link (framing, allow list) as the bridge's.
+            let options = TcpLinkOptions {
+                allow: config.mesh.tcp_allow.clone(),
+            };
+            Ok(spawn_tcp(listen, options, events).await?)
         }
     }
 }
