@@ -10,7 +10,8 @@
 //! Resynchronisation: a byte sequence that cannot occur inside one JSON value ends the broken
 //! object and counts it as garbage: a `{` that does not follow `:`, `,` or `[` (so an object
 //! left unclosed is cut at the next root message, which starts with `{` right after a value),
-//! a NUL outside a string, or a raw control character inside a string.
+//! or a control character other than whitespace (NUL included) anywhere in it. So a NUL
+//! always resynchronises: the object after it is found whatever came before.
 
 /// What the splitter found in the stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -138,6 +139,11 @@ impl ObjectSplitter {
 
     fn inside(&mut self, byte: u8, out: &mut Vec<Frame>) {
         if self.in_string {
+            if byte < 0x20 {
+                // JSON strings hold no raw control characters (not even escaped): this is not
+                // one object. Also what makes a NUL resynchronise from anywhere.
+                return self.broken(byte, out);
+            }
             if self.escaped {
                 self.escaped = false;
             } else if byte == b'\\' {
@@ -145,9 +151,6 @@ impl ObjectSplitter {
             } else if byte == b'"' {
                 self.in_string = false;
                 self.last = b'"';
-            } else if byte < 0x20 {
-                // JSON strings hold no raw control characters: this is not one object.
-                return self.broken(byte, out);
             }
             return self.keep(byte, out);
         }
@@ -163,7 +166,8 @@ impl ObjectSplitter {
             }
             b'[' => self.depth = self.depth.saturating_add(1),
             b'}' | b']' => self.depth = self.depth.saturating_sub(1),
-            0 => return self.broken(byte, out),
+            // Outside strings JSON allows no other control characters.
+            0..=0x1f => return self.broken(byte, out),
             _ => {}
         }
         if !matches!(byte, b' ' | b'\t' | b'\r' | b'\n' | b'"') {
