@@ -248,7 +248,10 @@ async fn the_bridge_discovers_and_commands_every_bay_of_a_firmware_framed_root()
         if nodes.as_array().map(Vec::len) == Some(bays.len()) {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "bays listed: {nodes}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "bays listed: {nodes}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
