@@ -112,7 +112,9 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     if let Some(listen) = config.mqtt.embedded {
-        let broker = crate::broker::start(listen).context("mqtt.embedded")?;
+        let login = crate::broker::BrokerLogin::from_config(&config.mqtt);
+        let broker =
+            crate::broker::start_with_login(listen, login.as_ref()).context("mqtt.embedded")?;
         tracing::info!("embedded MQTT broker on {}", broker.addr);
         // With its own broker the bridge is a client of it, whatever `mqtt.url` says.
         config.mqtt.url = broker.url();

@@ -305,3 +305,13 @@ fn redact_url_hides_only_the_userinfo() {
     );
     assert_eq!(redact::url("mqtt://broker:1883"), "mqtt://broker:1883");
 }
+
+#[test]
+fn an_embedded_broker_login_needs_both_keys() {
+    let e = error_of("[mqtt]\nembedded = \"127.0.0.1:1883\"\nusername = \"ctrl22\"\n");
+    assert!(e.contains("mqtt.password"), "{e}");
+    assert!(Config::from_toml(
+        "[mqtt]\nembedded = \"127.0.0.1:1883\"\nusername = \"u\"\npassword = \"p\"\n"
+    )
+    .is_ok());
+}

@@ -22,6 +22,20 @@ impl Config {
         let mut bad = |key: String, problem: String| problems.push(Invalid { key, problem });
 
         check_url(&self.mqtt.url, "mqtt.url", &["mqtt", "mqtts"], &mut bad);
+        if self.mqtt.embedded.is_some()
+            && self.mqtt.username.is_some() != self.mqtt.password.is_some()
+        {
+            let missing = if self.mqtt.username.is_none() {
+                "mqtt.username"
+            } else {
+                "mqtt.password"
+            };
+            bad(
+                missing.into(),
+                "is required with the other one when mqtt.embedded is set (the broker's login)"
+                    .into(),
+            );
+        }
         if self.mqtt.client_id.is_empty() {
             bad("mqtt.client_id".into(), "must not be empty".into());
         }
