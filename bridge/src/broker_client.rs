@@ -29,7 +29,9 @@ struct BrokerUrl {
 }
 
 fn parse_url(url: &str) -> Result<BrokerUrl, LinkError> {
-    let bad = |why: &str| LinkError::BadUrl(format!("{url:?}: {why}"));
+    // The URL may carry `user:password@`.
+    let bad =
+        |why: &str| LinkError::BadUrl(format!("{:?}: {why}", crate::config::redact::url(url)));
     let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("no scheme"))?;
     let tls = match scheme {
         "mqtt" | "tcp" => false,
@@ -152,5 +154,9 @@ mod tests {
         for bad in ["broker:1883", "http://broker", "mqtt://", "mqtt://h:port"] {
             assert!(parse_url(bad).is_err(), "{bad}");
         }
+        let e = parse_url("mqtt://u:hunter2@h:port")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("hunter2") && e.contains("<redacted>@h"), "{e}");
     }
 }

@@ -4,12 +4,13 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::Write;
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::Duration;
 
 use ctrl22_bridge::bay::{BayId, Deciamps, Phase};
 use ctrl22_bridge::config::{
-    ChargeMode, Config, ConfigError, MeshTransport, SolarKind, Strategy, REDACTED,
+    redact, ChargeMode, Config, ConfigError, MeshTransport, SolarKind, Strategy, REDACTED,
 };
 
 fn example_path() -> &'static Path {
@@ -45,6 +46,15 @@ fn defaults_match_the_spec() {
     assert_eq!(c.ocpp.identity, "{dev}");
     assert_eq!(c.http.listen.to_string(), "127.0.0.1:8080");
     assert_eq!(c.storage.path, Path::new("ctrl22.db"));
+    assert!(c.mesh.tcp_allow.is_empty(), "any address by default");
+    assert_eq!(c.site.timezone, None);
+    assert_eq!(c.site.default_circuit, None);
+    assert!(!c.http.protect_reads);
+    assert_eq!(c.http.max_connections, 256);
+    assert_eq!(c.http.request_timeout, Duration::from_secs(30));
+    assert_eq!(c.http.header_timeout, Duration::from_secs(10));
+    assert_eq!(c.http.max_sse_clients, 32);
+    assert!(c.http.allowed_hosts.is_empty());
 }
 
 #[test]
@@ -61,6 +71,11 @@ fn the_example_file_parses() {
     assert_eq!(c.solar.sources[0].kind, SolarKind::Fronius);
     assert_eq!(c.solar.sources[0].interval, Duration::from_secs(5));
     assert_eq!(c.ocpp.security_profile, 2);
+    assert_eq!(c.mesh.tcp_allow, vec![Ipv4Addr::new(192, 168, 1, 40)]);
+    assert_eq!(c.site.timezone.as_deref(), Some("Europe/Berlin"));
+    assert_eq!(c.site.time_zone().iana_name(), Some("Europe/Berlin"));
+    assert_eq!(c.site.default_circuit.as_deref(), Some("garage"));
+    assert_eq!(c.http.max_sse_clients, 32);
 }
 
 #[test]
@@ -203,4 +218,100 @@ fn redacted_hides_every_secret_and_round_trips() {
     file.write_all(c.to_toml().unwrap().as_bytes()).unwrap();
     let again = Config::from_toml(&std::fs::read_to_string(file.path()).unwrap()).unwrap();
     assert_eq!(again, c);
+}
+
+#[test]
+fn wdtsec_is_checked_against_the_nodes_range() {
+    for bad in [0, 3601, 65535] {
+        let e = error_of(&format!("[mesh]\nwdtsec = {bad}\n"));
+        assert!(e.contains("mesh.wdtsec"), "{e}");
+        assert!(e.contains("1..=3600"), "{e}");
+    }
+    let c = Config::from_toml("[mesh]\nwdtsec = 3600\n").unwrap();
+    assert_eq!(c.mesh.wdtsec, 3600);
+}
+
+#[test]
+fn tcp_allow_takes_ip_addresses() {
+    let c = Config::from_toml("[mesh]\ntcp_allow = [\"10.0.0.2\", \"::1\"]\n").unwrap();
+    assert_eq!(c.mesh.tcp_allow.len(), 2);
+    let e = error_of("[mesh]\ntcp_allow = [\"root.local\"]\n");
+    assert!(e.contains("mesh.tcp_allow"), "{e}");
+}
+
+#[test]
+fn timezone_is_an_iana_name_from_the_bundled_database() {
+    // Bundled into the binary: no /usr/share/zoneinfo needed (distroless containers).
+    let c = Config::from_toml("[site]\ntimezone = \"America/New_York\"\n").unwrap();
+    let zone = c.site.time_zone();
+    assert_eq!(zone.iana_name(), Some("America/New_York"));
+    let e = error_of("[site]\ntimezone = \"Mars/Olympus_Mons\"\n");
+    assert!(e.contains("site.timezone"), "{e}");
+    assert!(e.contains("Mars/Olympus_Mons"), "{e}");
+    // Without one: the system's zone, or UTC; never a panic.
+    let _ = Config::from_toml("").unwrap().site.time_zone();
+}
+
+#[test]
+fn default_circuit_must_exist() {
+    let e = error_of("[site]\ndefault_circuit = \"nowhere\"\n");
+    assert!(e.contains("site.default_circuit"), "{e}");
+    let c = Config::from_toml(
+        "[site]\ndefault_circuit = \"a\"\n[[site.circuits]]\nid = \"a\"\nmax_current = [16,16,16]\n",
+    )
+    .unwrap();
+    assert_eq!(c.site.default_circuit.as_deref(), Some("a"));
+}
+
+#[test]
+fn http_bounds_are_checked() {
+    let e = error_of("[http]\nmax_connections = 0\n");
+    assert!(e.contains("http.max_connections"), "{e}");
+    let e = error_of("[http]\nheader_timeout = \"0s\"\n");
+    assert!(e.contains("http.header_timeout"), "{e}");
+    let e = error_of("[http]\nrequest_timeout = \"soon\"\n");
+    assert!(e.contains("http.request_timeout"), "{e}");
+    let c = Config::from_toml(
+        "[http]\nprotect_reads = true\nmax_sse_clients = 4\nallowed_hosts = [\"ctrl22.lan:8080\"]\n",
+    )
+    .unwrap();
+    assert!(c.http.protect_reads);
+    assert_eq!(c.http.max_sse_clients, 4);
+    assert_eq!(c.http.allowed_hosts, vec!["ctrl22.lan:8080".to_owned()]);
+}
+
+#[test]
+fn errors_never_show_url_credentials() {
+    let cases = [
+        "[mqtt]\nurl = \"http://user:hunter2@broker\"\n",
+        "[ocpp]\nenabled = true\nurl = \"http://cp:hunter2@csms\"\n",
+        "[[solar.sources]]\nkind = \"fronius\"\nurl = \"ftp://admin:hunter2@inverter\"\n",
+    ];
+    for toml in cases {
+        let e = error_of(toml);
+        assert!(!e.contains("hunter2"), "secret in {e}");
+        assert!(e.contains(REDACTED), "{e}");
+    }
+    // A type error of a URL-shaped value (figment may quote values).
+    let e = error_of("[mqtt]\nembedded = \"mqtt://u:hunter2@0.0.0.0:1883\"\n");
+    assert!(!e.contains("hunter2"), "secret in {e}");
+}
+
+#[test]
+fn redact_url_hides_only_the_userinfo() {
+    assert_eq!(
+        redact::url("mqtts://u:p@broker:8883/x"),
+        "mqtts://<redacted>@broker:8883/x"
+    );
+    assert_eq!(redact::url("mqtt://broker:1883"), "mqtt://broker:1883");
+}
+
+#[test]
+fn an_embedded_broker_login_needs_both_keys() {
+    let e = error_of("[mqtt]\nembedded = \"127.0.0.1:1883\"\nusername = \"ctrl22\"\n");
+    assert!(e.contains("mqtt.password"), "{e}");
+    assert!(Config::from_toml(
+        "[mqtt]\nembedded = \"127.0.0.1:1883\"\nusername = \"u\"\npassword = \"p\"\n"
+    )
+    .is_ok());
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use ctrl22_bridge::config::MqttConfig;
 use ctrl22_bridge::mesh::{
     spawn_mqtt, spawn_tcp, Address, Command, MacAddr, MeshCommand, MeshEvent, MeshSender,
-    NodeMessage, RejectKind,
+    NodeMessage, RejectKind, TcpLinkOptions,
 };
 use ctrl22_node::mesh::{decode_command_tcp, encode_uplink_mqtt_vec, encode_uplink_tcp_vec};
 use ctrl22_testkit::{free_port, Mosquitto, Recorder};
@@ -196,7 +196,9 @@ async fn mqtt_reconnects_and_subscribes_again() {
 async fn tcp_link() -> (std::net::SocketAddr, MeshSender, mpsc::Receiver<MeshEvent>) {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], free_port().unwrap()));
     let (tx, events) = mpsc::channel(64);
-    let sender = spawn_tcp(addr, tx).await.unwrap();
+    let sender = spawn_tcp(addr, TcpLinkOptions::default(), tx)
+        .await
+        .unwrap();
     (addr, sender, events)
 }
 
@@ -301,6 +303,7 @@ async fn tcp_new_connection_replaces_a_stale_one() {
         .unwrap();
     assert_eq!(&buf[..n], br#"{"dst":"root","cmd":"system"}"#);
     fresh.write_all(&heartbeat_line()).await.unwrap();
+    assert_rejected(&next(&mut events).await, RejectKind::TcpReplaced);
     assert_heartbeat(&next(&mut events).await);
 
     // The stale one was closed by the bridge.

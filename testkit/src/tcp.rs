@@ -4,9 +4,11 @@
 //! away (a killed bridge) the proxy keeps the root's connection and goes on recording, and
 //! connects onward again when the host is back: to the host that is the root reconnecting.
 //!
-//! The root takes each `read()` as one command, so the proxy keeps the bridge's framing: a
-//! read from the bridge that holds several JSON objects (segments merged on a loaded machine)
-//! is written on as one write per object, a few milliseconds apart, never merged.
+//! Both directions carry bare JSON objects back to back, as the firmware frames them (no
+//! delimiter; whitespace, `\r\n` or NUL between are tolerated). The root takes each `read()`
+//! as one command, so the proxy keeps the bridge's framing: a read from the bridge that holds
+//! several JSON objects (segments merged on a loaded machine) is written on as one write per
+//! object, a few milliseconds apart, never merged.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -20,13 +22,13 @@ use tokio::net::{TcpListener, TcpStream};
 /// Which way a recorded message went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Direction {
-    /// Root to host: one line, without its `\r\n`.
+    /// Root to host: one message object.
     Uplink,
     /// Host to root: one command.
     Downlink,
 }
 
-/// One line or command as the proxy passed it on.
+/// One message or command as the proxy passed it on.
 #[derive(Clone, Debug)]
 pub struct TcpRecorded {
     pub at: Instant,
@@ -90,10 +92,13 @@ impl Drop for TcpProxy {
     }
 }
 
-/// Serves one root connection: records every line, relays both ways while the host is
+/// Serves one root connection: records every message, relays both ways while the host is
 /// connected, and reconnects to the host every [`HOST_RETRY`] while it is away. The root's
 /// connection is kept open meanwhile, so its lines are still recorded (a tap on the wire
 /// sees them even though no host reads them).
+///
+/// Root to host the bytes pass unchanged (the bridge must cope with TCP's cuts); host to
+/// root each complete command is written on its own.
 async fn relay(root: TcpStream, upstream: SocketAddr, log: Log) {
     let _ = root.set_nodelay(true);
     let (mut root_read, mut root_write) = root.into_split();
@@ -102,7 +107,8 @@ async fn relay(root: TcpStream, upstream: SocketAddr, log: Log) {
     let mut retry = tokio::time::interval(HOST_RETRY);
     let mut up_chunk = vec![0u8; 8192];
     let mut down_chunk = vec![0u8; 8192];
-    let mut line = Vec::new();
+    let mut uplink = ObjectStream::default();
+    let mut downlink = ObjectStream::default();
     loop {
         tokio::select! {
             read = root_read.read(&mut up_chunk) => {
@@ -117,16 +123,8 @@ async fn relay(root: TcpStream, upstream: SocketAddr, log: Log) {
                         host_write = None;
                     }
                 }
-                for &byte in data {
-                    if byte == b'\n' {
-                        let mut done = std::mem::take(&mut line);
-                        if done.last() == Some(&b'\r') {
-                            done.pop();
-                        }
-                        record(&log, Direction::Uplink, done);
-                    } else {
-                        line.push(byte);
-                    }
+                for object in uplink.push(data) {
+                    record(&log, Direction::Uplink, object);
                 }
             }
             read = read_host(&mut host_read, &mut down_chunk) => {
@@ -139,13 +137,13 @@ async fn relay(root: TcpStream, upstream: SocketAddr, log: Log) {
                     Ok(n) => n,
                 };
                 let data = down_chunk.get(..n).unwrap_or_default();
-                let objects = json_objects(data);
+                let objects = downlink.push(data);
                 // Recorded as they arrive, when the bridge sent them: the gaps below are the
                 // proxy's doing, and must not make a retry look early.
                 for object in &objects {
-                    record(&log, Direction::Downlink, object.to_vec());
+                    record(&log, Direction::Downlink, object.clone());
                 }
-                for (i, object) in objects.into_iter().enumerate() {
+                for (i, object) in objects.iter().enumerate() {
                     if i > 0 {
                         tokio::time::sleep(SPLIT_GAP).await;
                     }
@@ -186,48 +184,79 @@ fn record(log: &Log, direction: Direction, bytes: Vec<u8>) {
     }
 }
 
-/// `data` cut after each complete JSON value; anything unparsable stays one piece.
-fn json_objects(data: &[u8]) -> Vec<&[u8]> {
-    let mut pieces = Vec::new();
-    let mut values = serde_json::Deserializer::from_slice(data).into_iter::<serde_json::Value>();
-    let mut start = 0;
-    while let Some(Ok(_)) = values.next() {
-        let end = values.byte_offset();
-        pieces.push(data.get(start..end).unwrap_or_default());
-        start = end;
-    }
-    match data.get(start..) {
-        Some(rest) if !rest.iter().all(u8::is_ascii_whitespace) => {
-            if let Some(last) = pieces.pop() {
-                // Unparsable tail: keep it with the value before it, as the bridge wrote it.
-                let from = start - last.len();
-                pieces.push(data.get(from..).unwrap_or_default());
-            } else {
-                pieces.push(rest);
+/// Bytes of one direction, cut into complete JSON objects (serde_json's stream reader); an
+/// object cut by TCP waits for the rest of it.
+#[derive(Debug, Default)]
+struct ObjectStream {
+    pending: Vec<u8>,
+}
+
+/// A test proxy keeps at most this much of an unfinished object (a broken peer).
+const PENDING_LIMIT: usize = 64 * 1024;
+
+impl ObjectStream {
+    fn push(&mut self, data: &[u8]) -> Vec<Vec<u8>> {
+        self.pending.extend_from_slice(data);
+        let mut objects = Vec::new();
+        let mut start = 0;
+        loop {
+            // Whitespace, `\r\n` and NUL between objects (serde_json takes no NUL).
+            while self
+                .pending
+                .get(start)
+                .is_some_and(|b| b.is_ascii_whitespace() || *b == 0)
+            {
+                start += 1;
+            }
+            let rest = self.pending.get(start..).unwrap_or_default();
+            if rest.is_empty() {
+                break;
+            }
+            let mut values =
+                serde_json::Deserializer::from_slice(rest).into_iter::<serde_json::Value>();
+            match values.next() {
+                Some(Ok(_)) => {
+                    let end = values.byte_offset();
+                    objects.push(rest.get(..end).unwrap_or_default().to_vec());
+                    start += end;
+                }
+                Some(Err(e)) if e.is_eof() => break,
+                // Not JSON: skip to the next object's `{`.
+                _ => {
+                    let skip = rest
+                        .iter()
+                        .skip(1)
+                        .position(|&b| b == b'{')
+                        .map_or(rest.len(), |p| p + 1);
+                    start += skip;
+                }
             }
         }
-        _ => {}
+        self.pending.drain(..start.min(self.pending.len()));
+        if self.pending.len() > PENDING_LIMIT {
+            self.pending.clear();
+        }
+        objects
     }
-    pieces
 }
 
 #[cfg(test)]
 mod tests {
-    use super::json_objects;
+    use super::ObjectStream;
 
     #[test]
-    fn merged_commands_are_cut_apart() {
+    fn objects_are_cut_apart_and_joined_across_reads() {
+        let mut s = ObjectStream::default();
         let one: &[u8] = br#"{"dst":"*","cmd":"status"}"#;
-        assert_eq!(json_objects(one), vec![one]);
-        let two = br#"{"a":1}{"b":[2,"}"]}"#;
+        assert_eq!(s.push(one), vec![one.to_vec()]);
         assert_eq!(
-            json_objects(two),
-            vec![&br#"{"a":1}"#[..], &br#"{"b":[2,"}"]}"#[..]]
+            s.push(br#"{"a":1}{"b":[2,"}"]}"#),
+            vec![br#"{"a":1}"#.to_vec(), br#"{"b":[2,"}"]}"#.to_vec()]
         );
+        assert!(s.push(b"\0\r\n{\"a\":").is_empty());
         assert_eq!(
-            json_objects(b"{\"a\":1}{garb"),
-            vec![&b"{\"a\":1}{garb"[..]]
+            s.push(b"1}garbage{\"c\":3}"),
+            vec![b"{\"a\":1}".to_vec(), b"{\"c\":3}".to_vec()]
         );
-        assert_eq!(json_objects(b"garbage"), vec![&b"garbage"[..]]);
     }
 }

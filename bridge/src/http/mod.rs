@@ -109,13 +109,17 @@ impl HttpOptions {
 
 impl From<&Config> for HttpOptions {
     fn from(config: &Config) -> Self {
-        // The hardening keys (`http.protect_reads`, `http.max_connections`, ...) come with
-        // the split config module; until then their defaults hold.
+        let http = &config.http;
         Self {
-            listen: Some(config.http.listen),
-            token: config.http.token.clone(),
+            listen: Some(http.listen),
+            token: http.token.clone(),
             store: Some(config.storage.path.clone()),
-            ..Self::default()
+            protect_reads: http.protect_reads,
+            max_connections: http.max_connections,
+            request_timeout: http.request_timeout,
+            header_timeout: http.header_timeout,
+            max_sse_clients: http.max_sse_clients,
+            allowed_hosts: http.allowed_hosts.clone(),
         }
     }
 }

@@ -12,7 +12,9 @@ use ctrl22_node::mesh::{encode_uplink_tcp_vec, Address, Command, MacAddr, NodeMe
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::{spawn_mqtt, spawn_tcp, LinkError, MeshCommand, MeshEvent, MeshSender, SendError};
+use super::{
+    spawn_mqtt, spawn_tcp, LinkError, MeshCommand, MeshEvent, MeshSender, SendError, TcpLinkOptions,
+};
 use crate::config::{Config, MeshTransport};
 use crate::ota::flasher::{parse_image, FlashError, FlashStep, Flasher};
 
@@ -221,7 +223,11 @@ async fn connect(
             }
             let listen = args.listen.unwrap_or(config.mesh.tcp_listen);
             eprintln!("waiting for the mesh root to connect to {listen} ...");
-            Ok(spawn_tcp(listen, events).await?)
+            // The same link (framing, allow list) as the bridge's.
+            let options = TcpLinkOptions {
+                allow: config.mesh.tcp_allow.clone(),
+            };
+            Ok(spawn_tcp(listen, options, events).await?)
         }
     }
 }

@@ -20,7 +20,8 @@ use tokio::sync::mpsc;
 
 pub use ctrl22_node::mesh::{Address, Command, MacAddr, NodeMessage, ProtocolError};
 pub use mqtt::spawn_mqtt;
-pub use tcp::{spawn_tcp, LineSplitter, SplitLine, TCP_IDLE_TIMEOUT, TCP_WRITE_GAP};
+pub use tcp::split::{Frame, ObjectSplitter};
+pub use tcp::{spawn_tcp, TcpLinkOptions, TCP_IDLE_TIMEOUT, TCP_WRITE_GAP};
 
 /// What the link reports to the site core.
 // A message is ~280 bytes (an avrlog line inline); boxing every heartbeat would cost more.
@@ -50,15 +51,22 @@ pub enum RejectKind {
     BadAddress,
     /// A field missing, out of range or with an undefined value.
     BadValue,
+    /// A TCP connection from an address not in `mesh.tcp_allow`, closed at once.
+    TcpRefused,
+    /// A new root connection replaced the previous one (whose input is dropped from then on):
+    /// a rebooted root, or two roots fighting over the link when it keeps rising.
+    TcpReplaced,
 }
 
 impl RejectKind {
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 7] = [
         Self::TooLong,
         Self::Malformed,
         Self::UnknownType,
         Self::BadAddress,
         Self::BadValue,
+        Self::TcpRefused,
+        Self::TcpReplaced,
     ];
 
     #[must_use]
@@ -69,6 +77,8 @@ impl RejectKind {
             Self::UnknownType => "unknown_type",
             Self::BadAddress => "bad_address",
             Self::BadValue => "bad_value",
+            Self::TcpRefused => "tcp_refused",
+            Self::TcpReplaced => "tcp_replaced",
         }
     }
 }

@@ -74,7 +74,8 @@ pub fn site_settings(config: &Config) -> SiteSettings {
         wdtsec: config.mesh.wdtsec,
         setpoint_refresh_ms: millis(config.mesh.setpoint_refresh),
         ack_timeout_ms: millis(mesh::reply_deadline(config.mesh.transport)),
-        time_zone: jiff::tz::TimeZone::system(),
+        time_zone: config.site.time_zone(),
+        default_circuit: config.site.default_circuit.clone(),
         nodes,
         ..SiteSettings::default()
     }
@@ -94,7 +95,16 @@ pub async fn start_mesh_link(
 ) -> anyhow::Result<MeshSender> {
     let sender = match config.mesh.transport {
         MeshTransport::Mqtt => mesh::spawn_mqtt(&config.mqtt, &config.mesh.mesh_id, events).await,
-        MeshTransport::Tcp => mesh::spawn_tcp(config.mesh.tcp_listen, events).await,
+        MeshTransport::Tcp => {
+            mesh::spawn_tcp(
+                config.mesh.tcp_listen,
+                mesh::TcpLinkOptions {
+                    allow: config.mesh.tcp_allow.clone(),
+                },
+                events,
+            )
+            .await
+        }
     };
     sender.context("starting the mesh link")
 }
@@ -110,7 +120,9 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     if let Some(listen) = config.mqtt.embedded {
-        let broker = crate::broker::start(listen).context("mqtt.embedded")?;
+        let login = crate::broker::BrokerLogin::from_config(&config.mqtt);
+        let broker =
+            crate::broker::start_with_login(listen, login.as_ref()).context("mqtt.embedded")?;
         tracing::info!("embedded MQTT broker on {}", broker.addr);
         // With its own broker the bridge is a client of it, whatever `mqtt.url` says.
         config.mqtt.url = broker.url();

@@ -64,7 +64,7 @@ impl Departure {
     #[must_use]
     pub fn next_after(self, now_ms: u64, zone: &TimeZone) -> Option<u64> {
         let now = Timestamp::from_millisecond(i64::try_from(now_ms).ok()?).ok()?;
-        let today = now.to_zoned(zone.clone()).date();
+        let today = now.to_zoned_datetime(zone.clone()).date();
         let at = |date: jiff::civil::Date| {
             date.at(
                 i8::try_from(self.hour).ok()?,
@@ -72,7 +72,7 @@ impl Departure {
                 0,
                 0,
             )
-            .to_zoned(zone.clone())
+            .to_zoned_datetime(zone.clone())
             .ok()
         };
         let mut next = at(today)?;

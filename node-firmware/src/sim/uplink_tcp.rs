@@ -1,7 +1,15 @@
-//! The root's plain TCP uplink: the root is the client, retries every 2 s while the host is
-//! away, writes every node message as one JSON line ending in `\r\n`, and takes each `read()`
-//! from the host as exactly one JSON command, as the firmware does.
+//! The root's plain TCP uplink, framed as the firmware frames it (mesh-protocol.md section 3):
+//! the root is the client and retries every 2 s while the host is away; it composes every node
+//! message with a trailing `\r\n`, strips it, and `write()`s the bare JSON object, one write
+//! per message with `TCP_NODELAY`; it takes each `read()` from the host as exactly one JSON
+//! command.
+//!
+//! On the real mesh the messages reach the root one by one, milliseconds apart, which is why
+//! the original `dmctrl.py` (one `recv()` = one object) works against it. The simulator makes
+//! its messages all at once per step, so it spaces its writes by [`WRITE_GAP`] to keep that
+//! true.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::time::Duration;
 
@@ -15,6 +23,11 @@ use crate::mesh::{self, MacAddr, NodeMessage, MAX_MESSAGE_LEN};
 
 /// The firmware's retry period while the host is away.
 const RECONNECT_DELAY: Duration = Duration::from_secs(2);
+/// Pause between two writes, so that each reaches the host in its own segment and read.
+pub const WRITE_GAP: Duration = Duration::from_millis(20);
+/// Messages waiting for their write; beyond this the oldest are dropped (a root's queue is
+/// bounded too). At [`WRITE_GAP`] this is about 20 s of traffic.
+const OUTBOX_LIMIT: usize = 1024;
 
 /// Runs `world` with its root connected to the host at `addr` (`tcp://host:port` or
 /// `host:port`) until `shutdown` completes, simulated time `speed` times faster than wall
@@ -36,37 +49,85 @@ pub async fn run_tcp(
     let mut link: Option<TcpStream> = None;
     let mut next_attempt = Instant::now();
     let mut read_buf = vec![0u8; MAX_MESSAGE_LEN * 2];
+    let mut outbox = Outbox::default();
+    let mut next_write = Instant::now();
     loop {
         if link.is_none() && Instant::now() >= next_attempt {
             link = connect(addr).await;
             next_attempt = Instant::now() + RECONNECT_DELAY;
         }
         let Some(stream) = link.as_mut() else {
+            outbox.clear();
             tokio::select! {
                 () = &mut shutdown => return Ok(()),
                 _ = tick.tick() => drop(world.step(clock.now_ms())),
             }
             continue;
         };
-        let out = tokio::select! {
+        tokio::select! {
             () = &mut shutdown => return Ok(()),
-            _ = tick.tick() => world.step(clock.now_ms()),
+            _ = tick.tick() => outbox.extend(&world.step(clock.now_ms())),
             read = stream.read(&mut read_buf) => match read {
                 Ok(0) | Err(_) => {
                     tracing::info!("uplink host closed the connection");
                     link = None;
-                    continue;
                 }
                 // One read = one command; anything unparsable is dropped silently.
-                Ok(n) => match read_buf.get(..n).map(mesh::decode_command_tcp) {
-                    Some(Ok((dst, cmd))) => world.handle_command(clock.now_ms(), &dst, &cmd),
-                    _ => continue,
-                },
+                Ok(n) => {
+                    if let Some(Ok((dst, cmd))) = read_buf.get(..n).map(mesh::decode_command_tcp) {
+                        outbox.extend(&world.handle_command(clock.now_ms(), &dst, &cmd));
+                    }
+                }
             },
-        };
-        if let Err(e) = stream.write_all(&encode_lines(&out)).await {
-            tracing::info!("uplink write failed: {e}");
-            link = None;
+            () = tokio::time::sleep_until(next_write), if !outbox.is_empty() => {
+                if let Some(object) = outbox.pop() {
+                    if let Err(e) = stream.write_all(&object).await {
+                        tracing::info!("uplink write failed: {e}");
+                        link = None;
+                    }
+                }
+                next_write = Instant::now() + WRITE_GAP;
+            }
+        }
+    }
+}
+
+/// Encoded messages waiting for their own write.
+#[derive(Debug, Default)]
+struct Outbox {
+    queue: VecDeque<Vec<u8>>,
+    dropped: u64,
+}
+
+impl Outbox {
+    fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.queue.clear();
+    }
+
+    fn pop(&mut self) -> Option<Vec<u8>> {
+        self.queue.pop_front()
+    }
+
+    fn extend(&mut self, out: &[(MacAddr, NodeMessage)]) {
+        for (src, msg) in out {
+            let Some(object) = encode_object(*src, msg) else {
+                continue;
+            };
+            if self.queue.len() >= OUTBOX_LIMIT {
+                self.queue.pop_front();
+                self.dropped += 1;
+                if self.dropped.is_power_of_two() {
+                    tracing::warn!(
+                        dropped = self.dropped,
+                        "uplink too slow; oldest messages dropped"
+                    );
+                }
+            }
+            self.queue.push_back(object);
         }
     }
 }
@@ -86,16 +147,19 @@ async fn connect(addr: &str) -> Option<TcpStream> {
     }
 }
 
-fn encode_lines(out: &[(MacAddr, NodeMessage)]) -> Vec<u8> {
+/// One message as the root writes it: the codec's line without its `\r\n`.
+fn encode_object(src: MacAddr, msg: &NodeMessage) -> Option<Vec<u8>> {
     let mut line = [0u8; MAX_MESSAGE_LEN + 2];
-    let mut bytes = Vec::with_capacity(out.len() * 160);
-    for (src, msg) in out {
-        match mesh::encode_uplink_tcp(*src, msg, &mut line) {
-            Ok(len) => bytes.extend_from_slice(line.get(..len).unwrap_or_default()),
-            Err(e) => tracing::warn!(%src, "message does not encode: {e}"),
+    match mesh::encode_uplink_tcp(src, msg, &mut line) {
+        Ok(len) => {
+            let line = line.get(..len).unwrap_or_default();
+            Some(line.strip_suffix(b"\r\n").unwrap_or(line).to_vec())
+        }
+        Err(e) => {
+            tracing::warn!(%src, "message does not encode: {e}");
+            None
         }
     }
-    bytes
 }
 
 /// `tcp://host:port` or `host:port`.

@@ -1,12 +1,17 @@
-//! Uplink B: the mesh root connects to us over plain TCP and streams one JSON object per
-//! `\r\n`-terminated line; we answer with one command per write.
+//! Uplink B: the mesh root connects to us over plain TCP and writes its messages as bare JSON
+//! objects back to back, no delimiter ([`split`] cuts them apart); we answer with one command
+//! per write.
 //!
 //! The root parses each `read()` as exactly one JSON object, so writes are paced
-//! ([`TCP_WRITE_GAP`]) so that two commands never share a TCP segment. The root reconnects
-//! every 2 s when it loses us; a new connection replaces the old one, which is then stale
-//! (a rebooted root never closes its old socket).
+//! ([`TCP_WRITE_GAP`]) and sent with `TCP_NODELAY` so that two commands never share a TCP
+//! segment. The root reconnects every 2 s when it loses us; a new connection replaces the old
+//! one, which is then stale (a rebooted root never closes its old socket). Whoever holds the
+//! connection commands every bay, so [`TcpLinkOptions::allow`] can restrict it to the root's
+//! address.
 
-use std::net::SocketAddr;
+pub mod split;
+
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use ctrl22_node::mesh::{self as wire, MAX_MESSAGE_LEN};
@@ -18,6 +23,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::{excerpt, EventSink, LinkError, MeshCommand, MeshEvent, MeshSender, RejectKind};
+use split::{Frame, ObjectSplitter};
 
 /// Minimum gap between two writes to the root.
 pub const TCP_WRITE_GAP: Duration = Duration::from_millis(20);
@@ -28,74 +34,24 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 const READ_CHUNK: usize = 4096;
 
-/// A complete line, or the fact that one was too long and is being discarded.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SplitLine {
-    /// A line without its `\r\n`.
-    Line(Vec<u8>),
-    /// A line grew beyond the limit; it is skipped up to the next `\n`. Reported once, when
-    /// the limit is crossed, with the bytes seen so far.
-    TooLong { seen: usize },
+/// Who may be the mesh root (`mesh.tcp_allow`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TcpLinkOptions {
+    /// The addresses a root may connect from; empty = any. A connection from elsewhere is
+    /// closed at once and counted as `tcp_refused`.
+    pub allow: Vec<IpAddr>,
 }
 
-/// Splits a byte stream into lines of bounded length. Memory stays at most `max_len` bytes
-/// whatever arrives: a line that outgrows it is dropped, not buffered.
-#[derive(Debug)]
-pub struct LineSplitter {
-    buf: Vec<u8>,
-    max_len: usize,
-    discarding: bool,
-}
-
-impl LineSplitter {
-    /// Lines up to `max_len` bytes, not counting the terminator.
+impl TcpLinkOptions {
+    /// Whether a root at `peer` may connect. IPv4 peers of a dual-stack listener arrive as
+    /// `::ffff:a.b.c.d` and match `a.b.c.d`.
     #[must_use]
-    pub fn new(max_len: usize) -> Self {
-        Self {
-            buf: Vec::new(),
-            max_len,
-            discarding: false,
-        }
-    }
-
-    /// Feeds received bytes; complete lines (empty ones skipped) go to `out`.
-    pub fn push(&mut self, mut data: &[u8], out: &mut Vec<SplitLine>) {
-        while !data.is_empty() {
-            let newline = data.iter().position(|&b| b == b'\n');
-            let (part, rest) = match newline {
-                Some(i) => (
-                    data.get(..i).unwrap_or_default(),
-                    data.get(i + 1..).unwrap_or_default(),
-                ),
-                None => (data, &[][..]),
-            };
-            data = rest;
-            if !self.discarding {
-                // One byte of slack for the `\r` of `\r\n`, which may end a chunk.
-                let seen = self.buf.len() + part.len();
-                if seen > self.max_len + 1 {
-                    out.push(SplitLine::TooLong { seen });
-                    self.buf = Vec::new();
-                    self.discarding = true;
-                } else {
-                    self.buf.extend_from_slice(part);
-                }
-            }
-            if newline.is_some() {
-                if !self.discarding {
-                    let mut line = std::mem::take(&mut self.buf);
-                    if line.last() == Some(&b'\r') {
-                        line.pop();
-                    }
-                    if line.len() > self.max_len {
-                        out.push(SplitLine::TooLong { seen: line.len() });
-                    } else if !line.is_empty() {
-                        out.push(SplitLine::Line(line));
-                    }
-                }
-                self.discarding = false;
-            }
-        }
+    pub fn allows(&self, peer: IpAddr) -> bool {
+        self.allow.is_empty()
+            || self
+                .allow
+                .iter()
+                .any(|allowed| allowed.to_canonical() == peer.to_canonical())
     }
 }
 
@@ -106,6 +62,7 @@ impl LineSplitter {
 /// [`LinkError::Listen`] when the address cannot be bound.
 pub async fn spawn_tcp(
     listen: SocketAddr,
+    options: TcpLinkOptions,
     events: mpsc::Sender<MeshEvent>,
 ) -> Result<MeshSender, LinkError> {
     let listener = TcpListener::bind(listen)
@@ -118,7 +75,7 @@ pub async fn spawn_tcp(
     tracing::info!("waiting for the mesh root on tcp {local}");
     let (sender, commands, up) = MeshSender::new();
     let sink = EventSink::new(events, up, "tcp");
-    tokio::spawn(Hub::new(sink).run(listener, commands));
+    tokio::spawn(Hub::new(sink, options).run(listener, commands));
     Ok(sender)
 }
 
@@ -135,15 +92,17 @@ struct Connection {
 #[derive(Debug)]
 struct Hub {
     sink: EventSink,
+    options: TcpLinkOptions,
     current: Option<Connection>,
     next_id: u64,
     next_write: Instant,
 }
 
 impl Hub {
-    fn new(sink: EventSink) -> Self {
+    fn new(sink: EventSink, options: TcpLinkOptions) -> Self {
         Self {
             sink,
+            options,
             current: None,
             next_id: 0,
             next_write: Instant::now(),
@@ -157,6 +116,15 @@ impl Hub {
             let alive = tokio::select! {
                 () = self.sink.events.closed() => false,
                 accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) if !self.options.allows(peer.ip()) => {
+                        drop(stream);
+                        self.sink
+                            .reject(
+                                RejectKind::TcpRefused,
+                                format!("connection from {peer} refused: not in mesh.tcp_allow"),
+                            )
+                            .await
+                    }
                     Ok((stream, peer)) => {
                         // Commands must leave in their own segments, not wait for Nagle.
                         let _ = stream.set_nodelay(true);
@@ -195,17 +163,29 @@ impl Hub {
         closed: mpsc::Sender<u64>,
     ) -> bool {
         if let Some(old) = self.current.take() {
+            // Every replacement is logged (they are rare: a rebooted root, at most one per
+            // 2 s retry) and counted; a steady count means two roots fight over the link.
             tracing::info!(
                 "mesh root {peer} replaces the stale connection from {}",
                 old.peer
             );
             old.reader.abort();
+            let counted = self
+                .sink
+                .emit(MeshEvent::Rejected {
+                    reason: RejectKind::TcpReplaced,
+                    detail: format!("connection from {} replaced by {peer}", old.peer),
+                })
+                .await;
+            if !counted {
+                return false;
+            }
         } else {
             tracing::info!("mesh root connected from {peer}");
         }
         self.next_id += 1;
         let id = self.next_id;
-        let reader = tokio::spawn(read_lines(
+        let reader = tokio::spawn(read_objects(
             read,
             EventSink::new(self.sink.events.clone(), self.sink.up.clone(), "tcp"),
             id,
@@ -272,15 +252,15 @@ impl Hub {
 
 /// Reads one connection until it ends, then tells the hub (which ignores it if the
 /// connection was replaced meanwhile).
-async fn read_lines(
+async fn read_objects(
     mut read: OwnedReadHalf,
     mut sink: EventSink,
     id: u64,
     closed: mpsc::Sender<u64>,
 ) {
-    let mut splitter = LineSplitter::new(MAX_MESSAGE_LEN);
+    let mut splitter = ObjectSplitter::new(MAX_MESSAGE_LEN);
     let mut chunk = vec![0u8; READ_CHUNK];
-    let mut lines = Vec::new();
+    let mut frames = Vec::new();
     'conn: loop {
         let n = match tokio::time::timeout(TCP_IDLE_TIMEOUT, read.read(&mut chunk)).await {
             Ok(Ok(0)) => break,
@@ -294,22 +274,29 @@ async fn read_lines(
                 break;
             }
         };
-        splitter.push(chunk.get(..n).unwrap_or_default(), &mut lines);
-        for line in lines.drain(..) {
-            let alive = match line {
-                SplitLine::Line(line) => match wire::decode_uplink_tcp(&line) {
+        splitter.push(chunk.get(..n).unwrap_or_default(), &mut frames);
+        for frame in frames.drain(..) {
+            let alive = match frame {
+                Frame::Object(object) => match wire::decode_uplink_tcp(&object) {
                     Ok((src, msg)) => sink.message(src, msg).await,
                     Err(e) => {
-                        sink.reject((&e).into(), format!("{e}: {}", excerpt(&line)))
+                        sink.reject((&e).into(), format!("{e}: {}", excerpt(&object)))
                             .await
                     }
                 },
-                SplitLine::TooLong { seen } => {
+                Frame::TooLong { seen } => {
                     sink.reject(
                         RejectKind::TooLong,
                         format!(
-                            "line over {MAX_MESSAGE_LEN} bytes ({seen} so far), skipped to its end"
+                            "object over {MAX_MESSAGE_LEN} bytes ({seen} so far), skipped to its end"
                         ),
+                    )
+                    .await
+                }
+                Frame::Garbage { len } => {
+                    sink.reject(
+                        RejectKind::Malformed,
+                        format!("{len} bytes that are not a JSON object, skipped"),
                     )
                     .await
                 }
@@ -326,49 +313,20 @@ async fn read_lines(
 mod tests {
     use super::*;
 
-    fn split(max: usize, chunks: &[&[u8]]) -> Vec<SplitLine> {
-        let mut s = LineSplitter::new(max);
-        let mut out = Vec::new();
-        for c in chunks {
-            s.push(c, &mut out);
-        }
-        out
-    }
-
-    fn line(s: &str) -> SplitLine {
-        SplitLine::Line(s.as_bytes().to_vec())
-    }
-
     #[test]
-    fn lines_across_chunks() {
-        assert_eq!(
-            split(10, &[b"ab", b"c\r\nde\r", b"\n\r\n", b"f\n"]),
-            vec![line("abc"), line("de"), line("f")]
-        );
-    }
-
-    #[test]
-    fn exactly_max_with_crlf_is_accepted() {
-        assert_eq!(split(3, &[b"abc\r", b"\n"]), vec![line("abc")]);
-        assert_eq!(split(3, &[b"abc\r\n"]), vec![line("abc")]);
-    }
-
-    #[test]
-    fn overlong_line_is_reported_once_and_skipped() {
-        let big = vec![b'x'; 100];
-        let out = split(10, &[&big, &big, b"yy\r\nok\r\n"]);
-        assert_eq!(out, vec![SplitLine::TooLong { seen: 100 }, line("ok")]);
-    }
-
-    #[test]
-    fn memory_stays_bounded_without_newline() {
-        let mut s = LineSplitter::new(1024);
-        let mut out = Vec::new();
-        let chunk = vec![b'{'; 4096];
-        for _ in 0..256 {
-            s.push(&chunk, &mut out);
-        }
-        assert_eq!(out.len(), 1);
-        assert!(s.buf.capacity() <= 4096);
+    fn the_allow_list_matches_mapped_addresses() {
+        let any = TcpLinkOptions::default();
+        assert!(any.allows(IpAddr::from([10, 0, 0, 9])));
+        let one = TcpLinkOptions {
+            allow: vec![IpAddr::from([192, 168, 1, 40])],
+        };
+        assert!(one.allows(IpAddr::from([192, 168, 1, 40])));
+        assert!(one.allows(
+            "::ffff:192.168.1.40"
+                .parse()
+                .unwrap_or(IpAddr::from([0; 4]))
+        ));
+        assert!(!one.allows(IpAddr::from([192, 168, 1, 41])));
+        assert!(!one.allows(IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1])));
     }
 }
