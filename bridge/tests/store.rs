@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ctrl22_bridge::allocate::{ChargeMode, Strategy};
 use ctrl22_bridge::bay::{BayId, Deciamps};
-use ctrl22_bridge::site::bay::ButtonRequest;
+use ctrl22_bridge::site::record::ButtonRequest;
 use ctrl22_bridge::site::{BayEvent, BayEventKind, Output, SettingChange};
 use ctrl22_bridge::store::{
     write_sessions_csv, Session, SessionFilter, SessionRow, Store, StoreError, SCHEMA_VERSION,

@@ -7,7 +7,7 @@ use ctrl22_ha::ctrl22::{BayCommand, CommandTarget, SiteCommand};
 
 use crate::allocate::{ChargeMode, Strategy};
 use crate::bay::BayId;
-use crate::site::bay::{ButtonRequest, Departure};
+use crate::site::record::{ButtonRequest, Departure};
 use crate::site::SettingChange;
 
 /// Why a command payload was refused.

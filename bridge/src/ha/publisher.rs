@@ -332,7 +332,7 @@ mod tests {
     use super::*;
     use crate::allocate::ChargeMode;
     use crate::bay::BayId;
-    use crate::site::bay::BaySettings;
+    use crate::site::record::BaySettings;
 
     fn bay(dev: &str) -> BaySnapshot {
         BaySnapshot {

@@ -16,7 +16,7 @@ use serde::{Deserialize, Deserializer};
 use super::{site_json, ApiError, State};
 use crate::allocate::{ChargeMode, Strategy};
 use crate::bay::BayId;
-use crate::site::bay::{ButtonRequest, Departure};
+use crate::site::record::{ButtonRequest, Departure};
 use crate::site::snapshot::{BaySnapshot, SiteSnapshot};
 use crate::site::{SettingChange, SettingError};
 

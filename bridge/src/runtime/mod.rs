@@ -24,7 +24,7 @@ use crate::handle::{SiteHandle, SiteRequest, CONTROL_INTERVAL};
 use crate::bay::BayId;
 use crate::config::{Config, MeshTransport};
 use crate::mesh::{self, MeshCommand, MeshEvent, MeshSender};
-use crate::site::bay::BaySettings;
+use crate::site::record::BaySettings;
 use crate::site::snapshot::SiteSnapshot;
 use crate::site::{BayEvent, Input, Output, Site, SiteSettings, Stored};
 use crate::store::Store;

@@ -3,7 +3,7 @@
 
 use ctrl22_node::{Deciamps, Phase};
 
-use super::bay::{ButtonRequest, Departure};
+use super::record::{ButtonRequest, Departure};
 use super::limits::LimitSource;
 use super::settings::{self, SettingChange, SettingError, TARGET_ENERGY_MAX_KWH};
 use super::{Output, Site};

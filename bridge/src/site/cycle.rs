@@ -4,7 +4,7 @@
 use ctrl22_node::mesh::{Address, Command};
 use ctrl22_node::{Ccss, CcssGroup};
 
-use super::bay::ButtonRequest;
+use super::record::ButtonRequest;
 use super::{demand, Output, Site};
 use crate::allocate::{self, BayDemand};
 use crate::clock::Now;

@@ -5,7 +5,7 @@ use ctrl22_node::{Ccss, CcssGroup, Deciamps, PhaseSet};
 
 use jiff::tz::TimeZone;
 
-use super::bay::Bay;
+use super::record::Bay;
 use crate::allocate::{BayDemand, ChargeMode};
 use crate::bay::Setpoint;
 use crate::clock::Now;

@@ -20,13 +20,13 @@
 //! | `limits.rs` | ceilings and the dynamic limits below them |
 //! | `events.rs` | the ordered stream of bay events |
 //! | `status.rs` | a bay's state in OCPP's words |
-//! | `bay.rs`, `demand.rs`, `energy.rs`, `settings.rs`, `snapshot.rs` | one bay, its demand, its meter, settings, the snapshot's types |
+//! | `record.rs`, `demand.rs`, `energy.rs`, `settings.rs`, `snapshot.rs` | one bay's live record, its demand, its meter, settings, the snapshot's types |
 //!
 //! It must never: send a write the sequencer did not release, let a runtime input lift a
 //! limit above the configuration, or read a clock.
 
 mod apply;
-pub mod bay;
+pub mod record;
 mod cycle;
 pub mod demand;
 pub mod energy;
@@ -48,7 +48,7 @@ use crate::allocate::{self, Allocator, Topology};
 use crate::bay::BayId;
 use crate::clock::Now;
 use crate::setpoint::{self, PhaseLoad, Sequencer, SetparCommand};
-use bay::{Bay, BaySettings};
+use record::{Bay, BaySettings};
 pub use events::{BayEvent, BayEventKind};
 use limits::PhaseLimits;
 use registry::{BaySlot, Placement, Registry};

@@ -4,7 +4,7 @@
 use ctrl22_node::mesh::{MacAddr, NodeMessage};
 use ctrl22_node::Ccss;
 
-use super::bay::BaySettings;
+use super::record::BaySettings;
 use super::events::{self, BayEvent, BayEventKind};
 use super::{wiring, Output, Site};
 use crate::bay::BayId;

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use ctrl22_node::mesh::MacAddr;
 use ctrl22_node::Deciamps;
 
-use super::bay::Bay;
+use super::record::Bay;
 use super::status::BayStatus;
 use crate::bay::{BayId, Setpoint};
 

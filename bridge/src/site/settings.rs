@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use ctrl22_node::Deciamps;
 use serde::{Deserialize, Serialize};
 
-use super::bay::{BaySettings, ButtonRequest, Departure};
+use super::record::{BaySettings, ButtonRequest, Departure};
 use crate::allocate::{ChargeMode, Circuit, Strategy};
 use crate::bay::BayId;
 

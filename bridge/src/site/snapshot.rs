@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::bay::{BaySettings, ButtonRequest};
+use super::record::{BaySettings, ButtonRequest};
 use super::limits::LimitSource;
 use super::status::BayStatus;
 use crate::allocate::{ChargeMode, Strategy};

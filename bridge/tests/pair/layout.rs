@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use ctrl22_bridge::allocate::Circuit;
 use ctrl22_bridge::bay::BayId;
-use ctrl22_bridge::site::bay::BaySettings;
+use ctrl22_bridge::site::record::BaySettings;
 use ctrl22_bridge::site::SiteSettings;
 use ctrl22_node::mesh::MacAddr;
 use ctrl22_node::sim::Arrivals;

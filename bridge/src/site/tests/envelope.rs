@@ -10,7 +10,7 @@ use super::{bay, heartbeat, link_up, site, writes, MAC};
 use crate::allocate::Circuit;
 use crate::bay::BayId;
 use crate::clock::Now;
-use crate::site::bay::BaySettings;
+use crate::site::record::BaySettings;
 use crate::site::{
     BayEventKind, Input, Output, SettingChange, SettingError, Site, SiteSettings, Stored,
 };
@@ -99,8 +99,10 @@ fn a_set_of_changes_is_all_or_nothing() {
 
 #[test]
 fn stored_values_above_a_lowered_ceiling_are_clamped_with_one_warning() {
-    let mut settings = SiteSettings::default();
-    settings.limits = [Deciamps(250); 3];
+    let mut settings = SiteSettings {
+        limits: [Deciamps(250); 3],
+        ..SiteSettings::default()
+    };
     let id = bay();
     settings
         .nodes

@@ -115,7 +115,7 @@ fn no_raise_before_the_link_is_up_and_the_grace_after_it() {
 fn site_confirmed(site: &Site) -> i16 {
     site.snapshot(Now::at(0)).bays[0]
         .confirmed_a
-        .and_then(|a| ctrl22_node::Deciamps::try_from_amps(a))
+        .and_then(ctrl22_node::Deciamps::try_from_amps)
         .map_or(0, ctrl22_node::Deciamps::get)
 }
 
