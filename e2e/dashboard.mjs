@@ -8,7 +8,7 @@
 //   --token <token> --bays <n> --login --out <dir>
 //   against a bridge started by the caller; --login: reads need a login (protect_reads),
 //   the page must show its login form, log in through it, and log out again.
-// Exits 0 on success, 1 with a message on failure. Run by bridge/tests/dashboard_browser.rs.
+// Exits 0 on success, 1 with a message on failure. Run by bridge/tests/e2e/dashboard_browser.rs.
 
 import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';

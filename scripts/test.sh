@@ -6,12 +6,12 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
-# The dashboard's browser test (bridge/tests/dashboard_browser.rs) drives Debian's Chromium
+# The dashboard's browser test (bridge/tests/e2e/dashboard_browser.rs) drives Debian's Chromium
 # with Node; mosquitto_sub watches the mesh.
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 command -v mosquitto_sub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
-# Home Assistant's venv (bridge/tests/ha_live.rs) needs venv and pip of Python 3.11.
+# Home Assistant's venv (bridge/tests/e2e/ha_live.rs) needs venv and pip of Python 3.11.
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"

@@ -7,7 +7,7 @@ Usage (with the Home Assistant venv's python, from a neutral directory):
     e2e_live.py --bridge target/debug/ctrl22-bridge --sim target/debug/ctrl22-node-sim
     e2e_live.py --bridge ... --broker-port PORT   # a running broker with bays already on it
                                                   # (mesh DEMESH, cars plugged), as
-                                                  # bridge/tests/ha_live.rs does
+                                                  # bridge/tests/e2e/ha_live.rs does
 
 Checks, through Home Assistant's REST and websocket APIs:
 - every entity the bridge announces exists, available, with the device class, unit and state

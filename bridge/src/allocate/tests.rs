@@ -1,5 +1,5 @@
 //! Readable scenarios, one per behaviour; the random properties live in
-//! `tests/allocate_props.rs`.
+//! `tests/core/allocate_props.rs`.
 
 use super::*;
 use ctrl22_node::PhaseSet;

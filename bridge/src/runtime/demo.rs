@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::Context;
 use ctrl22_node::sim::{self, Arrivals, SimConfig, SimWorld};
 
-use crate::config::{Config, DemoArgs};
 use super::Bridge;
+use crate::config::{Config, DemoArgs};
 use crate::solar::simulated::SimulatedPv;
 
 /// One simulated PV day lasts this long at speed 1, so a demo shows a whole day's swing.

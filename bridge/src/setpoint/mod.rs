@@ -34,7 +34,7 @@
 //! whatever it has applied: a setpoint is written only at or above the highest fail-safe it
 //! may hold, a fail-safe only at or below the lowest setpoint.
 //!
-//! `bridge/tests/setpoint_props.rs` checks all of this against an independent model of
+//! `bridge/tests/core/setpoint_props.rs` checks all of this against an independent model of
 //! the nodes and their vehicles under random interleavings.
 //!
 //! # Assumptions about the mesh

@@ -3,8 +3,8 @@
 
 use ctrl22_node::{Deciamps, Phase};
 
-use super::record::{ButtonRequest, Departure};
 use super::limits::LimitSource;
+use super::record::{ButtonRequest, Departure};
 use super::settings::{self, SettingChange, SettingError, TARGET_ENERGY_MAX_KWH};
 use super::{Output, Site};
 use crate::allocate::{ChargeMode, Strategy, Topology};

@@ -26,13 +26,13 @@
 //! limit above the configuration, or read a clock.
 
 mod apply;
-pub mod record;
 mod cycle;
 pub mod demand;
 pub mod energy;
 pub mod events;
 pub mod limits;
 mod node_messages;
+pub mod record;
 pub mod registry;
 pub mod settings;
 pub mod snapshot;
@@ -48,9 +48,9 @@ use crate::allocate::{self, Allocator, Topology};
 use crate::bay::BayId;
 use crate::clock::Now;
 use crate::setpoint::{self, PhaseLoad, Sequencer, SetparCommand};
-use record::{Bay, BaySettings};
 pub use events::{BayEvent, BayEventKind};
 use limits::PhaseLimits;
+use record::{Bay, BaySettings};
 use registry::{BaySlot, Placement, Registry};
 pub use settings::{SettingChange, SettingError, SiteSettings};
 pub use status::BayStatus;

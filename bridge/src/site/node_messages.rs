@@ -4,8 +4,8 @@
 use ctrl22_node::mesh::{MacAddr, NodeMessage};
 use ctrl22_node::Ccss;
 
-use super::record::BaySettings;
 use super::events::{self, BayEvent, BayEventKind};
+use super::record::BaySettings;
 use super::{wiring, Output, Site};
 use crate::bay::BayId;
 use crate::clock::Now;

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::record::{BaySettings, ButtonRequest};
 use super::limits::LimitSource;
+use super::record::{BaySettings, ButtonRequest};
 use super::status::BayStatus;
 use crate::allocate::{ChargeMode, Strategy};
 

@@ -1,6 +1,6 @@
 //! The words and bounds the entities share with the bridge: option lists of the selects and
 //! the enum sensor, and the ranges of numbers that are not per-installation ceilings. The
-//! bridge's own enums must say the same (`bridge/tests/ha_vocabulary.rs` fails otherwise).
+//! bridge's own enums must say the same (`bridge/tests/core/ha_vocabulary.rs` fails otherwise).
 
 /// Values of the bay `state` field.
 pub const BAY_STATES: &[&str] = &[

@@ -20,9 +20,7 @@ use axum::extract::Request;
 use axum::Router;
 use ctrl22_bridge::http::HttpOptions;
 
-#[allow(dead_code)]
-#[path = "http/fixture.rs"]
-mod fixture;
+use crate::http::fixture;
 
 /// The whole run (bridge start, browser, mesh check, screenshots) normally takes ~20 s.
 const TIMEOUT: Duration = Duration::from_secs(90);

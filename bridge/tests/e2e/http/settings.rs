@@ -9,7 +9,7 @@ use ctrl22_bridge::http::{self, HttpOptions, BODY_LIMIT_BYTES};
 use ctrl22_bridge::site::snapshot::SiteSnapshot;
 use serde_json::json;
 
-use crate::fixture::{call, fixture, Setup, TOKEN};
+use super::fixture::{call, fixture, Setup, TOKEN};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settings_change_through_put_and_buttons() {

@@ -13,7 +13,7 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-use crate::fixture::{fixture, raw_get, Setup, BAYS};
+use super::fixture::{fixture, raw_get, Setup, BAYS};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_site_bays_health_docs_and_dashboard() {

@@ -11,7 +11,7 @@ use ctrl22_bridge::http::HttpOptions;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower::ServiceExt;
 
-use crate::fixture::{fixture, raw, raw_get, Setup, TOKEN};
+use super::fixture::{fixture, raw, raw_get, Setup, TOKEN};
 
 fn loopback() -> Option<SocketAddr> {
     Some(SocketAddr::from(([127, 0, 0, 1], 0)))

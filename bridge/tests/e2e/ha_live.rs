@@ -11,7 +11,7 @@
 //!
 //! A missing venv is a failure, not a skip: these are the only tests that run Home Assistant.
 
-mod ha_common;
+use crate::ha_common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -110,7 +110,7 @@ impl Pair {
         let macs: Vec<MacAddr> = world.macs().collect();
         let clock = SimClock::start();
         let site = Site::new(layout.settings(&macs), Stored::default(), clock.core())
-        .expect("the layout is a valid site");
+            .expect("the layout is a valid site");
         let mut pair = Self {
             seed,
             clock,
@@ -127,15 +127,13 @@ impl Pair {
             recent: VecDeque::with_capacity(RECENT),
             stats: PairStats::default(),
         };
-        let out = pair
-            .site
-            .handle(
-                pair.clock.core(),
-                Input::MeshLink {
-                    up: true,
-                    reply_deadline_ms: 3_000,
-                },
-            );
+        let out = pair.site.handle(
+            pair.clock.core(),
+            Input::MeshLink {
+                up: true,
+                reply_deadline_ms: 3_000,
+            },
+        );
         pair.carry(out);
         pair
     }

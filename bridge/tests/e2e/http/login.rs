@@ -7,7 +7,7 @@ use ctrl22_bridge::http::HttpOptions;
 use serde_json::json;
 use tower::ServiceExt;
 
-use crate::fixture::{fixture, Setup, TOKEN};
+use super::fixture::{fixture, Setup, TOKEN};
 
 fn protected() -> Setup {
     Setup {

@@ -4,10 +4,10 @@
 //! plug, unplug, limit and loss sequences.
 //!
 //! Throughput (simulated minutes per wall second):
-//! `cargo test --release -p ctrl22-bridge --test pair_props -- --ignored --nocapture throughput`
+//! `cargo test --release -p ctrl22-bridge --test core -- --ignored --nocapture throughput`
 #![allow(clippy::unwrap_used)]
 
-mod pair;
+use crate::pair;
 
 use ctrl22_node::sim::Arrivals;
 use pair::layout::{CircuitLayout, Layout};

@@ -24,7 +24,7 @@ use ctrl22_testkit::bridge::{
 use ctrl22_testkit::{free_port, Mosquitto, Recorded, Recorder};
 use serde_json::Value;
 
-mod ha_common;
+use crate::ha_common;
 
 use ctrl22_testkit::sim::Simulator;
 use ha_common::{start_bridge, write_config, MESH, PREFIX};

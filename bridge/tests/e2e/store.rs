@@ -540,7 +540,7 @@ fn kill_9_mid_write_keeps_the_file_sound_and_the_counters_consistent() {
         let mut child = Command::new(&exe)
             .args([
                 "--exact",
-                "crash_child_writer",
+                "store::crash_child_writer",
                 "--nocapture",
                 "--test-threads=1",
             ])

@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod fixture;
+pub mod fixture;
 mod hardening;
 mod login;
 mod reads;

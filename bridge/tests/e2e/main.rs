@@ -1,0 +1,19 @@
+//! The bridge's end-to-end tests, one binary (one link of the whole bridge instead of a
+//! dozen): the bridge binary, a real Mosquitto, the simulator, SQLite, Home Assistant and
+//! headless Chromium, each module one area.
+
+mod bad_input;
+mod cli;
+mod config;
+mod dashboard_browser;
+mod ha;
+mod ha_common;
+mod ha_live;
+mod healthcheck;
+mod http;
+mod mesh;
+mod mesh_link;
+mod store;
+mod tcp;
+mod tcp_framing;
+mod unplug;
