@@ -11,6 +11,9 @@ use super::{Config, ConfigError};
 /// The prefix of environment overrides; sections and keys are separated by `__`.
 pub const ENV_PREFIX: &str = "CTRL22_";
 
+/// Keys whose environment value is taken as text, never parsed as a number or a boolean.
+const SECRET_KEYS: [&str; 3] = ["mqtt.password", "http.token", "ocpp.password"];
+
 impl Config {
     /// Loads defaults, then the TOML file at `path` (which must exist when given), then
     /// `CTRL22_*` environment overrides, and validates the result.
@@ -29,6 +32,14 @@ impl Config {
         }
         // `CTRL22_CONFIG` names the file (the command line's `--config`); it is no key.
         figment = figment.merge(Env::prefixed(ENV_PREFIX).ignore(&["CONFIG"]).split("__"));
+        // figment reads `CTRL22_MQTT__PASSWORD=0123` as the number 123; a secret is text,
+        // whatever it looks like, so these keys are taken from the environment verbatim.
+        for key in SECRET_KEYS {
+            let var = format!("{ENV_PREFIX}{}", key.to_uppercase().replace('.', "__"));
+            if let Ok(value) = std::env::var(&var) {
+                figment = figment.merge(Serialized::default(key, value));
+            }
+        }
         Self::from_figment(&figment)
     }
 

@@ -76,17 +76,28 @@ pub struct HttpOptions {
 }
 
 impl Default for HttpOptions {
+    /// The configuration's defaults (`[http]` with nothing set), without a listener or store.
     fn default() -> Self {
         Self {
             listen: None,
-            token: None,
             store: None,
-            protect_reads: false,
-            max_connections: 256,
-            request_timeout: Duration::from_secs(30),
-            header_timeout: Duration::from_secs(10),
-            max_sse_clients: 32,
-            allowed_hosts: Vec::new(),
+            ..Self::from(&crate::config::HttpConfig::default())
+        }
+    }
+}
+
+impl From<&crate::config::HttpConfig> for HttpOptions {
+    fn from(http: &crate::config::HttpConfig) -> Self {
+        Self {
+            listen: Some(http.listen),
+            token: http.token.clone(),
+            store: None,
+            protect_reads: http.protect_reads,
+            max_connections: http.max_connections,
+            request_timeout: http.request_timeout,
+            header_timeout: http.header_timeout,
+            max_sse_clients: http.max_sse_clients,
+            allowed_hosts: http.allowed_hosts.clone(),
         }
     }
 }
@@ -109,17 +120,9 @@ impl HttpOptions {
 
 impl From<&Config> for HttpOptions {
     fn from(config: &Config) -> Self {
-        let http = &config.http;
         Self {
-            listen: Some(http.listen),
-            token: http.token.clone(),
             store: Some(config.storage.path.clone()),
-            protect_reads: http.protect_reads,
-            max_connections: http.max_connections,
-            request_timeout: http.request_timeout,
-            header_timeout: http.header_timeout,
-            max_sse_clients: http.max_sse_clients,
-            allowed_hosts: http.allowed_hosts.clone(),
+            ..Self::from(&config.http)
         }
     }
 }

@@ -151,6 +151,8 @@ pub async fn run(
 const VIEW_EVENTS: usize = 4096;
 /// Store batches waiting for the disk before the site task waits for it.
 const STORE_QUEUE: usize = 256;
+/// Commits that fail in a row before the bridge stops (a full or read-only disk).
+const STORE_FAILURES: u32 = 5;
 /// Command batches waiting for the mesh link; beyond that commands are dropped (and count
 /// as possibly applied).
 const COMMAND_BATCHES: usize = 4096;
@@ -333,16 +335,27 @@ impl StoreWriter {
         let thread = std::thread::Builder::new()
             .name("store".to_owned())
             .spawn(move || {
+                let mut failures = 0;
                 while let Some(batch) = incoming.blocking_recv() {
                     match store.persist_outputs(batch.at_ms, &batch.outputs) {
                         Ok(()) => {
+                            failures = 0;
                             if let Some(done) = batch.committed {
                                 let _ = done.send(());
                             }
                         }
                         // The commands waiting for it are dropped with `done`: a raise
                         // that is not on disk does not go out.
-                        Err(e) => tracing::error!("storage: {e}"),
+                        Err(e) => {
+                            tracing::error!("storage: {e}");
+                            failures += 1;
+                            if failures >= STORE_FAILURES {
+                                // The site task sees the thread gone and ends the process
+                                // (exit 1) so a supervisor restarts it.
+                                tracing::error!("storage keeps failing; stopping the bridge");
+                                break;
+                            }
+                        }
                     }
                 }
             })
@@ -398,6 +411,7 @@ async fn site_task(
 ) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(CONTROL_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut requests_open = true;
     let result = loop {
         let (input, publish) = tokio::select! {
             _ = &mut stopped => break Ok(()),
@@ -405,7 +419,7 @@ async fn site_task(
                 Some(event) => (mesh_input(event, t.reply_deadline_ms), false),
                 None => break Err(anyhow::anyhow!("the mesh link has stopped")),
             },
-            request = requests.recv() => match request {
+            request = requests.recv(), if requests_open => match request {
                 Some(SiteRequest::Apply { changes, reply }) => {
                     let now = t.clock.now();
                     match t.site.apply_all(now, changes) {
@@ -429,7 +443,10 @@ async fn site_task(
                 Some(SiteRequest::Solar(None)) => (Input::SolarLost, false),
                 Some(SiteRequest::Rejected(kind)) => (Input::Rejected { kind }, false),
                 // Every handle is gone: nobody can ask anything any more, the mesh still runs.
-                None => (Input::Rejected { kind: "requests_closed" }, false),
+                None => {
+                    requests_open = false;
+                    continue;
+                }
             },
             _ = tick.tick() => (Input::Tick, true),
         };

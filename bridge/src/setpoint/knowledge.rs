@@ -125,12 +125,21 @@ impl NodeKnowledge {
     /// A heartbeat that offers more than the knowledge allows (the node rebooted into its
     /// stored setpoint, or someone else wrote to it) widens the knowledge: facts from the
     /// node can only shrink the budget of others. Closed contactors (`aphases`) are no such
-    /// fact: they open only some seconds after a phase change, which the hold covers.
+    /// fact: they open only some seconds after a phase change, which the hold covers; current
+    /// drawn on a phase outside the known set is.
     pub(crate) fn absorbed(self, heartbeat: &Measurement) -> Self {
         let amaxcur = heartbeat.amaxcur.max(Deciamps::ZERO);
         let mut next = self;
         if amaxcur > self.offer_bound() {
             next.smaxcur = next.smaxcur.widened(amaxcur);
+        }
+        // Current on a phase the node should not be using widens the phases at once.
+        let drawing = Phase::ALL
+            .into_iter()
+            .filter(|p| heartbeat.cur[p.index()] >= Deciamps(10))
+            .fold(PhaseSet::NONE, PhaseSet::with);
+        if !drawing.iter().all(|p| self.phases.hi.contains(p)) {
+            next.phases = next.phases.widened(drawing);
         }
         next
     }

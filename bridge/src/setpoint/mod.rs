@@ -367,7 +367,8 @@ impl Sequencer {
                 state.hold = Some(Hold {
                     offer: state.hold.map_or(before, |h| max_each(before, h.offer)),
                     confirmed_ms: now_ms,
-                    not_followed: false,
+                    // The last heartbeat's word stands until the next one.
+                    not_followed: state.hold.is_some_and(|h| h.not_followed),
                 });
             }
         } else if write.is_watchdog_param() {

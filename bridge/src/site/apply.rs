@@ -49,6 +49,9 @@ impl Site {
         for (change, checked) in changes.into_iter().zip(checked) {
             out.extend(self.commit(now, change, checked));
         }
+        // Writes a change released (a lower limit, a release) go out now: their reply
+        // deadline runs from here.
+        self.deliver(&mut out);
         Ok(out)
     }
 

@@ -143,6 +143,9 @@ pub struct Site {
     solar: Option<SolarReading>,
     /// Stored settings of bays not heard from yet, applied when they appear.
     waiting_settings: BTreeMap<BayId, Vec<SettingChange>>,
+    /// Outputs made outside an input (settings replayed for a bay that appeared), handed
+    /// out with the next input's.
+    deferred: Vec<Output>,
     cycle_us: u64,
     /// Lifetime totals loaded from storage, for bays that appear later.
     stored_totals: BTreeMap<BayId, u64>,
@@ -176,6 +179,7 @@ impl Site {
             mesh_connected: false,
             solar: None,
             waiting_settings: BTreeMap::new(),
+            deferred: Vec::new(),
             cycle_us: 0,
             stored_totals: stored.totals_wh,
             settings,
@@ -309,8 +313,10 @@ impl Site {
         let index = self.registry.push(BaySlot::new(bay, placement));
         if let Some(waiting) = self.waiting_settings.remove(&id) {
             for change in waiting {
-                // Stored settings were valid when made; one that no longer is stays unset.
-                let _ = self.restore_one(now, change);
+                // Stored settings were valid when made; one above a lowered ceiling is
+                // clamped (and saved so), one refused otherwise is reported.
+                let out = self.restore_one(now, change);
+                self.deferred.extend(out);
             }
         }
         index
@@ -346,7 +352,8 @@ impl Site {
     /// Turns the sequencer's reservation changes and parameter writes into outputs: the
     /// reservations first, so the runtime can put a raised one on disk before the write
     /// that raised it goes out.
-    fn deliver(&mut self, out: &mut Vec<Output>) {
+    pub(super) fn deliver(&mut self, out: &mut Vec<Output>) {
+        out.append(&mut self.deferred);
         for (index, load, raised) in self.sequencer.take_reservation_changes() {
             if let Some(slot) = self.registry.get(index) {
                 out.push(Output::SaveReservation {
@@ -374,11 +381,14 @@ impl Site {
     }
 }
 
-/// How a bay's setpoints load the site's phases, for the sequencer.
+/// How a bay's setpoints load the site's phases, for the sequencer. Every bay phase counts:
+/// the reservation narrows to fewer phases only through a `phases` write the node confirmed
+/// (the allocator writes the phases a car was seen drawing on), never on evidence alone; a
+/// 3-phase car that shows one phase for a while may load all three again at any moment.
 fn wiring(bay: &Bay) -> setpoint::BayWiring {
     setpoint::BayWiring {
         rotation: bay.settings.rotation,
-        counted_phases: bay.ev_phases.unwrap_or(PhaseSet::ALL),
+        counted_phases: PhaseSet::ALL,
     }
 }
 

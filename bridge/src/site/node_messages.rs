@@ -33,17 +33,23 @@ impl Site {
             return None;
         }
         let id = BayId(src.topic_form().to_string());
-        let placement = self.placement_of_unconfigured();
+        // A configured bay that was forgotten comes back with its configuration: its
+        // ceiling, rotation and circuit are the file's, not a stranger's defaults.
+        let (settings, placement) = match self.settings.nodes.get(&id) {
+            Some((settings, circuit)) => {
+                (settings.clone(), super::Placement::Placed(circuit.clone()))
+            }
+            None => (BaySettings::new(&id), self.placement_of_unconfigured()),
+        };
         out.push(Output::Event {
             bay: Some(id.clone()),
-            text: match placement {
+            text: match &placement {
                 super::Placement::Unplaced => {
                     "new bay discovered; not in the configuration, so counted against every circuit until placed".to_owned()
                 }
                 super::Placement::Placed(_) => "new bay discovered".to_owned(),
             },
         });
-        let settings = BaySettings::new(&id);
         Some(self.add_bay(now, src, settings, placement))
     }
 

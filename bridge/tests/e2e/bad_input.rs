@@ -10,7 +10,6 @@
 //! JSON), so the wire check can leave the lies out and judge what the real nodes may draw;
 //! the ghosts' heartbeats are compact and stay in, so their allocations count.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -103,18 +102,6 @@ fn garbage(dev: &str, other: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// `ctrl22_rejected_input_total{kind="..."}` from a Prometheus text page.
-fn rejected(metrics: &str) -> BTreeMap<String, f64> {
-    metrics
-        .lines()
-        .filter_map(|line| {
-            let rest = line.strip_prefix("ctrl22_rejected_input_total{kind=\"")?;
-            let (kind, rest) = rest.split_once("\"}")?;
-            Some((kind.to_owned(), rest.trim().parse().ok()?))
-        })
-        .collect()
-}
-
 fn is_hostile_lie(r: &Recorded) -> bool {
     r.payload.windows(2).any(|w| w == b": ")
 }
@@ -145,7 +132,7 @@ async fn hostile_mesh_input_is_counted_and_dropped_and_the_fuse_holds() -> anyho
     };
     let wire = Wire::new(&mesh, limit, honest);
     wire.wait_charging(0, 4, Duration::from_secs(40)).await?;
-    let before = rejected(&http_get(http, "/metrics").await?);
+    let before = ctrl22_testkit::bridge::rejected_counts(&http_get(http, "/metrics").await?);
 
     // 1000 nodes nobody has seen, idle without a cable, in one burst.
     for n in 0..GHOSTS {
@@ -203,7 +190,7 @@ async fn hostile_mesh_input_is_counted_and_dropped_and_the_fuse_holds() -> anyho
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     assert!(bridge.is_running(), "the bridge survived");
-    let after = rejected(&http_get(http, "/metrics").await?);
+    let after = ctrl22_testkit::bridge::rejected_counts(&http_get(http, "/metrics").await?);
     let grown = |kind: &str| {
         after.get(kind).copied().unwrap_or(0.0) - before.get(kind).copied().unwrap_or(0.0)
     };

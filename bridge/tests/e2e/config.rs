@@ -78,15 +78,30 @@ fn the_example_file_parses() {
     assert_eq!(c.http.max_sse_clients, 32);
 }
 
+/// `check-config` of the example with `env` set, in its own process: the environment is
+/// the process's, and the other tests of this binary run beside this one.
+fn check_config_with(env: &[(&str, &str)]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ctrl22-bridge"))
+        .args(["check-config", "--config"])
+        .arg(example_path())
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[test]
 fn environment_overrides_the_file() {
-    // The only test in this binary that touches the environment.
-    std::env::set_var("CTRL22_SITE__MAX_CURRENT", "[20, 20, 16.5]");
-    std::env::set_var("CTRL22_MESH__TRANSPORT", "tcp");
-    let loaded = Config::load(Some(example_path()));
-    std::env::remove_var("CTRL22_SITE__MAX_CURRENT");
-    std::env::remove_var("CTRL22_MESH__TRANSPORT");
-    let c = loaded.unwrap();
+    let (ok, toml, err) = check_config_with(&[
+        ("CTRL22_SITE__MAX_CURRENT", "[20, 20, 16.5]"),
+        ("CTRL22_MESH__TRANSPORT", "tcp"),
+    ]);
+    assert!(ok, "{err}");
+    let c = Config::from_toml(&toml).unwrap();
     assert_eq!(
         c.site.max_current,
         [Deciamps(200), Deciamps(200), Deciamps(165)]
@@ -96,6 +111,17 @@ fn environment_overrides_the_file() {
         c.site.name, "garage-west",
         "the rest of the file still applies"
     );
+}
+
+#[test]
+fn secrets_from_the_environment_are_text_whatever_they_look_like() {
+    // figment would read these as a number and a boolean, and a string key refuses both.
+    let (ok, toml, err) = check_config_with(&[
+        ("CTRL22_MQTT__PASSWORD", "0123"),
+        ("CTRL22_HTTP__TOKEN", "true"),
+    ]);
+    assert!(ok, "{err}");
+    assert!(!toml.contains("0123"), "redacted: {toml}");
 }
 
 #[test]
@@ -271,8 +297,13 @@ fn http_bounds_are_checked() {
     assert!(e.contains("http.header_timeout"), "{e}");
     let e = error_of("[http]\nrequest_timeout = \"soon\"\n");
     assert!(e.contains("http.request_timeout"), "{e}");
+    let e = error_of("[http]\nprotect_reads = true\n");
+    assert!(
+        e.contains("http.protect_reads") && e.contains("http.token"),
+        "{e}"
+    );
     let c = Config::from_toml(
-        "[http]\nprotect_reads = true\nmax_sse_clients = 4\nallowed_hosts = [\"ctrl22.lan:8080\"]\n",
+        "[http]\ntoken = \"t\"\nprotect_reads = true\nmax_sse_clients = 4\nallowed_hosts = [\"ctrl22.lan:8080\"]\n",
     )
     .unwrap();
     assert!(c.http.protect_reads);
