@@ -296,3 +296,32 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_forgotten_configured_bay_comes_back_with_its_configuration() {
+    let id = bay();
+    let mut settings = SiteSettings {
+        heartbeat_timeout_ms: 3_000,
+        ..SiteSettings::default()
+    };
+    let mut bay_settings = BaySettings::new(&id);
+    bay_settings.max_current = Deciamps(160);
+    settings.nodes.insert(id.clone(), (bay_settings, None));
+    let mut site = Site::new(settings, Stored::default(), Now::at(0)).expect("valid");
+    site.handle(Now::at(0), link_up());
+    site.handle(Now::at(0), heartbeat(Ccss::Off3, 320));
+    site.handle(Now::at(10_000), Input::Tick);
+    site.apply(Now::at(10_000), SettingChange::BayForget { bay: id })
+        .expect("offline");
+    site.handle(Now::at(11_000), heartbeat(Ccss::Off3, 320));
+    let snapshot = site.snapshot(Now::at(11_000));
+    assert_eq!(snapshot.bays.len(), 1);
+    assert_eq!(
+        snapshot.bays[0].ceiling_a, 16.0,
+        "the file's ceiling, not 32 A"
+    );
+    assert!(matches!(
+        site.apply(Now::at(11_000), max_current(20.0)),
+        Err(SettingError::AboveCeiling { .. })
+    ));
+}
