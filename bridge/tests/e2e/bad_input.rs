@@ -11,7 +11,6 @@
 //! the ghosts' heartbeats are compact and stay in, so their allocations count.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Duration;
 
 use ctrl22_node::mesh::{Command, MacAddr};
@@ -27,10 +26,6 @@ const GHOSTS: u32 = 1_000;
 const GREEDY_GHOSTS: u32 = 20;
 /// How many times the list of bad messages is sent.
 const ROUNDS: usize = 10;
-
-fn bridge_binary() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_ctrl22-bridge"))
-}
 
 fn ghost(n: u32) -> MacAddr {
     let [_, a, b, c] = n.to_be_bytes();
@@ -120,7 +115,7 @@ async fn hostile_mesh_input_is_counted_and_dropped_and_the_fuse_holds() -> anyho
     let limit = bridge_config.limit_deciamps();
     let watcher = Recorder::connect(broker.port(), "e2e-watcher", &["/DEMESH/#"]).await?;
 
-    let mut bridge = BridgeProcess::start(bridge_binary(), &config)?;
+    let mut bridge = BridgeProcess::start(crate::bridge_binary(), &config)?;
     let simulator = Simulator::start(&broker, &mesh, 20, 7);
     let real = simulator.macs.clone();
     let honest = || -> Vec<Recorded> {

@@ -2,6 +2,8 @@
 //! dozen): the bridge binary, a real Mosquitto, the simulator, SQLite, Home Assistant and
 //! headless Chromium, each module one area.
 
+use std::path::Path;
+
 mod bad_input;
 mod cli;
 mod config;
@@ -13,7 +15,13 @@ mod healthcheck;
 mod http;
 mod mesh;
 mod mesh_link;
+mod mqtt_site;
 mod store;
 mod tcp;
 mod tcp_framing;
 mod unplug;
+
+/// The bridge binary the tests run.
+fn bridge_binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_ctrl22-bridge"))
+}

@@ -3,7 +3,6 @@
 //! runs on every line and command, through a kill and a restart of the bridge.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Duration;
 
 use ctrl22_node::sim::{self, Arrivals, SimConfig, SimWorld};
@@ -11,10 +10,6 @@ use ctrl22_testkit::bridge::{BridgeConfig, BridgeProcess, Uplink};
 use ctrl22_testkit::scenario::Wire;
 use ctrl22_testkit::tcp::TcpProxy;
 use ctrl22_testkit::{free_port, Mosquitto};
-
-fn bridge_binary() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_ctrl22-bridge"))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_bays_over_tcp_stay_within_the_fuse_through_kill_and_restart() -> anyhow::Result<()>
@@ -31,7 +26,7 @@ async fn twenty_bays_over_tcp_stay_within_the_fuse_through_kill_and_restart() ->
     let config = bridge_config.write(dir.path())?;
     let proxy = TcpProxy::start(listen).await?;
 
-    let bridge = BridgeProcess::start(bridge_binary(), &config)?;
+    let bridge = BridgeProcess::start(crate::bridge_binary(), &config)?;
     let world = SimWorld::new(SimConfig {
         nodes: 20,
         seed: 11,
@@ -60,7 +55,9 @@ async fn twenty_bays_over_tcp_stay_within_the_fuse_through_kill_and_restart() ->
     // reported). The limit checks stay; the one-write-per-node timing is not checked here.
     wire.ack_give_up = Duration::ZERO;
     let (stats, mut bridge) = wire
-        .kill_and_restart(bridge, 6, || BridgeProcess::start(bridge_binary(), &config))
+        .kill_and_restart(bridge, 6, || {
+            BridgeProcess::start(crate::bridge_binary(), &config)
+        })
         .await?;
     eprintln!("wire stats: {stats:?}");
     assert!(stats.heartbeats > 500, "{stats:?}");

@@ -7,7 +7,6 @@
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::Path;
 use std::time::Duration;
 
 use ctrl22_bridge::mesh::{
@@ -152,10 +151,6 @@ async fn every_replacement_is_counted() {
     expect_heartbeat_from(&next(&mut events).await, mac(9));
 }
 
-fn bridge_binary() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_ctrl22-bridge"))
-}
-
 /// Counters of `/api/v1/site`'s `rejected` map.
 async fn rejected(http: SocketAddr, kind: &str) -> u64 {
     let site: serde_json::Value =
@@ -184,7 +179,7 @@ async fn the_bridge_discovers_and_commands_every_bay_of_a_firmware_framed_root()
         text.replace("[mesh]\n", "[mesh]\ntcp_allow = [\"127.0.0.1\"]\n"),
     )
     .unwrap();
-    let _bridge = BridgeProcess::start(bridge_binary(), &config).unwrap();
+    let _bridge = BridgeProcess::start(crate::bridge_binary(), &config).unwrap();
 
     let root = loop {
         if let Ok(stream) = TcpStream::connect(listen).await {

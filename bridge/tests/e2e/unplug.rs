@@ -4,24 +4,19 @@
 //! within one control cycle plus the mesh round trips, and the fuse must hold throughout.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::time::Duration;
 
 use ctrl22_node::mesh::{Address, Command, MacAddr, NodeMessage};
 use ctrl22_node::CcssGroup;
-use ctrl22_testkit::bridge::{BridgeConfig, BridgeProcess};
-use ctrl22_testkit::scenario::Wire;
 use ctrl22_testkit::sim::Simulator;
 use ctrl22_testkit::wire::{self, WireMessage, WireRecord};
-use ctrl22_testkit::{Mosquitto, Recorded, Recorder};
+use ctrl22_testkit::Recorded;
+
+use crate::mqtt_site::MqttSite;
 
 /// One control cycle (1 s) plus the mesh round trips of the lowering and its reply, with
 /// room for a loaded machine.
 const UNPLUG_TO_RAISE: Duration = Duration::from_secs(3);
-
-fn bridge_binary() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_ctrl22-bridge"))
-}
 
 /// `smaxcur` raises in `records` from `from` on: (index, bay, old, new). A bay's first
 /// setpoint counts as a raise from 0.
@@ -48,16 +43,12 @@ fn raises(mesh: &str, records: &[Recorded], from: usize) -> Vec<(usize, MacAddr,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unplugged_car_frees_current_for_a_limited_bay_within_a_cycle() -> anyhow::Result<()> {
-    let broker = Mosquitto::start()?;
-    let dir = tempfile::tempdir()?;
-    let bridge_config = BridgeConfig::new(broker.url());
-    let config = bridge_config.write(dir.path())?;
-    let mesh = bridge_config.mesh_id.clone();
-    let watcher = Recorder::connect(broker.port(), "e2e-watcher", &["/DEMESH/#"]).await?;
+    let site = MqttSite::start().await?;
+    let (broker, mesh, watcher) = (&site.broker, &site.mesh, &site.watcher);
 
-    let mut bridge = BridgeProcess::start(bridge_binary(), &config)?;
-    let simulator = Simulator::start(&broker, &mesh, 20, 7);
-    let wire = Wire::new(&mesh, bridge_config.limit_deciamps(), || watcher.messages());
+    let mut bridge = site.bridge()?;
+    let simulator = Simulator::start(broker, mesh, 20, 7);
+    let wire = site.wire();
 
     // Steady state: bays charge, capped, and no raise has gone out for a while (so the raise
     // after the unplug is its consequence, not the tail of the start-up).
@@ -70,7 +61,7 @@ async fn an_unplugged_car_frees_current_for_a_limited_bay_within_a_cycle() -> an
             .last()
             .map(|r| r.at - Duration::from_secs(3))
             .unwrap_or_else(std::time::Instant::now);
-        let recent = raises(&mesh, &records, 0)
+        let recent = raises(mesh, &records, 0)
             .iter()
             .any(|(i, ..)| records[*i].at >= quiet_since);
         if !recent || tokio::time::Instant::now() > quiet_deadline {
@@ -81,7 +72,7 @@ async fn an_unplugged_car_frees_current_for_a_limited_bay_within_a_cycle() -> an
 
     // The charging bay with the highest current leaves.
     let records = watcher.messages();
-    let latest = wire::latest_heartbeats(&mesh, &records);
+    let latest = wire::latest_heartbeats(mesh, &records);
     let (&leaving, _) = latest
         .iter()
         .filter(|(_, hb)| hb.ccss.group() == CcssGroup::C)
@@ -104,7 +95,7 @@ async fn an_unplugged_car_frees_current_for_a_limited_bay_within_a_cycle() -> an
     let gone = watcher
         .wait_for(Duration::from_secs(5), "the unplug heartbeat", |r| {
             matches!(
-                r.decode(&mesh),
+                r.decode(mesh),
                 Some(WireMessage::Uplink { src, msg: NodeMessage::Heartbeat(hb) })
                     if src == leaving && hb.cmaxcur.get() <= 0
             )
@@ -113,7 +104,7 @@ async fn an_unplugged_car_frees_current_for_a_limited_bay_within_a_cycle() -> an
     let deadline = tokio::time::Instant::now() + UNPLUG_TO_RAISE + Duration::from_secs(5);
     let (raise, raised_from) = loop {
         let records = watcher.messages();
-        let first = raises(&mesh, &records, unplug_from)
+        let first = raises(mesh, &records, unplug_from)
             .into_iter()
             .find(|(i, mac, ..)| *mac != leaving && records[*i].at >= gone.at);
         if let Some((i, _, old, _)) = first {
