@@ -237,7 +237,7 @@ impl Site {
         let mut out = Vec::new();
         match input {
             Input::Mesh { src, msg } => self.on_mesh(now, src, msg, &mut out),
-            Input::Rejected { kind } => self.reject(kind),
+            Input::Rejected { kind } => self.count_rejected(kind),
             Input::MeshLink {
                 up,
                 reply_deadline_ms,
@@ -280,13 +280,10 @@ impl Site {
         self.sequencer.poll_timeout()
     }
 
-    fn reject(&mut self, kind: &str) {
-        *self.rejected.entry(kind.to_owned()).or_insert(0) += 1;
-    }
-
-    /// Counts input an adapter or the runtime refused (for `/metrics`), outside any input.
+    /// Counts refused input by kind (for `/metrics`); the runtime calls it too, for what it
+    /// refuses outside any input (a full command queue).
     pub fn count_rejected(&mut self, kind: &str) {
-        self.reject(kind);
+        *self.rejected.entry(kind.to_owned()).or_insert(0) += 1;
     }
 
     /// Where a bay the configuration does not name hangs.

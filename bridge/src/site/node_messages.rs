@@ -25,11 +25,11 @@ impl Site {
         }
         // Only a heartbeat introduces a bay: a stray reply names nobody we asked.
         if !matches!(msg, NodeMessage::Heartbeat(_)) {
-            self.reject("unknown_node");
+            self.count_rejected("unknown_node");
             return None;
         }
         if self.registry.len() >= self.settings.max_bays {
-            self.reject("too_many_bays");
+            self.count_rejected("too_many_bays");
             return None;
         }
         let id = BayId(src.topic_form().to_string());
