@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::site::snapshot::SiteSnapshot;
-use crate::site::{BayEvent, SettingChange, SettingError, SolarReading};
+use crate::site::{BayEvent, PowerReading, SettingChange, SettingError, SourceId};
 
 /// How often the site allocates and delivers setpoints.
 pub const CONTROL_INTERVAL: Duration = Duration::from_secs(1);
@@ -23,8 +23,11 @@ pub enum SiteRequest {
         changes: Vec<SettingChange>,
         reply: oneshot::Sender<Result<(), SettingError>>,
     },
-    /// New solar readings (or `None`: the source is down).
-    Solar(Option<SolarReading>),
+    /// A power source's reading (or `Err`: the source is down, and why).
+    Power {
+        source: SourceId,
+        reading: Result<PowerReading, String>,
+    },
     /// An adapter refused some input (counted for `/metrics`).
     Rejected(&'static str),
 }

@@ -439,8 +439,10 @@ async fn site_task(
                     }
                     continue;
                 }
-                Some(SiteRequest::Solar(Some(reading))) => (Input::Solar(reading), false),
-                Some(SiteRequest::Solar(None)) => (Input::SolarLost, false),
+                Some(SiteRequest::Power { source, reading }) => match reading {
+                    Ok(reading) => (Input::Power { source, reading }, false),
+                    Err(error) => (Input::PowerLost { source, error }, false),
+                },
                 Some(SiteRequest::Rejected(kind)) => (Input::Rejected { kind }, false),
                 // Every handle is gone: nobody can ask anything any more, the mesh still runs.
                 None => {

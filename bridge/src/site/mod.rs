@@ -32,6 +32,7 @@ pub mod energy;
 pub mod events;
 pub mod limits;
 mod node_messages;
+pub mod power;
 pub mod record;
 pub mod registry;
 pub mod settings;
@@ -50,6 +51,7 @@ use crate::clock::Now;
 use crate::setpoint::{self, PhaseLoad, Sequencer, SetparCommand};
 pub use events::{BayEvent, BayEventKind};
 use limits::PhaseLimits;
+pub use power::{ExternalLimit, LimitScope, PowerReading, SourceId};
 use record::{Bay, BaySettings};
 use registry::{BaySlot, Placement, Registry};
 pub use settings::{SettingChange, SettingError, SiteSettings};
@@ -68,20 +70,21 @@ pub enum Input {
     /// The mesh link (broker or root connection) went up or down. A link knows how long a
     /// reply to a write may take on it (its queue and pacing included).
     MeshLink { up: bool, reply_deadline_ms: u64 },
-    /// Power readings from the solar sources; `None` fields are unknown.
-    Solar(SolarReading),
-    /// The solar source stopped answering: solar bays fall back to their floor.
-    SolarLost,
+    /// A reading of one power source (inverter, meter).
+    Power {
+        source: SourceId,
+        reading: PowerReading,
+    },
+    /// A power source stopped answering or answered nonsense: what relied on it falls back.
+    PowerLost { source: SourceId, error: String },
+    /// An external limit signal changed (`None`: lifted).
+    ExternalLimit {
+        source: SourceId,
+        scope: LimitScope,
+        limit: Option<ExternalLimit>,
+    },
     /// The control cycle: allocate and deliver.
     Tick,
-}
-
-/// Grid, PV and battery power (W). Grid is positive when importing, negative exporting.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SolarReading {
-    pub grid_w: Option<i64>,
-    pub pv_w: Option<i64>,
-    pub battery_w: Option<i64>,
 }
 
 /// Something the runtime must do.
@@ -140,7 +143,7 @@ pub struct Site {
     writes: Vec<SetparCommand>,
     rejected: BTreeMap<String, u64>,
     mesh_connected: bool,
-    solar: Option<SolarReading>,
+    solar: Option<PowerReading>,
     /// Stored settings of bays not heard from yet, applied when they appear.
     waiting_settings: BTreeMap<BayId, Vec<SettingChange>>,
     /// Outputs made outside an input (settings replayed for a bay that appeared), handed
@@ -259,8 +262,10 @@ impl Site {
                     },
                 });
             }
-            Input::Solar(reading) => self.solar = Some(reading),
-            Input::SolarLost => self.solar = None,
+            Input::Power { reading, .. } => self.solar = Some(reading),
+            Input::PowerLost { .. } => self.solar = None,
+            // Applied by the energy-sources work; until then an external limit is ignored.
+            Input::ExternalLimit { .. } => {}
             Input::Tick => {
                 self.tick(now, &mut out);
                 // Timeouts, refreshes and raises that became possible: once per cycle, as

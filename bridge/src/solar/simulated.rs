@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::handle::{SiteHandle, SiteRequest};
-use crate::site::SolarReading;
+use crate::site::{PowerReading, SourceId};
 
 /// A PV plant on a sunny day and the house it belongs to.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -38,15 +38,15 @@ impl SimulatedPv {
 
     /// The meters at `t_ms` while the cars draw `ev_w`: grid positive when importing.
     #[must_use]
-    pub fn reading(&self, t_ms: u64, ev_w: i64) -> SolarReading {
+    pub fn reading(&self, t_ms: u64, ev_w: i64) -> PowerReading {
         let pv = self.pv_w(t_ms);
         #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)]
         let grid = (self.house_w + ev_w as f64 - pv).round() as i64;
         #[allow(clippy::cast_possible_truncation)]
-        SolarReading {
+        PowerReading {
             grid_w: Some(grid),
             pv_w: Some(pv.round() as i64),
-            battery_w: None,
+            ..PowerReading::default()
         }
     }
 }
@@ -60,7 +60,10 @@ pub fn spawn(pv: SimulatedPv, site: SiteHandle, interval: Duration) {
             tick.tick().await;
             let t = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
             let reading = pv.reading(t, site.snapshot().ev_power_w);
-            if !site.try_send(SiteRequest::Solar(Some(reading))) {
+            if !site.try_send(SiteRequest::Power {
+                source: SourceId(0),
+                reading: Ok(reading),
+            }) {
                 break;
             }
         }
