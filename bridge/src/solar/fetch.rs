@@ -24,6 +24,17 @@ pub struct Get {
     /// Query pairs added to the URL (secrets go here, never into the logged URL).
     pub query: Vec<(&'static str, String)>,
     pub auth: Auth,
+    /// The source's timeout, named in the error when reqwest's connect timeout fires.
+    pub timeout: std::time::Duration,
+}
+
+fn transport(e: reqwest::Error, timeout: std::time::Duration) -> SourceError {
+    if e.is_timeout() {
+        SourceError::Timeout(timeout)
+    } else {
+        // Without the URL: its query may hold a key.
+        SourceError::Connect(e.without_url().to_string())
+    }
 }
 
 impl Get {
@@ -44,8 +55,7 @@ impl Get {
         let mut response = request
             .send()
             .await
-            // Without the URL: its query may hold a key.
-            .map_err(|e| SourceError::Connect(e.without_url().to_string()))?;
+            .map_err(|e| transport(e, self.timeout))?;
         let status = response.status();
         if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
             return Err(SourceError::Unauthorized(status.as_u16()));
@@ -57,7 +67,7 @@ impl Get {
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| SourceError::Connect(e.without_url().to_string()))?
+            .map_err(|e| transport(e, self.timeout))?
         {
             if body.len() + chunk.len() > MAX_BODY_BYTES {
                 return Err(SourceError::Malformed(format!(

@@ -170,6 +170,7 @@ pub fn http_request(source: &SolarSourceConfig) -> anyhow::Result<(Get, Parser)>
         url,
         query: Vec::new(),
         auth,
+        timeout: source.timeout(),
     };
     Ok(match source.kind {
         SolarKind::Fronius => (
@@ -245,8 +246,8 @@ pub fn http_request(source: &SolarSourceConfig) -> anyhow::Result<(Get, Parser)>
 fn http_client(source: &SolarSourceConfig) -> anyhow::Result<reqwest::Client> {
     let timeout = source.timeout();
     let builder = reqwest::Client::builder()
+        // The whole request is bounded by the poller; this only ends hopeless connects.
         .connect_timeout(timeout.min(Duration::from_secs(5)))
-        .timeout(timeout)
         .user_agent(concat!("ctrl22-bridge/", env!("CARGO_PKG_VERSION")))
         // A device never redirects a reading elsewhere; following one could leak the token.
         .redirect(reqwest::redirect::Policy::none());
