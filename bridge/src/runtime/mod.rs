@@ -133,8 +133,9 @@ pub async fn run(
         );
     }
     let bridge = Bridge::start(&config).await?;
-    let _solar = crate::solar::spawn(&config, &bridge.handle)?;
-    let _http = crate::http::spawn((&config).into(), bridge.handle.clone()).await?;
+    let mut http: crate::http::HttpOptions = (&config).into();
+    http.solar = Some(crate::solar::spawn(&config, &bridge.handle)?);
+    let _http = crate::http::spawn(http, bridge.handle.clone()).await?;
     if config.homeassistant.enabled {
         crate::ha::spawn(&config, bridge.handle.clone())?;
     }

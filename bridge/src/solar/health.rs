@@ -114,3 +114,72 @@ impl Health {
             .collect()
     }
 }
+
+/// `/metrics` rows per source: `ctrl22_solar_source_readings_total`,
+/// `ctrl22_solar_source_errors_total{kind}`, `ctrl22_solar_source_last_reading_age_seconds`,
+/// `ctrl22_solar_source_healthy`, each labelled `source` (the index) and `device` (the kind).
+impl prometheus_client::collector::Collector for Health {
+    #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        use prometheus_client::metrics::counter::ConstCounter;
+        use prometheus_client::metrics::gauge::ConstGauge;
+        use prometheus_client::metrics::MetricType;
+
+        let sources = self.snapshot();
+        let labels = |h: &SourceHealth| {
+            vec![
+                ("source".to_owned(), h.source.0.to_string()),
+                ("device".to_owned(), h.kind.clone()),
+            ]
+        };
+        let mut readings = encoder.encode_descriptor(
+            "ctrl22_solar_source_readings",
+            "Good readings per power source",
+            None,
+            MetricType::Counter,
+        )?;
+        for h in &sources {
+            ConstCounter::new(h.readings_total as f64)
+                .encode(readings.encode_family(&labels(h))?)?;
+        }
+        let mut errors = encoder.encode_descriptor(
+            "ctrl22_solar_source_errors",
+            "Failed readings per power source and kind of failure",
+            None,
+            MetricType::Counter,
+        )?;
+        for h in &sources {
+            for (kind, n) in &h.errors_total {
+                let mut l = labels(h);
+                l.push(("kind".to_owned(), (*kind).to_owned()));
+                ConstCounter::new(*n as f64).encode(errors.encode_family(&l)?)?;
+            }
+        }
+        let mut age = encoder.encode_descriptor(
+            "ctrl22_solar_source_last_reading_age_seconds",
+            "Seconds since the source's last good reading (absent before the first)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for h in &sources {
+            if let Some(a) = h.last_reading_age {
+                ConstGauge::new(a.as_secs_f64()).encode(age.encode_family(&labels(h))?)?;
+            }
+        }
+        let mut healthy = encoder.encode_descriptor(
+            "ctrl22_solar_source_healthy",
+            "1 while the source's latest reading was good",
+            None,
+            MetricType::Gauge,
+        )?;
+        for h in &sources {
+            ConstGauge::new(if h.healthy() { 1.0 } else { 0.0 })
+                .encode(healthy.encode_family(&labels(h))?)?;
+        }
+        Ok(())
+    }
+}

@@ -16,6 +16,7 @@ mod http;
 mod mesh;
 mod mesh_link;
 mod mqtt_site;
+mod solar_bridge;
 mod solar_common;
 mod solar_http;
 mod solar_mqtt;
