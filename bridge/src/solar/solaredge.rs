@@ -55,7 +55,7 @@ pub fn parse(body: &[u8]) -> Result<RawReading, SourceError> {
     let flows = |from: &str, to: &str| connections.iter().any(|(f, t)| f == from && t == to);
     let grid_w = match json::optional_number(flow, "/GRID/currentPower")? {
         None => None,
-        Some(w) if w == 0.0 => Some(0.0),
+        Some(0.0) => Some(0.0),
         Some(w) if flows("GRID", "LOAD") => Some(w.abs() * scale),
         Some(w) if flows("LOAD", "GRID") => Some(-w.abs() * scale),
         Some(_) => {

@@ -162,7 +162,11 @@ async fn each_http_adapter_reads_its_device_shape() {
     // Kept only what each is configured for: the Shelly measures the grid alone.
     assert_eq!(pro3em.pv_w, None);
 
-    let healthy: Vec<bool> = health.snapshot().iter().map(|h| h.healthy()).collect();
+    let healthy: Vec<bool> = health
+        .snapshot()
+        .iter()
+        .map(ctrl22_bridge::solar::SourceHealth::healthy)
+        .collect();
     assert_eq!(healthy, vec![true; 8]);
 }
 

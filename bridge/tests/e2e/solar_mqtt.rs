@@ -48,8 +48,8 @@ async fn mqtt_values_errors_silence_and_a_relay() {
                             (SiteRequest::Power { reading: Ok(p), .. }, 0) => p.grid_w == Some(1235),
                             (SiteRequest::Power { reading: Ok(p), .. }, 1) => p.pv_w == Some(261),
                             (SiteRequest::Power { reading: Err(e), .. }, 2) => e.contains("not plausible"),
-                            (SiteRequest::ExternalLimit { limit: Some(ExternalLimit::Watts(4200)), .. }, 3) => true,
-                            (SiteRequest::ExternalLimit { limit: None, .. }, 4) => true,
+                            (SiteRequest::ExternalLimit { limit: Some(ExternalLimit::Watts(4200)), .. }, 3)
+                            | (SiteRequest::ExternalLimit { limit: None, .. }, 4) => true,
                             _ => false,
                         };
                         if progressed {
