@@ -349,3 +349,47 @@ async fn external_limits_from_http_and_a_home_assistant_relay() {
         (LimitScope::Site, Some(ExternalLimit::Watts(1000)))
     );
 }
+
+#[test]
+fn solar_source_mistakes_name_their_key() {
+    let problems = |toml_text: &str| {
+        let mut config = ctrl22_bridge::config::Config::default();
+        config.solar.sources = vec![source(toml_text)];
+        config
+            .validate()
+            .map_err(|e| e.to_string())
+            .expect_err("invalid")
+    };
+    let e = problems("kind = \"http\"\nurl = \"http://m\"");
+    assert!(
+        e.contains("solar.sources[0].pointer: is required for kind \"http\""),
+        "{e}"
+    );
+    let e = problems("kind = \"solaredge\"");
+    assert!(
+        e.contains("solar.sources[0].url") && e.contains("site_id") && e.contains("token"),
+        "{e}"
+    );
+    let e = problems("kind = \"http\"\nurl = \"http://m\"\npointer = \"p\"\nscale = 0");
+    assert!(
+        e.contains("not a JSON pointer") && e.contains("solar.sources[0].scale"),
+        "{e}"
+    );
+    let e =
+        problems("kind = \"mqtt\"\ntopic = \"t\"\nmeasures = [\"limit\"]\napplies_to = \"barn\"");
+    assert!(
+        e.contains("\"barn\" is neither") && e.contains("solar.sources[0].unit"),
+        "{e}"
+    );
+    let e = problems("kind = \"mqtt\"\ntopic = \"t\"\nmeasures = [\"limit\"]\napplies_to = \"site\"\nunit = \"W\"\non_stale = -5");
+    assert!(
+        e.contains("solar.sources[0].on_stale: -5 is outside"),
+        "{e}"
+    );
+    let e = problems("kind = \"fronius\"\nurl = \"http://f\"\nmeasures = [\"limit\"]");
+    assert!(e.contains("\"limit\" comes from kind"), "{e}");
+    let e = problems("kind = \"shelly\"\nurl = \"http://s\"\non_stale = \"keep\"");
+    assert!(e.contains("solar.sources[0].on_stale: only applies"), "{e}");
+    let e = problems("kind = \"mqtt\"\ntopic = \"t\"\nmeasures = [\"grid\", \"pv\"]");
+    assert!(e.contains("carries one value"), "{e}");
+}
