@@ -38,6 +38,7 @@ pub mod poller;
 pub mod shelly;
 pub mod simulated;
 pub mod solaredge;
+pub mod sunspec;
 pub mod tasmota;
 pub mod validate;
 pub mod value;
@@ -135,7 +136,25 @@ fn spawn_one(
             mqtt::spawn(id, source, &config.mqtt, tx)?;
             tokio::spawn(poller::run_pushed(delivery, rx));
         }
-        SolarKind::Sunspec | SolarKind::SmaModbus | SolarKind::SmaSpeedwire => {
+        SolarKind::Sunspec => {
+            let target = modbus_target(source)?;
+            let unit = source.unit_id.unwrap_or(1);
+            let source = source.clone();
+            tokio::spawn(poller::run_polled(delivery, move || {
+                let (target, source) = (target.clone(), source.clone());
+                async move {
+                    let regs = sunspec::read(resolve(&target).await?, unit).await?;
+                    let raw = sunspec::parse(&regs)?;
+                    let raw = if source.invert {
+                        raw.invert_grid()
+                    } else {
+                        raw
+                    };
+                    validate::reading(&raw.keep(&source.measures)).map(Sample::Power)
+                }
+            }));
+        }
+        SolarKind::SmaModbus | SolarKind::SmaSpeedwire => {
             anyhow::bail!("kind {:?} is not built yet", kind_name(source.kind));
         }
         _ => {
@@ -241,6 +260,33 @@ pub fn http_request(source: &SolarSourceConfig) -> anyhow::Result<(Get, Parser)>
         ),
         other => anyhow::bail!("kind {:?} is not an HTTP API", kind_name(other)),
     })
+}
+
+/// `host:port` of a `modbus://` or `tcp://` URL (port 502 when none is given).
+fn modbus_target(source: &SolarSourceConfig) -> anyhow::Result<String> {
+    let url = source.url.as_deref().unwrap_or_default();
+    let rest = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest)
+        .trim_end_matches('/');
+    anyhow::ensure!(!rest.is_empty(), "url: no host");
+    let has_port = rest
+        .rsplit_once(':')
+        .is_some_and(|(_, port)| port.parse::<u16>().is_ok());
+    Ok(if has_port {
+        rest.to_owned()
+    } else {
+        format!("{rest}:502")
+    })
+}
+
+/// The first address of `host:port`, looked up at each poll (a device's DHCP name may move).
+async fn resolve(target: &str) -> Result<std::net::SocketAddr, SourceError> {
+    tokio::net::lookup_host(target)
+        .await
+        .map_err(|e| SourceError::Connect(format!("{target}: {e}")))?
+        .next()
+        .ok_or_else(|| SourceError::Connect(format!("{target}: no address")))
 }
 
 fn http_client(source: &SolarSourceConfig) -> anyhow::Result<reqwest::Client> {

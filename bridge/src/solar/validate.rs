@@ -49,6 +49,17 @@ impl RawReading {
     }
 }
 
+impl RawReading {
+    /// The grid with its sign flipped: for meters that report export as positive.
+    #[must_use]
+    pub fn invert_grid(mut self) -> Self {
+        self.grid_w = self.grid_w.map(|w| -w);
+        self.grid_phase_w = self.grid_phase_w.map(|p| p.map(|w| -w));
+        self.grid_phase_a = self.grid_phase_a.map(|p| p.map(|a| -a));
+        self
+    }
+}
+
 /// A finite power within [`MAX_POWER_W`], rounded to whole watts.
 ///
 /// # Errors

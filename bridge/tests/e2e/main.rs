@@ -19,6 +19,7 @@ mod mqtt_site;
 mod solar_bridge;
 mod solar_common;
 mod solar_http;
+mod solar_modbus;
 mod solar_mqtt;
 mod store;
 mod tcp;
