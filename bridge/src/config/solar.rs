@@ -212,13 +212,6 @@ pub(super) fn check_source(
             needs(source.token.is_some(), "token", bad);
         }
         SolarKind::Http => needs(source.pointer.is_some(), "pointer", bad),
-        SolarKind::SmaModbus | SolarKind::SmaSpeedwire => bad(
-            format!("{key}.kind"),
-            format!(
-                "{:?} is not built yet (use the device's HTTP API, Home Assistant or MQTT)",
-                kind_name(source.kind)
-            ),
-        ),
         _ => {}
     }
     if let Some(pointer) = &source.pointer {

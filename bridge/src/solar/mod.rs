@@ -17,6 +17,7 @@
 //! | `envoy` | Enphase IQ Gateway `/production.json` | [`enphase`] |
 //! | `sunspec` | SunSpec Modbus TCP (models 1, 101-103, 201-204) | [`sunspec`] |
 //! | `sma-modbus` | SMA Modbus profile | [`sma`] |
+//! | `sma-speedwire` | SMA Energy Meter / Home Manager multicast | [`speedwire`] |
 //! | `shelly` | Gen1 `/status`, Gen2+ `EM.GetStatus`/`EM1.GetStatus` | [`shelly`] |
 //! | `tasmota` | `Status 10`, energy plugs and SML | [`tasmota`] |
 //! | `homeassistant` | REST `GET /api/states/<entity>` | [`homeassistant`] |
@@ -37,7 +38,9 @@ pub mod mqtt;
 pub mod poller;
 pub mod shelly;
 pub mod simulated;
+pub mod sma;
 pub mod solaredge;
+pub mod speedwire;
 pub mod sunspec;
 pub mod tasmota;
 pub mod validate;
@@ -154,8 +157,25 @@ fn spawn_one(
                 }
             }));
         }
-        SolarKind::SmaModbus | SolarKind::SmaSpeedwire => {
-            anyhow::bail!("kind {:?} is not built yet", kind_name(source.kind));
+        SolarKind::SmaModbus => {
+            let target = modbus_target(source)?;
+            let unit = source.unit_id.unwrap_or(sma::UNIT);
+            let registers = sma::registers_for(&source.measures);
+            let source = source.clone();
+            tokio::spawn(poller::run_polled(delivery, move || {
+                let (target, registers, source) =
+                    (target.clone(), registers.clone(), source.clone());
+                async move {
+                    let values = sma::read(resolve(&target).await?, unit, &registers).await?;
+                    let raw = sma::parse(&values)?;
+                    validate::reading(&raw.keep(&source.measures)).map(Sample::Power)
+                }
+            }));
+        }
+        SolarKind::SmaSpeedwire => {
+            let (tx, rx) = mpsc::channel(16);
+            speedwire::spawn(source, tx)?;
+            tokio::spawn(poller::run_pushed(delivery, rx));
         }
         _ => {
             let (get, parser) = http_request(source)?;

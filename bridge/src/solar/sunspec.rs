@@ -8,7 +8,7 @@
 //!
 //! - 101/102/103 inverter: W +14, W_SF +15 (AC power: the PV reading).
 //! - 201/202/203/204 meter: A +2, AphA..C +3..5, A_SF +6, W +18, WphA..C +19..21, W_SF +22;
-//!   + import per the SunSpec meter convention. SolarEdge meters report + export: set
+//!   positive = import per the SunSpec meter convention. SolarEdge meters report + export: set
 //!   `invert = true` (evcc's `solaredge` template negates them).
 //!
 //! [`parse`] is pure over a register dump; [`read`] builds the dump over tokio-modbus.
@@ -96,7 +96,10 @@ fn scaled(model: &[u16], value: usize, sf: usize) -> Result<Option<f64>, SourceE
         return Ok(None);
     }
     // Registers are two's complement int16 (raw) and sunssf.
-    let (raw, sf) = (raw.cast_signed(), sf.cast_signed());
+    let (raw, sf) = (
+        i16::from_ne_bytes(raw.to_ne_bytes()),
+        i16::from_ne_bytes(sf.to_ne_bytes()),
+    );
     if !(-10..=10).contains(&sf) {
         return Err(SourceError::Malformed(format!(
             "scale factor {sf} outside -10..=10"
@@ -196,20 +199,20 @@ pub fn example_map(pv_w: i16, phase_w: [i16; 3], phase_centiamps: [i16; 3]) -> V
     let mut inverter = vec![0u16; 52];
     inverter[0] = 103;
     inverter[1] = 50;
-    inverter[14] = pv_w.cast_unsigned();
+    inverter[14] = u16::from_ne_bytes(pv_w.to_ne_bytes());
     inverter[15] = 0;
     regs.extend(inverter);
     let mut meter = vec![0u16; 107];
     meter[0] = 203;
     meter[1] = 105;
     let total: i16 = phase_w.iter().sum();
-    meter[18] = total.cast_unsigned();
+    meter[18] = u16::from_ne_bytes(total.to_ne_bytes());
     for i in 0..3 {
-        meter[19 + i] = phase_w[i].cast_unsigned();
+        meter[19 + i] = u16::from_ne_bytes(phase_w[i].to_ne_bytes());
         meter[3 + i] = phase_centiamps[i].unsigned_abs();
     }
     meter[22] = 0;
-    meter[6] = (-2i16).cast_unsigned();
+    meter[6] = u16::from_ne_bytes((-2i16).to_ne_bytes());
     regs.extend(meter);
     regs.extend([END, 0]);
     regs
