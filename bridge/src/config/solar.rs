@@ -197,7 +197,7 @@ pub(super) fn check_source(
         if !what {
             bad(
                 format!("{key}.{name}"),
-                format!("is required for kind {:?}", kind_name(source.kind)),
+                format!("is required for kind {:?}", source.kind.name()),
             );
         }
     };
@@ -329,11 +329,15 @@ fn check_limit(
     }
 }
 
-fn kind_name(kind: SolarKind) -> String {
-    serde_json::to_value(kind)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
+impl SolarKind {
+    /// The kind's name as in the configuration file.
+    #[must_use]
+    pub fn name(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
 }
 
 fn default_scale() -> f64 {

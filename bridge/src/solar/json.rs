@@ -81,6 +81,27 @@ pub fn phases(doc: &Value, pointers: [&str; 3]) -> Result<Option<[f64; 3]>, Sour
     )
 }
 
+/// A grid meter's reading from JSON: total power at `total`, per-phase powers and
+/// (unsigned) currents where all three are there, currents signed by the phase powers.
+///
+/// # Errors
+/// [`SourceError::Missing`] without the total, [`SourceError::NotNumber`] for bad fields.
+pub fn grid_meter(
+    doc: &Value,
+    total: &str,
+    watts: [&str; 3],
+    amps: [&str; 3],
+) -> Result<super::validate::RawReading, SourceError> {
+    let watts = phases(doc, watts)?;
+    let amps = phases(doc, amps)?;
+    Ok(super::validate::RawReading {
+        grid_w: Some(number(doc, total)?),
+        grid_phase_w: watts,
+        grid_phase_a: amps.map(|a| signed_currents(a, watts)),
+        ..super::validate::RawReading::default()
+    })
+}
+
 /// Unsigned phase currents signed by the phase's active power (meters report current as a
 /// magnitude; exporting phases carry a negative current in a [`crate::site::PowerReading`]).
 #[must_use]

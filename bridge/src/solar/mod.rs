@@ -101,15 +101,6 @@ impl Parser {
     }
 }
 
-/// The kind's name as in the configuration file.
-#[must_use]
-pub fn kind_name(kind: SolarKind) -> String {
-    serde_json::to_value(kind)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
 /// Starts a poller per `[[solar.sources]]` entry; the returned [`Health`] has their counters.
 ///
 /// # Errors
@@ -117,7 +108,7 @@ pub fn kind_name(kind: SolarKind) -> String {
 /// validated before).
 pub fn spawn(config: &Config, handle: &SiteHandle) -> anyhow::Result<Health> {
     let sources = &config.solar.sources;
-    let health = Health::new(sources.iter().map(|s| kind_name(s.kind)).collect());
+    let health = Health::new(sources.iter().map(|s| s.kind.name()).collect());
     for (i, source) in sources.iter().enumerate() {
         let id = SourceId(u16::try_from(i).context("more than 65535 solar sources")?);
         let stats = health.stats(id).context("a source without counters")?;
@@ -278,7 +269,7 @@ pub fn http_request(source: &SolarSourceConfig) -> anyhow::Result<(Get, Parser)>
                 pointer: source.pointer.clone().unwrap_or_default(),
             },
         ),
-        other => anyhow::bail!("kind {:?} is not an HTTP API", kind_name(other)),
+        other => anyhow::bail!("kind {:?} is not an HTTP API", other.name()),
     })
 }
 

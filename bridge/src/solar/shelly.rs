@@ -30,14 +30,12 @@ pub fn parse(body: &[u8]) -> Result<RawReading, SourceError> {
         return gen1(meters);
     }
     if json::get(doc, "/total_act_power").is_some() {
-        let watts = json::phases(doc, ["/a_act_power", "/b_act_power", "/c_act_power"])?;
-        let amps = json::phases(doc, ["/a_current", "/b_current", "/c_current"])?;
-        return Ok(RawReading {
-            grid_w: Some(json::number(doc, "/total_act_power")?),
-            grid_phase_w: watts,
-            grid_phase_a: amps.map(|a| json::signed_currents(a, watts)),
-            ..RawReading::default()
-        });
+        return json::grid_meter(
+            doc,
+            "/total_act_power",
+            ["/a_act_power", "/b_act_power", "/c_act_power"],
+            ["/a_current", "/b_current", "/c_current"],
+        );
     }
     if json::get(doc, "/act_power").is_some() {
         return Ok(RawReading {

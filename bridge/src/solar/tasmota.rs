@@ -32,14 +32,12 @@ pub fn parse(
         });
     }
     if let Some(sml) = json::get(sns, "/SML") {
-        let watts = json::phases(sml, ["/power_l1", "/power_l2", "/power_l3"])?;
-        let amps = json::phases(sml, ["/current_l1", "/current_l2", "/current_l3"])?;
-        return Ok(RawReading {
-            grid_w: Some(json::number(sml, "/Power_curr")?),
-            grid_phase_w: watts,
-            grid_phase_a: amps.map(|a| json::signed_currents(a, watts)),
-            ..RawReading::default()
-        });
+        return json::grid_meter(
+            sml,
+            "/Power_curr",
+            ["/power_l1", "/power_l2", "/power_l3"],
+            ["/current_l1", "/current_l2", "/current_l3"],
+        );
     }
     let power = json::get(sns, "/ENERGY/Power").ok_or_else(|| {
         SourceError::Missing("StatusSNS.SML.Power_curr or StatusSNS.ENERGY.Power".into())
