@@ -87,6 +87,61 @@ pub fn parse(body: &[u8]) -> Result<RawReading, SourceError> {
     })
 }
 
+/// The path of the meter readings, the alternative to `production.json` on firmware 7+.
+pub const READINGS_PATH: &str = "/ivp/meters/readings";
+/// The meter list that says which reading is which.
+pub const METERS_PATH: &str = "/ivp/meters";
+
+/// Parses `GET /ivp/meters` and `GET /ivp/meters/readings`, joined on `eid`: the enabled
+/// `net-consumption` meter is the grid (`activePower` W, + import; per phase in
+/// `channels[]`, current unsigned), the `production` meter the PV (pyenphase
+/// `ivp_meters`, `ivp_meters_readings` fixtures).
+///
+/// # Errors
+/// Not JSON, not lists, or non-numeric fields.
+pub fn parse_meters(meters: &[u8], readings: &[u8]) -> Result<RawReading, SourceError> {
+    let meters = json::parse(meters)?;
+    let readings = json::parse(readings)?;
+    let (Some(meters), Some(readings)) = (meters.as_array(), readings.as_array()) else {
+        return Err(SourceError::Malformed(
+            "/ivp/meters answers are not lists".into(),
+        ));
+    };
+    let reading_of = |kind: &str| {
+        let eid = meters
+            .iter()
+            .find(|m| {
+                field(m, "measurementType") == Some(kind) && field(m, "state") == Some("enabled")
+            })?
+            .get("eid")?;
+        readings.iter().find(|r| r.get("eid") == Some(eid))
+    };
+    let mut raw = RawReading::default();
+    if let Some(pv) = reading_of("production") {
+        raw.pv_w = Some(json::number(pv, "/activePower")?);
+    }
+    if let Some(net) = reading_of("net-consumption") {
+        raw = RawReading {
+            pv_w: raw.pv_w,
+            ..json::grid_meter(
+                net,
+                "/activePower",
+                [
+                    "/channels/0/activePower",
+                    "/channels/1/activePower",
+                    "/channels/2/activePower",
+                ],
+                [
+                    "/channels/0/current",
+                    "/channels/1/current",
+                    "/channels/2/current",
+                ],
+            )?
+        };
+    }
+    Ok(raw)
+}
+
 fn list(doc: &Value, pointer: &str) -> Option<Vec<Value>> {
     json::get(doc, pointer).and_then(Value::as_array).cloned()
 }
@@ -114,6 +169,22 @@ mod tests {
         let r = parse(&fixture("enphase_production_details.json")).expect("parses");
         assert_eq!(r.grid_phase_w, Some([-2932.704, -886.257, -1161.306]));
         assert_eq!(r.grid_phase_a, Some([-12.263, -4.015, -5.11]));
+    }
+
+    #[test]
+    fn ivp_meter_readings_joined_on_eid() {
+        let r = parse_meters(
+            &fixture("enphase_ivp_meters.json"),
+            &fixture("enphase_ivp_meters_readings.json"),
+        )
+        .expect("parses");
+        assert_eq!(r.pv_w, Some(5235.674));
+        assert_eq!(r.grid_w, Some(-4912.241));
+        assert_eq!(r.grid_phase_a, Some([-12.129, -3.982, -5.053]));
+        assert_eq!(
+            parse_meters(b"{}", b"[]").map_err(|e| e.kind()),
+            Err("malformed")
+        );
     }
 
     #[test]

@@ -168,6 +168,37 @@ fn spawn_one(
             speedwire::spawn(source, tx)?;
             tokio::spawn(poller::run_pushed(delivery, rx));
         }
+        SolarKind::Envoy
+            if source
+                .url
+                .as_deref()
+                .is_some_and(|u| u.trim_end_matches('/').ends_with(enphase::READINGS_PATH)) =>
+        {
+            let (readings, _) = http_request(source)?;
+            let meters = Get {
+                url: readings
+                    .url
+                    .replace(enphase::READINGS_PATH, enphase::METERS_PATH),
+                ..readings.clone()
+            };
+            let client = http_client(source)?;
+            let source = source.clone();
+            tokio::spawn(poller::run_polled(delivery, move || {
+                let (meters, readings, client, source) = (
+                    meters.clone(),
+                    readings.clone(),
+                    client.clone(),
+                    source.clone(),
+                );
+                async move {
+                    let raw = enphase::parse_meters(
+                        &meters.send(&client).await?,
+                        &readings.send(&client).await?,
+                    )?;
+                    validate::reading(&raw.keep(&source.measures)).map(Sample::Power)
+                }
+            }));
+        }
         _ => {
             let (get, parser) = http_request(source)?;
             let client = http_client(source)?;

@@ -66,6 +66,20 @@ fn devices() -> Router {
             }),
         )
         .route(
+            "/ivp/meters",
+            get(|headers: HeaderMap| async move {
+                if bearer(&headers, "envoy-jwt") {
+                    json(fixture("enphase_ivp_meters.json")).into_response()
+                } else {
+                    StatusCode::UNAUTHORIZED.into_response()
+                }
+            }),
+        )
+        .route(
+            "/ivp/meters/readings",
+            get(|| async { json(fixture("enphase_ivp_meters_readings.json")) }),
+        )
+        .route(
             "/site/4711/currentPowerFlow",
             get(|Query(q): Params| async move {
                 match q.get("api_key").map(String::as_str) {
@@ -116,9 +130,12 @@ async fn each_http_adapter_reads_its_device_shape() {
         source(&format!(
             "kind = \"http\"\nurl = \"{url}/meter.json\"\npointer = \"/data/grid_kw\"\nscale = 1000\ninterval = \"100ms\""
         )),
+        source(&format!(
+            "kind = \"enphase\"\nurl = \"{url}/ivp/meters/readings\"\ntoken = \"envoy-jwt\"\nmeasures = [\"grid\", \"pv\"]\ninterval = \"100ms\""
+        )),
     ];
     let health = start(&site, sources, None);
-    let readings = first_power_of_each(&mut site, 8).await;
+    let readings = first_power_of_each(&mut site, 9).await;
     let ok = |i: u16| {
         readings[&i]
             .clone()
@@ -159,6 +176,8 @@ async fn each_http_adapter_reads_its_device_shape() {
     );
     assert_eq!(ok(6).grid_w, Some(77));
     assert_eq!(ok(7).grid_w, Some(-2500));
+    let meters = ok(8);
+    assert_eq!((meters.grid_w, meters.pv_w), (Some(-4912), Some(5236)));
     // Kept only what each is configured for: the Shelly measures the grid alone.
     assert_eq!(pro3em.pv_w, None);
 
@@ -167,7 +186,7 @@ async fn each_http_adapter_reads_its_device_shape() {
         .iter()
         .map(ctrl22_bridge::solar::SourceHealth::healthy)
         .collect();
-    assert_eq!(healthy, vec![true; 8]);
+    assert_eq!(healthy, vec![true; 9]);
 }
 
 fn broken_devices() -> Router {
