@@ -356,3 +356,48 @@ pub(crate) fn fixture(name: &str) -> Vec<u8> {
         .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
+
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Whatever a device or the network sends, the parsers answer with a reading or an
+        /// error, never a panic; and whatever passes validation is bounded.
+        #[test]
+        fn parsers_never_panic_and_pass_only_bounded_readings(body in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let source: SolarSourceConfig =
+                toml::from_str("kind = \"http\"\npointer = \"/p\"").expect("source");
+            for parser in [
+                Parser::Fronius,
+                Parser::Solaredge,
+                Parser::Enphase,
+                Parser::Shelly,
+                Parser::Tasmota { pointer: None, channel: 1 },
+                Parser::HomeAssistant,
+                Parser::Json { pointer: "/p".into() },
+            ] {
+                if let Ok(Sample::Power(r)) = parser.sample(&body, &source) {
+                    prop_assert!(r.grid_w.is_none_or(|w| w.abs() <= 1_000_000));
+                }
+            }
+            let _ = speedwire::parse(&body, None);
+            let _ = mqtt::parse(&body, Some("/p"));
+            let words: Vec<u16> = body.chunks(2).map(|c| u16::from(c[0]) << 8 | u16::from(*c.get(1).unwrap_or(&0))).collect();
+            let _ = sunspec::parse(&words);
+            let _ = enphase::parse_meters(&body, &body);
+        }
+
+        /// JSON with absurd numbers where the power goes is refused, not passed on.
+        #[test]
+        fn absurd_json_numbers_are_refused(w in prop_oneof![1.0e6f64..1.0e300, -1.0e300f64..-1.0e6]) {
+            let body = format!(r#"{{"total_act_power": {w}}}"#);
+            let source: SolarSourceConfig =
+                toml::from_str("kind = \"shelly\"\nurl = \"http://s\"").expect("source");
+            let refused = Parser::Shelly.sample(body.as_bytes(), &source).is_err() || w.abs() <= 1e6;
+            prop_assert!(refused);
+        }
+    }
+}
