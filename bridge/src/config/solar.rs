@@ -189,8 +189,8 @@ pub(super) fn check_source(
     circuits: &BTreeSet<&str>,
     bad: &mut impl FnMut(String, String),
 ) {
-    // An `mqtt` source without a URL uses the broker of `[mqtt]`.
-    if source.kind != SolarKind::Mqtt && source.url.is_none() {
+    // An `mqtt` source without a URL uses the broker of `[mqtt]`, `solaredge` the cloud API.
+    if !matches!(source.kind, SolarKind::Mqtt | SolarKind::Solaredge) && source.url.is_none() {
         bad(format!("{key}.url"), "is required for this kind".into());
     }
     let needs = |what: bool, name: &str, bad: &mut dyn FnMut(String, String)| {
