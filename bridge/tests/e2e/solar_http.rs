@@ -386,9 +386,11 @@ fn solar_source_mistakes_name_their_key() {
     );
     let e = problems("kind = \"solaredge\"");
     assert!(
-        e.contains("solar.sources[0].url") && e.contains("site_id") && e.contains("token"),
+        !e.contains("solar.sources[0].url") && e.contains("site_id") && e.contains("token"),
         "{e}"
     );
+    let e = problems("kind = \"fronius\"");
+    assert!(e.contains("solar.sources[0].url: is required"), "{e}");
     let e = problems("kind = \"http\"\nurl = \"http://m\"\npointer = \"p\"\nscale = 0");
     assert!(
         e.contains("not a JSON pointer") && e.contains("solar.sources[0].scale"),
