@@ -34,6 +34,7 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
 
 pub use events::{BayEventRow, EventRow};
+pub use ocpp_queue::{OcppSaved, OcppWrite};
 pub use migrations::SCHEMA_VERSION;
 pub use sessions::{write_sessions_csv, Session, SessionFilter, SessionRow};
 
