@@ -38,13 +38,17 @@ impl Commands {
     pub async fn carry_out(&self, identity: &str, event: &Event) {
         match event {
             Event::RemoteStartRequested { connector_id, .. } => {
-                self.press(identity, *connector_id, ButtonRequest::Start).await;
+                self.press(identity, *connector_id, ButtonRequest::Start)
+                    .await;
             }
             Event::RemoteStopRequested { connector_id }
             | Event::TransactionDeauthorized {
                 connector_id,
                 stop: true,
-            } => self.press(identity, *connector_id, ButtonRequest::Stop).await,
+            } => {
+                self.press(identity, *connector_id, ButtonRequest::Stop)
+                    .await
+            }
             Event::AvailabilityChanged {
                 connector_id,
                 operative,
@@ -111,16 +115,16 @@ impl Commands {
 /// The phases of a digit set (`123` -> 3, `1` -> 1); 3 when none are known (a power limit
 /// spread over three phases gives the lowest current, never more power than allowed).
 fn phase_count(digits: i16) -> u8 {
-    let count = (1..=3).filter(|p| digits.to_string().contains(&p.to_string())).count();
+    let count = (1..=3)
+        .filter(|p| digits.to_string().contains(&p.to_string()))
+        .count();
     u8::try_from(count).ok().filter(|c| *c > 0).unwrap_or(3)
 }
 
 /// The current per phase a limit allows: the least of its A and W parts.
 fn amps(limit: &ChargingLimit, volts: f64, phases: u8) -> f64 {
     let phases = limit.number_phases.unwrap_or(phases).clamp(1, 3);
-    let from_power = limit
-        .power_w
-        .map(|w| w / (volts * f64::from(phases)));
+    let from_power = limit.power_w.map(|w| w / (volts * f64::from(phases)));
     match (limit.current_a, from_power) {
         (Some(a), Some(p)) => a.min(p),
         (Some(a), None) => a,

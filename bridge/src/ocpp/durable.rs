@@ -43,12 +43,18 @@ pub fn writes(event: &Event, connectors: u32) -> Vec<OcppWrite> {
         },
         Event::RemoveTxMessage { seq } => vec![OcppWrite::RemoveTxMessage { seq: *seq }],
         Event::ConfigurationChanged { key, value } => {
-            vec![state(format!("{CONFIG}{key}"), serde_json::to_string(value).ok())]
+            vec![state(
+                format!("{CONFIG}{key}"),
+                serde_json::to_string(value).ok(),
+            )]
         }
         Event::AvailabilityChanged {
             connector_id,
             operative: false,
-        } => vec![state(format!("{INOPERATIVE}{connector_id}"), Some("true".into()))],
+        } => vec![state(
+            format!("{INOPERATIVE}{connector_id}"),
+            Some("true".into()),
+        )],
         // Operative again: connector 0 means all of them.
         Event::AvailabilityChanged {
             connector_id,

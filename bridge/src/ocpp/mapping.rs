@@ -94,9 +94,19 @@ pub fn connector_event(
 pub fn identity(cfg: &OcppConfig, site_name: &str, dev: &str) -> String {
     let site: String = site_name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
-    let dev = if cfg.layout == OcppLayout::Single { "" } else { dev };
+    let dev = if cfg.layout == OcppLayout::Single {
+        ""
+    } else {
+        dev
+    };
     cfg.identity.replace("{dev}", dev).replace("{site}", &site)
 }
 
@@ -118,7 +128,10 @@ mod tests {
             identity: "site-{site}-{dev}".into(),
             ..OcppConfig::default()
         };
-        assert_eq!(identity(&cfg, "My Lot", "d8a01d55a56c"), "site-My_Lot-d8a01d55a56c");
+        assert_eq!(
+            identity(&cfg, "My Lot", "d8a01d55a56c"),
+            "site-My_Lot-d8a01d55a56c"
+        );
         cfg.layout = OcppLayout::Single;
         cfg.identity = "{site}".into();
         assert_eq!(identity(&cfg, "lot", "x"), "lot");

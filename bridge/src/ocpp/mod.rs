@@ -109,7 +109,11 @@ impl Supervisor {
         }
     }
 
-    fn spawn_session(&self, params: SessionParams, bays: Vec<BayId>) -> mpsc::Sender<ConnectorInput> {
+    fn spawn_session(
+        &self,
+        params: SessionParams,
+        bays: Vec<BayId>,
+    ) -> mpsc::Sender<ConnectorInput> {
         let (inputs_tx, inputs) = mpsc::channel(SESSION_INPUTS);
         let commands = Commands {
             handle: self.handle.clone(),
@@ -123,7 +127,9 @@ impl Supervisor {
     /// Layout `single`: one charge point, a connector per configured bay.
     fn start_single(&mut self) {
         let identity = mapping::identity(&self.cfg, &self.site_name, "");
-        let connectors = u32::try_from(self.single_bays.len()).unwrap_or(u32::MAX).max(1);
+        let connectors = u32::try_from(self.single_bays.len())
+            .unwrap_or(u32::MAX)
+            .max(1);
         let bays: Vec<BayId> = self.single_bays.iter().cloned().map(BayId).collect();
         let inputs = self.spawn_session(self.params(identity, connectors), bays);
         for (index, dev) in self.single_bays.iter().enumerate() {
@@ -143,7 +149,10 @@ impl Supervisor {
         if !self.routes.contains_key(dev) {
             if self.cfg.layout == OcppLayout::Single {
                 if !self.warned_unrouted {
-                    tracing::warn!(dev, "ocpp layout single: a bay not in [nodes] has no connector");
+                    tracing::warn!(
+                        dev,
+                        "ocpp layout single: a bay not in [nodes] has no connector"
+                    );
                     self.warned_unrouted = true;
                 }
                 return None;
@@ -191,9 +200,14 @@ impl Supervisor {
 
     async fn meter_readings(&mut self) {
         let snapshot = self.handle.snapshot();
-        for bay in snapshot.bays.iter().filter(|b| b.session_started_ms.is_some()) {
+        for bay in snapshot
+            .bays
+            .iter()
+            .filter(|b| b.session_started_ms.is_some())
+        {
             let reading = mapping::reading(Some(bay), None);
-            self.send(&bay.dev, ConnectorEvent::MeterSample(reading)).await;
+            self.send(&bay.dev, ConnectorEvent::MeterSample(reading))
+                .await;
         }
     }
 

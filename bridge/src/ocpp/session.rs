@@ -200,7 +200,12 @@ impl Session {
         for event in actions {
             self.note_intent(&event);
             if let Event::TxMessageDiscarded { seq, action } = &event {
-                tracing::warn!(identity = self.params.identity, seq, action, "transaction message dropped after its attempts");
+                tracing::warn!(
+                    identity = self.params.identity,
+                    seq,
+                    action,
+                    "transaction message dropped after its attempts"
+                );
             }
             let reset = matches!(event, Event::ResetRequested { .. });
             self.commands.carry_out(&self.params.identity, &event).await;
@@ -247,7 +252,10 @@ impl Session {
             // (no id); counted by the session as a bad frame.
             Some(Ok(Message::Binary(_))) => self.cp.handle_frame(now, ""),
             Some(Ok(Message::Close(_))) | None => {
-                tracing::info!(identity = self.params.identity, "OCPP backend closed the connection");
+                tracing::info!(
+                    identity = self.params.identity,
+                    "OCPP backend closed the connection"
+                );
                 self.drop_socket();
             }
             Some(Ok(_)) => {}
@@ -270,7 +278,10 @@ impl Session {
 
     async fn on_ping_timer(&mut self) {
         if self.ping_sent {
-            tracing::info!(identity = self.params.identity, "OCPP backend stopped answering pings");
+            tracing::info!(
+                identity = self.params.identity,
+                "OCPP backend stopped answering pings"
+            );
             self.drop_socket();
             return;
         }

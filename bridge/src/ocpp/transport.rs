@@ -64,7 +64,11 @@ impl Security {
     /// Unreadable or invalid PEM files, no trusted roots.
     pub fn from_config(cfg: &OcppConfig) -> anyhow::Result<Self> {
         let wss = cfg.url.as_deref().is_some_and(|u| u.starts_with("wss://"));
-        let tls = if wss { Some(Arc::new(tls_config(cfg)?)) } else { None };
+        let tls = if wss {
+            Some(Arc::new(tls_config(cfg)?))
+        } else {
+            None
+        };
         Ok(Self {
             profile: cfg.security_profile,
             password: cfg.password.clone(),
@@ -124,7 +128,10 @@ pub async fn connect(
         .into_client_request()
         .map_err(|e| TransportError::Url(e.to_string()))?;
     let headers = request.headers_mut();
-    headers.insert("Sec-WebSocket-Protocol", HeaderValue::from_static(SUBPROTOCOL));
+    headers.insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_static(SUBPROTOCOL),
+    );
     if matches!(security.profile, 1 | 2) {
         let password = security.password.as_deref().unwrap_or_default();
         let token =
@@ -138,12 +145,8 @@ pub async fn connect(
     ws_config.max_message_size = Some(MAX_MESSAGE_BYTES);
     ws_config.max_frame_size = Some(MAX_MESSAGE_BYTES);
     let connector = security.tls.clone().map(Connector::Rustls);
-    let attempt = tokio_tungstenite::connect_async_tls_with_config(
-        request,
-        Some(ws_config),
-        true,
-        connector,
-    );
+    let attempt =
+        tokio_tungstenite::connect_async_tls_with_config(request, Some(ws_config), true, connector);
     let (socket, response) = tokio::time::timeout(CONNECT_TIMEOUT, attempt)
         .await
         .map_err(|_| TransportError::Timeout)??;

@@ -60,8 +60,13 @@ impl Store {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OcppWrite {
     /// Insert or replace the transaction message `seq`.
-    PutTxMessage { seq: u64, message_json: String },
-    RemoveTxMessage { seq: u64 },
+    PutTxMessage {
+        seq: u64,
+        message_json: String,
+    },
+    RemoveTxMessage {
+        seq: u64,
+    },
     /// Set (`Some`) or delete (`None`) a state key.
     State {
         key: String,
@@ -88,7 +93,11 @@ impl Store {
     ///
     /// # Errors
     /// SQLite failures; a `seq` beyond SQLite's integers.
-    pub fn ocpp_write(&mut self, charge_point: &str, writes: &[OcppWrite]) -> Result<(), StoreError> {
+    pub fn ocpp_write(
+        &mut self,
+        charge_point: &str,
+        writes: &[OcppWrite],
+    ) -> Result<(), StoreError> {
         self.write(|tx| {
             for write in writes {
                 match write {

@@ -16,6 +16,8 @@ mod http;
 mod mesh;
 mod mesh_link;
 mod mqtt_site;
+mod ocpp_peer;
+mod ocpp_session;
 mod store;
 mod tcp;
 mod tcp_framing;
