@@ -47,7 +47,7 @@ impl Commands {
                 stop: true,
             } => {
                 self.press(identity, *connector_id, ButtonRequest::Stop)
-                    .await
+                    .await;
             }
             Event::AvailabilityChanged {
                 connector_id,

@@ -336,10 +336,10 @@ impl Session {
                     }
                     intent.remote_stop = false;
                 }
-                ConnectorEvent::SessionStopped { reason, .. } => {
-                    if std::mem::take(&mut intent.remote_stop) {
-                        *reason = StopReason::Remote;
-                    }
+                ConnectorEvent::SessionStopped { reason, .. }
+                    if std::mem::take(&mut intent.remote_stop) =>
+                {
+                    *reason = StopReason::Remote;
                 }
                 _ => {}
             }

@@ -77,14 +77,14 @@ fn last_setpoint(site: &MqttSite, dev: &str) -> Option<i16> {
     site.watcher
         .messages()
         .iter()
-        .filter_map(|r| match r.decode(&site.mesh) {
+        .rev()
+        .find_map(|r| match r.decode(&site.mesh) {
             Some(WireMessage::Command {
                 dst: Address::Node(mac),
                 cmd: Command::AvrSetPar { par, val },
             }) if mac.topic_form().to_string() == dev && par.as_str() == "smaxcur" => Some(val),
             _ => None,
         })
-        .last()
 }
 
 /// Boot, a whole session and the backend's requests, against `peer`.
