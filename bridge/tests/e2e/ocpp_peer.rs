@@ -53,8 +53,7 @@ pub struct PeerProcess {
 
 impl Drop for PeerProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 
@@ -109,6 +108,12 @@ impl PeerProcess {
             .and_then(|p| u16::try_from(p).ok())
             .context("listening port")?;
         Ok(process)
+    }
+
+    /// Kills the central system at once (SIGKILL); what it logged stays readable.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// The base URL charge points connect under.
