@@ -18,6 +18,7 @@ mod mesh_link;
 mod mqtt_site;
 mod ocpp_durability;
 mod ocpp_peer;
+mod ocpp_security;
 mod ocpp_session;
 mod store;
 mod tcp;
