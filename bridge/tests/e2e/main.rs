@@ -20,6 +20,7 @@ mod ocpp_durability;
 mod ocpp_peer;
 mod ocpp_security;
 mod ocpp_session;
+mod ocpp_single;
 mod store;
 mod tcp;
 mod tcp_framing;

@@ -6,9 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use ctrl22_testkit::sim::Simulator;
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-};
+use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
 
 use crate::mqtt_site::MqttSite;
 use crate::ocpp_peer::{Peer, PeerProcess};

@@ -18,16 +18,32 @@ use crate::ocpp_peer::{Peer, PeerProcess};
 /// Long enough for a loaded machine; the steps themselves take a cycle or two.
 const STEP: Duration = Duration::from_secs(20);
 
-/// Appends `[ocpp]` for `peer` to the site's configuration.
+/// Appends `[ocpp]` (a charge point per bay, `{dev}`) for the backend at `url` to the
+/// site's configuration, with `extra` lines.
 pub fn enable_ocpp(site: &MqttSite, url: &str, extra: &str) -> anyhow::Result<()> {
+    append_config(
+        site,
+        &format!(
+            "[ocpp]\nidentity = \"{{dev}}\"\n{}{extra}\n",
+            ocpp_common(url)
+        ),
+    )
+}
+
+/// The `[ocpp]` lines every test shares (no section header).
+pub fn ocpp_common(url: &str) -> String {
+    format!(
+        "enabled = true\nurl = \"{url}\"\nmeter_value_sample_interval = \"1s\"\nreconnect_max = \"2s\"\n"
+    )
+}
+
+/// Appends `text` to the site's configuration file.
+pub fn append_config(site: &MqttSite, text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     let mut file = std::fs::OpenOptions::new()
         .append(true)
         .open(&site.config)?;
-    write!(
-        file,
-        "\n[ocpp]\nenabled = true\nurl = \"{url}\"\nidentity = \"{{dev}}\"\nmeter_value_sample_interval = \"1s\"\nreconnect_max = \"2s\"\n{extra}\n"
-    )?;
+    writeln!(file, "\n{text}")?;
     Ok(())
 }
 
@@ -73,7 +89,7 @@ fn energies(peer: &PeerProcess, cp: &str, transaction_id: &Value) -> Vec<f64> {
 }
 
 /// The last `smaxcur` the bridge wrote to bay `dev` (0.1 A).
-fn last_setpoint(site: &MqttSite, dev: &str) -> Option<i16> {
+pub fn last_setpoint(site: &MqttSite, dev: &str) -> Option<i16> {
     site.watcher
         .messages()
         .iter()
