@@ -24,6 +24,8 @@ pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 pub const SUBPROTOCOL: &str = "ocpp1.6";
 /// The longest frame we accept: OCPP messages are small; a backend that sends more is wrong.
 const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// The socket's read buffer (tungstenite's default is 128 KiB).
+const READ_BUFFER_BYTES: usize = 4 * 1024;
 /// TCP connect, TLS and the upgrade together.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -141,9 +143,14 @@ pub async fn connect(
         value.set_sensitive(true);
         headers.insert("Authorization", value);
     }
-    let mut ws_config = WebSocketConfig::default();
-    ws_config.max_message_size = Some(MAX_MESSAGE_BYTES);
-    ws_config.max_frame_size = Some(MAX_MESSAGE_BYTES);
+    // Small buffers: a thousand mostly idle sessions must not hold 256 KiB each (the
+    // defaults); OCPP frames are a few hundred bytes and we flush after each burst.
+    let ws_config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(0)
+        .max_write_buffer_size(2 * MAX_MESSAGE_BYTES)
+        .max_message_size(Some(MAX_MESSAGE_BYTES))
+        .max_frame_size(Some(MAX_MESSAGE_BYTES));
     let connector = security.tls.clone().map(Connector::Rustls);
     let attempt =
         tokio_tungstenite::connect_async_tls_with_config(request, Some(ws_config), true, connector);

@@ -156,3 +156,9 @@ async fn python_ocpp_backend_gets_every_transaction_message_once_after_an_outage
 ) -> anyhow::Result<()> {
     backend_and_bridge_outage(Peer::python()?).await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn npm_ocpp_rpc_backend_gets_every_transaction_message_once_after_an_outage(
+) -> anyhow::Result<()> {
+    backend_and_bridge_outage(Peer::npm()?).await
+}

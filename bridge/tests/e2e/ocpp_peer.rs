@@ -42,6 +42,28 @@ impl Peer {
     }
 }
 
+impl Peer {
+    /// The npm `ocpp-rpc` central system in strict mode (its packages installed by
+    /// `setup.sh` when missing).
+    pub fn npm() -> anyhow::Result<Self> {
+        let dir = peers_dir().join("npm");
+        if !dir.join("node_modules/ocpp-rpc/package.json").exists() {
+            let status = Command::new(dir.join("setup.sh"))
+                .status()
+                .context("running testkit/ocpp-peers/npm/setup.sh")?;
+            anyhow::ensure!(
+                status.success(),
+                "npm/setup.sh failed (npm registry reachable?)"
+            );
+        }
+        Ok(Self {
+            name: "npm ocpp-rpc",
+            program: PathBuf::from("node"),
+            args: vec![dir.join("central_system.mjs").display().to_string()],
+        })
+    }
+}
+
 /// A running central system; killed when dropped.
 pub struct PeerProcess {
     child: Child,

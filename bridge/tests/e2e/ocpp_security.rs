@@ -84,7 +84,9 @@ pub async fn tls_with_basic_auth(peer: Peer) -> anyhow::Result<()> {
     // The other bay's identity is not the backend's user: refused (HTTP 401), never connected.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
-        !cs.lines().iter().any(|l| l["cp"] == unknown.as_str()),
+        !cs.lines()
+            .iter()
+            .any(|l| l["cp"] == unknown.as_str() && l["kind"] != "rejected"),
         "{:#?}",
         cs.lines()
     );
@@ -132,4 +134,14 @@ async fn python_ocpp_backend_over_tls_with_basic_auth() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_ocpp_backend_over_tls_with_a_client_certificate() -> anyhow::Result<()> {
     tls_with_client_certificate(Peer::python()?).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn npm_ocpp_rpc_backend_over_tls_with_basic_auth() -> anyhow::Result<()> {
+    tls_with_basic_auth(Peer::npm()?).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn npm_ocpp_rpc_backend_over_tls_with_a_client_certificate() -> anyhow::Result<()> {
+    tls_with_client_certificate(Peer::npm()?).await
 }

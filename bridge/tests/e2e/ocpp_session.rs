@@ -345,6 +345,13 @@ pub async fn whole_session(peer: Peer) -> anyhow::Result<()> {
         !cs.received(&a, "Heartbeat").is_empty(),
         "heartbeats when idle"
     );
+    // Nothing we sent failed the backend's schema validation (the strict peer logs it).
+    let invalid: Vec<Value> = cs
+        .lines()
+        .into_iter()
+        .filter(|l| l["kind"] == "invalid")
+        .collect();
+    assert!(invalid.is_empty(), "{invalid:#?}");
     let stats = site.wire().check("through the OCPP session")?;
     eprintln!("wire stats: {stats:?}");
     bridge.kill();
@@ -355,4 +362,9 @@ pub async fn whole_session(peer: Peer) -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_ocpp_backend_sees_a_whole_session() -> anyhow::Result<()> {
     whole_session(Peer::python()?).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn npm_ocpp_rpc_backend_sees_a_whole_session() -> anyhow::Result<()> {
+    whole_session(Peer::npm()?).await
 }

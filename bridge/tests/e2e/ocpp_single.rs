@@ -110,3 +110,8 @@ pub async fn one_charge_point_for_the_site(peer: Peer) -> anyhow::Result<()> {
 async fn python_ocpp_backend_sees_the_site_as_one_charge_point() -> anyhow::Result<()> {
     one_charge_point_for_the_site(Peer::python()?).await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn npm_ocpp_rpc_backend_sees_the_site_as_one_charge_point() -> anyhow::Result<()> {
+    one_charge_point_for_the_site(Peer::npm()?).await
+}
