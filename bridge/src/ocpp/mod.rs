@@ -198,16 +198,22 @@ impl Supervisor {
         }
     }
 
-    async fn meter_readings(&mut self) {
+    /// Meter readings of the bays in a session. A reading may be dropped for a session that
+    /// is behind (the next one supersedes it); statuses and sessions never are.
+    fn meter_readings(&mut self) {
         let snapshot = self.handle.snapshot();
         for bay in snapshot
             .bays
             .iter()
             .filter(|b| b.session_started_ms.is_some())
         {
-            let reading = mapping::reading(Some(bay), None);
-            self.send(&bay.dev, ConnectorEvent::MeterSample(reading))
-                .await;
+            if let Some(route) = self.route(&bay.dev) {
+                let input = ConnectorInput {
+                    connector_id: route.connector_id,
+                    event: ConnectorEvent::MeterSample(mapping::reading(Some(bay), None)),
+                };
+                let _ = route.inputs.try_send(input);
+            }
         }
     }
 
@@ -228,7 +234,7 @@ impl Supervisor {
                     }
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
-                _ = meter.tick() => self.meter_readings().await,
+                _ = meter.tick() => self.meter_readings(),
             }
         }
     }

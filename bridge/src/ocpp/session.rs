@@ -3,6 +3,8 @@
 //! asks for. Store events are committed before any frame after them goes out, so a
 //! transaction message is on disk before the backend can see it.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +16,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::commands::Commands;
 use super::durable::{self, OcppStore};
-use super::transport::{self, Backoff, Security, Socket};
+use super::transport::{self, Backoff, Security, Socket, TransportError};
 use crate::clock::SystemClock;
 
 /// What the site tells a session: something happened at connector n.
@@ -110,6 +112,7 @@ pub async fn run(
     };
     let mut backoff = Backoff::new(session.params.reconnect_max);
     let mut reconnect_at = Instant::now();
+    let mut connecting: Option<Connecting> = None;
     let mut last_warning: Option<Instant> = None;
     loop {
         if let Err(e) = session.flush().await {
@@ -137,9 +140,18 @@ pub async fn run(
                 session.cp.handle_timeout(now);
             }
             () = tokio::time::sleep_until(ping_at), if connected => session.on_ping_timer().await,
-            () = tokio::time::sleep_until(reconnect_at), if !connected => {
+            () = tokio::time::sleep_until(reconnect_at), if !connected && connecting.is_none() => {
                 let p = &session.params;
-                match transport::connect(&p.url, &p.identity, &p.security).await {
+                let (url, identity, security) =
+                    (p.url.clone(), p.identity.clone(), Arc::clone(&p.security));
+                // Polled beside the other inputs: a slow backend does not stall the bay.
+                connecting = Some(Box::pin(async move {
+                    transport::connect(&url, &identity, &security).await
+                }));
+            }
+            attempt = until_connected(&mut connecting), if connecting.is_some() => {
+                connecting = None;
+                match attempt {
                     Ok(socket) => {
                         tracing::info!(identity, "connected to the OCPP backend");
                         backoff.reset();
@@ -163,6 +175,16 @@ pub async fn run(
         if session.socket.is_none() && connected {
             reconnect_at = Instant::now() + backoff.next_delay();
         }
+    }
+}
+
+/// A connection attempt in progress.
+type Connecting = Pin<Box<dyn Future<Output = Result<Socket, TransportError>> + Send>>;
+
+async fn until_connected(connecting: &mut Option<Connecting>) -> Result<Socket, TransportError> {
+    match connecting {
+        Some(attempt) => attempt.await,
+        None => std::future::pending().await,
     }
 }
 
