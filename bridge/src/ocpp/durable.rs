@@ -203,17 +203,8 @@ impl OcppStore {
     /// # Errors
     /// SQLite failures, or the thread is gone.
     pub async fn load(&self, identity: &str) -> anyhow::Result<OcppSaved> {
-        let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send(Job::Load {
-                identity: identity.to_owned(),
-                reply,
-            })
-            .await
-            .map_err(|_| anyhow::anyhow!("the OCPP store thread has stopped"))?;
-        answer
-            .await
-            .map_err(|_| anyhow::anyhow!("the OCPP store thread has stopped"))?
+        let identity = identity.to_owned();
+        self.ask(|reply| Job::Load { identity, reply }).await
     }
 
     /// Commits `writes` and returns once they are on disk.
@@ -221,17 +212,23 @@ impl OcppStore {
     /// # Errors
     /// SQLite failures, or the thread is gone.
     pub async fn write(&self, identity: &str, writes: Vec<OcppWrite>) -> anyhow::Result<()> {
+        let identity = identity.to_owned();
+        self.ask(|reply| Job::Write {
+            identity,
+            writes,
+            reply,
+        })
+        .await
+    }
+
+    /// Hands the thread a job and waits for its answer.
+    async fn ask<T>(
+        &self,
+        job: impl FnOnce(oneshot::Sender<anyhow::Result<T>>) -> Job,
+    ) -> anyhow::Result<T> {
+        let gone = || anyhow::anyhow!("the OCPP store thread has stopped");
         let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send(Job::Write {
-                identity: identity.to_owned(),
-                writes,
-                reply,
-            })
-            .await
-            .map_err(|_| anyhow::anyhow!("the OCPP store thread has stopped"))?;
-        answer
-            .await
-            .map_err(|_| anyhow::anyhow!("the OCPP store thread has stopped"))?
+        self.jobs.send(job(reply)).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
     }
 }

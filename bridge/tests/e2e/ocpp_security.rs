@@ -48,6 +48,18 @@ fn arg(path: &Path) -> String {
     path.display().to_string()
 }
 
+/// The peer's arguments for a `wss://` server with the test's certificate, and `more`.
+fn tls_args(certs: &Path, more: &[String]) -> Vec<String> {
+    let mut args = vec![
+        "--tls-cert".to_owned(),
+        arg(&certs.join("server.pem")),
+        "--tls-key".to_owned(),
+        arg(&certs.join("server.key")),
+    ];
+    args.extend_from_slice(more);
+    args
+}
+
 async fn boots(cs: &PeerProcess, cp: &str) -> anyhow::Result<()> {
     cs.wait_for(Duration::from_secs(20), "BootNotification over TLS", |l| {
         l["kind"] == "recv" && l["cp"] == cp && l["action"] == "BootNotification"
@@ -62,18 +74,8 @@ pub async fn tls_with_basic_auth(peer: Peer) -> anyhow::Result<()> {
     let site = MqttSite::start().await?;
     let simulator = Simulator::start(&site.broker, &site.mesh, 2, 3);
     let (known, unknown) = (&simulator.devs[0], &simulator.devs[1]);
-    let cs = PeerProcess::start(
-        &peer,
-        &[
-            "--tls-cert".into(),
-            arg(&certs.path().join("server.pem")),
-            "--tls-key".into(),
-            arg(&certs.path().join("server.key")),
-            "--basic-auth".into(),
-            format!("{known}:s3cret-pass"),
-        ],
-    )
-    .await?;
+    let auth = ["--basic-auth".to_owned(), format!("{known}:s3cret-pass")];
+    let cs = PeerProcess::start(&peer, &tls_args(certs.path(), &auth)).await?;
     let extra = format!(
         "security_profile = 2\npassword = \"s3cret-pass\"\nca_file = \"{}\"",
         certs.path().join("ca.pem").display()
@@ -100,18 +102,8 @@ pub async fn tls_with_client_certificate(peer: Peer) -> anyhow::Result<()> {
     make_certificates(certs.path())?;
     let site = MqttSite::start().await?;
     let simulator = Simulator::start(&site.broker, &site.mesh, 1, 3);
-    let cs = PeerProcess::start(
-        &peer,
-        &[
-            "--tls-cert".into(),
-            arg(&certs.path().join("server.pem")),
-            "--tls-key".into(),
-            arg(&certs.path().join("server.key")),
-            "--client-ca".into(),
-            arg(&certs.path().join("ca.pem")),
-        ],
-    )
-    .await?;
+    let client_ca = ["--client-ca".to_owned(), arg(&certs.path().join("ca.pem"))];
+    let cs = PeerProcess::start(&peer, &tls_args(certs.path(), &client_ca)).await?;
     let extra = format!(
         "security_profile = 3\nca_file = \"{ca}\"\nclient_cert = \"{cert}\"\nclient_key = \"{key}\"",
         ca = certs.path().join("ca.pem").display(),

@@ -60,6 +60,19 @@ async fn wait_status(peer: &PeerProcess, cp: &str, status: &str) -> anyhow::Resu
     wait_status_from(peer, 0, cp, &[status]).await
 }
 
+/// The next Charging of `cp`: a bay's restart after a pause or stop waits for the core's
+/// minimum off time and phase switch, so this allows twice a step.
+async fn wait_charging(peer: &PeerProcess, cp: &str) -> anyhow::Result<Value> {
+    let from = peer.lines().len();
+    peer.wait_from(from, 2 * STEP, &format!("{cp} Charging"), |l| {
+        l["kind"] == "recv"
+            && l["cp"] == cp
+            && l["action"] == "StatusNotification"
+            && l["payload"]["status"] == "Charging"
+    })
+    .await
+}
+
 /// The first StatusNotification of `cp` from line `from` on with one of `statuses`.
 async fn wait_status_from(
     peer: &PeerProcess,
@@ -183,14 +196,7 @@ pub async fn whole_session(peer: Peer) -> anyhow::Result<()> {
         .call(&a, "ClearChargingProfile", json!({"id": 7}))
         .await?;
     assert_eq!(answer["payload"]["status"], "Accepted", "{answer}");
-    // The bay's restart after a pause waits for the core's minimum off time and phase switch.
-    let from = cs.lines().len();
-    cs.wait_from(from, 2 * STEP, "Charging again", |l| {
-        l["cp"] == a.as_str()
-            && l["action"] == "StatusNotification"
-            && l["payload"]["status"] == "Charging"
-    })
-    .await?;
+    wait_charging(&cs, &a).await?;
 
     // TriggerMessage, an unsupported action, bad frames: answered, and the session survives.
     let trigger = cs
@@ -280,13 +286,7 @@ pub async fn whole_session(peer: Peer) -> anyhow::Result<()> {
     })
     .await?;
 
-    let from = cs.lines().len();
-    cs.wait_from(from, 2 * STEP, "Charging after the remote start", |l| {
-        l["cp"] == a.as_str()
-            && l["action"] == "StatusNotification"
-            && l["payload"]["status"] == "Charging"
-    })
-    .await?;
+    wait_charging(&cs, &a).await?;
 
     // The car leaves: the transaction stops, Finishing. The whole session in order.
     let from = cs.lines().len();
