@@ -1,5 +1,5 @@
 //! What the backend asked for, carried out on the site through the [`SiteHandle`]:
-//! RemoteStart presses start, RemoteStop (and a deauthorised tag) presses stop,
+//! RemoteStart presses start, RemoteStop (and a deauthorised tag, and Reset) presses stop,
 //! ChangeAvailability enables or disables the bay, charging profiles become caps that can
 //! only lower what the local allocation gives.
 
@@ -67,8 +67,26 @@ impl Commands {
                 connector_id,
                 limit,
             } => self.cap(*connector_id, limit.as_ref()).await,
+            // The running sessions stop (their StopTransaction waits in the queue), then the
+            // charge point reconnects and boots again.
             Event::ResetRequested { hard } => {
-                tracing::info!(identity, hard, "Reset accepted; the session reconnects");
+                tracing::info!(
+                    identity,
+                    hard,
+                    "Reset accepted; stopping sessions, reconnecting"
+                );
+                let snapshot = self.handle.snapshot();
+                for (index, bay) in self.bays.iter().enumerate() {
+                    let in_session = snapshot
+                        .bays
+                        .iter()
+                        .any(|b| b.dev == bay.0 && b.session_started_ms.is_some());
+                    if in_session {
+                        let connector_id = u32::try_from(index + 1).unwrap_or(u32::MAX);
+                        self.press(identity, connector_id, ButtonRequest::Stop)
+                            .await;
+                    }
+                }
             }
             _ => {}
         }

@@ -16,6 +16,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::commands::Commands;
 use super::durable::{self, OcppStore};
+use super::mapping;
 use super::transport::{self, Backoff, Security, Socket, TransportError};
 use crate::clock::SystemClock;
 
@@ -48,12 +49,15 @@ const WARN_EVERY: Duration = Duration::from_secs(60);
 struct Intent {
     /// RemoteStart's tag, until (monotonic ms).
     remote_tag: Option<(String, u64)>,
-    remote_stop: bool,
+    /// Why the next session stop happens, when the backend caused it (RemoteStop, Reset).
+    stop_reason: Option<StopReason>,
 }
 
 struct Session {
     params: SessionParams,
     cp: ChargePoint,
+    /// Resets so far in this process (message ids stay unique across them).
+    boots: u32,
     clock: SystemClock,
     store: OcppStore,
     commands: Commands,
@@ -80,27 +84,17 @@ pub async fn run(
     mut inputs: mpsc::Receiver<ConnectorInput>,
 ) {
     let identity = params.identity.clone();
-    let saved = match store.load(&identity).await {
-        Ok(saved) => saved,
+    let cp = match start_charge_point(&params, &store, 0).await {
+        Ok(cp) => cp,
         Err(e) => {
             tracing::error!(identity, "OCPP session not started: {e}");
             return;
         }
     };
-    let mut restored = durable::restored(&identity, saved);
-    if !restored
-        .configuration
-        .iter()
-        .any(|(key, _)| key == "MeterValueSampleInterval")
-    {
-        restored.configuration.push((
-            "MeterValueSampleInterval".into(),
-            params.sample_interval_s.to_string(),
-        ));
-    }
     let connectors = params.charge_point.connectors.max(1) as usize;
     let mut session = Session {
-        cp: ChargePoint::new(params.charge_point.clone(), restored),
+        cp,
+        boots: 0,
         params,
         clock: SystemClock::new(),
         store,
@@ -178,6 +172,29 @@ pub async fn run(
     }
 }
 
+/// The charge point as the store kept it: at start and after a Reset (OCPP's reboot).
+async fn start_charge_point(
+    params: &SessionParams,
+    store: &OcppStore,
+    boots: u32,
+) -> anyhow::Result<ChargePoint> {
+    let saved = store.load(&params.identity).await?;
+    let mut restored = durable::restored(&params.identity, saved);
+    if !restored
+        .configuration
+        .iter()
+        .any(|(key, _)| key == "MeterValueSampleInterval")
+    {
+        restored.configuration.push((
+            "MeterValueSampleInterval".into(),
+            params.sample_interval_s.to_string(),
+        ));
+    }
+    let mut config = params.charge_point.clone();
+    config.message_id_prefix = format!("{}{boots}-", config.message_id_prefix);
+    Ok(ChargePoint::new(config, restored))
+}
+
 /// A connection attempt in progress.
 type Connecting = Pin<Box<dyn Future<Output = Result<Socket, TransportError>> + Send>>;
 
@@ -219,6 +236,7 @@ impl Session {
         if !writes.is_empty() {
             self.store.write(&self.params.identity, writes).await?;
         }
+        let mut reset = false;
         for event in actions {
             self.note_intent(&event);
             if let Event::TxMessageDiscarded { seq, action } = &event {
@@ -229,11 +247,8 @@ impl Session {
                     "transaction message dropped after its attempts"
                 );
             }
-            let reset = matches!(event, Event::ResetRequested { .. });
+            reset |= matches!(event, Event::ResetRequested { .. });
             self.commands.carry_out(&self.params.identity, &event).await;
-            if reset {
-                self.drop_socket();
-            }
         }
         if let Some(socket) = &mut self.socket {
             let mut failed = false;
@@ -247,12 +262,44 @@ impl Session {
             if !failed {
                 failed = socket.flush().await.is_err();
             }
-            if failed {
+            // After Reset's answer has gone: close, then reconnect and boot again.
+            if reset && !failed {
+                let _ = tokio::time::timeout(Duration::from_secs(1), socket.close(None)).await;
+            }
+            if failed || reset {
                 self.drop_socket();
+            }
+            if reset {
+                self.reboot().await?;
             }
         } else {
             // Nothing goes out offline; the session keeps what must survive in its queue.
             while self.cp.poll_transmit().is_some() {}
+        }
+        Ok(())
+    }
+
+    /// Reset: the charge point starts again from what it stored (it boots on the next
+    /// connection); what the old one still had to persist is written first.
+    async fn reboot(&mut self) -> anyhow::Result<()> {
+        let connectors = self.params.charge_point.connectors;
+        let writes: Vec<_> = std::iter::from_fn(|| self.cp.poll_event())
+            .flat_map(|event| durable::writes(&event, connectors))
+            .collect();
+        if !writes.is_empty() {
+            self.store.write(&self.params.identity, writes).await?;
+        }
+        self.boots += 1;
+        self.cp = start_charge_point(&self.params, &self.store, self.boots).await?;
+        // The new one knows no statuses yet: the bays' current ones.
+        let snapshot = self.commands.handle.snapshot();
+        let now = now_of(&self.clock);
+        for (index, bay) in self.commands.bays.iter().enumerate() {
+            if let Some(bay) = snapshot.bays.iter().find(|b| b.dev == bay.0) {
+                let connector_id = u32::try_from(index + 1).unwrap_or(u32::MAX);
+                let status = mapping::status_event(bay.status, Some(bay));
+                self.cp.on_connector_event(now, connector_id, status);
+            }
         }
         Ok(())
     }
@@ -333,7 +380,17 @@ impl Session {
             }
             Event::RemoteStopRequested { connector_id } => {
                 if let Some(intent) = self.intent(*connector_id) {
-                    intent.remote_stop = true;
+                    intent.stop_reason = Some(StopReason::Remote);
+                }
+            }
+            Event::ResetRequested { hard } => {
+                let reason = if *hard {
+                    StopReason::HardReset
+                } else {
+                    StopReason::SoftReset
+                };
+                for intent in &mut self.intents {
+                    intent.stop_reason = Some(reason);
                 }
             }
             _ => {}
@@ -341,7 +398,7 @@ impl Session {
     }
 
     /// A bay event for the charge point, with what the backend asked for filled in: its tag
-    /// on a session it started, reason Remote on one it stopped.
+    /// on a session it started, its reason (Remote, SoftReset, HardReset) on one it stopped.
     fn on_input(&mut self, input: ConnectorInput) {
         let mono = self.clock.now().mono_ms;
         let ConnectorInput {
@@ -356,12 +413,12 @@ impl Session {
                             *id_tag = tag;
                         }
                     }
-                    intent.remote_stop = false;
+                    intent.stop_reason = None;
                 }
-                ConnectorEvent::SessionStopped { reason, .. }
-                    if std::mem::take(&mut intent.remote_stop) =>
-                {
-                    *reason = StopReason::Remote;
+                ConnectorEvent::SessionStopped { reason, .. } => {
+                    if let Some(cause) = intent.stop_reason.take() {
+                        *reason = cause;
+                    }
                 }
                 _ => {}
             }

@@ -3,7 +3,7 @@
 //! `testkit/ocpp-peers/` (the scenario is generic over [`Peer`]). Boot, statuses through a
 //! whole session, transactions with monotonic meter values, the backend's requests
 //! (SetChargingProfile lowering the bay on the mesh, GetCompositeSchedule, TriggerMessage,
-//! RemoteStop/Start, ChangeAvailability), an unsupported action and bad frames.
+//! RemoteStop/Start, ChangeAvailability, Reset), an unsupported action and bad frames.
 
 use std::time::Duration;
 
@@ -340,6 +340,17 @@ pub async fn whole_session(peer: Peer) -> anyhow::Result<()> {
         "{inoperative}"
     );
     wait_status(&cs, &b, "Unavailable").await?;
+
+    // Reset: accepted, the charge point reconnects and boots again.
+    let from = cs.lines().len();
+    let reset = cs.call(&a, "Reset", json!({"type": "Soft"})).await?;
+    assert_eq!(reset["payload"]["status"], "Accepted", "{reset}");
+    cs.wait_from(from, STEP, "the BootNotification after Reset", |l| {
+        l["kind"] == "recv" && l["cp"] == a.as_str() && l["action"] == "BootNotification"
+    })
+    .await?;
+    // The rebooted charge point reports the bay's status again.
+    wait_status_from(&cs, from, &a, &["Finishing", "Available", "Preparing"]).await?;
 
     assert!(
         !cs.received(&a, "Heartbeat").is_empty(),
