@@ -107,15 +107,20 @@ impl Commands {
     }
 
     /// A backend cap in A: per phase as given, or a power limit over the bay's phases at the
-    /// site's voltage. With one charge point for the site, connector 0 is the site's limit.
+    /// site's voltage. With one charge point for the site, connector 0 is also the site's
+    /// limit.
     async fn cap(&self, connector_id: u32, limit: Option<&ChargingLimit>) {
         let snapshot = self.handle.snapshot();
         let volts = f64::from(snapshot.voltage.max(1));
-        if connector_id == 0 && self.site_wide {
-            let limit_a = limit.map(|l| [amps(l, volts, 3); 3]);
-            self.handle
-                .send(SiteRequest::OcppSiteLimit { limit_a })
-                .await;
+        // Connector 0's cap is already in every connector's (the session takes the minimum
+        // with the ChargePointMaxProfile): for a bay it would only overwrite a lower one.
+        if connector_id == 0 {
+            if self.site_wide {
+                let limit_a = limit.map(|l| [amps(l, volts, 3); 3]);
+                self.handle
+                    .send(SiteRequest::OcppSiteLimit { limit_a })
+                    .await;
+            }
             return;
         }
         for bay in self.bays_of(connector_id) {
