@@ -127,12 +127,10 @@ pub async fn run(
         // With its own broker the bridge is a client of it, whatever `mqtt.url` says.
         config.mqtt.url = broker.url();
     }
-    if config.ocpp.enabled {
-        tracing::warn!(
-            "ocpp.enabled: the OCPP 1.6-J adapter is not built yet; no backend is contacted"
-        );
-    }
     let bridge = Bridge::start(&config).await?;
+    if config.ocpp.enabled {
+        crate::ocpp::spawn(&config, bridge.handle.clone()).context("ocpp")?;
+    }
     let mut http: crate::http::HttpOptions = (&config).into();
     http.solar = Some(crate::solar::spawn(&config, &bridge.handle)?);
     let _http = crate::http::spawn(http, bridge.handle.clone()).await?;
@@ -441,6 +439,8 @@ async fn site_task(
                 },
                 Some(SiteRequest::ExternalLimit { source, scope, limit }) => (Input::ExternalLimit { source, scope, limit }, false),
                 Some(SiteRequest::Rejected(kind)) => (Input::Rejected { kind }, false),
+                Some(SiteRequest::BayCap { bay, cap_a }) => (Input::BayCap { bay, cap_a }, false),
+                Some(SiteRequest::OcppSiteLimit { limit_a }) => (Input::OcppSiteLimit { limit_a }, false),
                 // Every handle is gone: nobody can ask anything any more, the mesh still runs.
                 None => {
                     requests_open = false;
