@@ -116,6 +116,7 @@ impl Config {
         for (i, source) in self.solar.sources.iter().enumerate() {
             check_solar_source(source, &format!("solar.sources[{i}]"), &mut bad);
         }
+        self.site.check_power(&self.solar, &mut bad);
 
         if self.homeassistant.discovery_prefix.is_empty()
             || self.homeassistant.discovery_prefix.contains(['+', '#'])

@@ -166,6 +166,10 @@ impl Site {
                 },
             ));
         }
+        let registry = &self.registry;
+        self.power
+            .raised_at_ms
+            .retain(|id, _| registry.index_of(id).is_some());
         let writes = self.sequencer.set_targets(now.mono_ms, &targets);
         self.writes.extend(writes);
     }

@@ -13,6 +13,25 @@ use ctrl22_node::{Deciamps, Phase};
 
 use super::power::PowerReading;
 
+/// What the cars draw per site phase (A): as the bays last reported it, and at most, with
+/// raises they have not reported yet.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CarsDraw {
+    pub reported_a: [f64; 3],
+    pub possible_a: [f64; 3],
+}
+
+impl CarsDraw {
+    /// Cars whose reports are up to date.
+    #[must_use]
+    pub fn reported(a: [f64; 3]) -> Self {
+        Self {
+            reported_a: a,
+            possible_a: a,
+        }
+    }
+}
+
 /// The house-load limit of one site connection.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HouseLoad {
@@ -64,18 +83,31 @@ impl HouseLoad {
         self.house_a.is_none()
     }
 
-    /// A grid reading while the cars draw `cars_a` per site phase. Returns `false` when the
+    /// A grid reading while the cars draw `cars` per site phase. Returns `false` when the
     /// reading says nothing about the grid (a PV-only source).
+    ///
+    /// A raise the bays have not reported yet makes the house look heavier by what the cars
+    /// took since; it is not taken for house load as long as the house load it would
+    /// explain stays within what was measured before (so a raise never pauses cars for
+    /// nothing, and a car that takes less than it was given does not hide house load).
     pub fn on_reading(
         &mut self,
         now_ms: u64,
         ceiling: [Deciamps; 3],
         reading: &PowerReading,
-        cars_a: [f64; 3],
+        cars: CarsDraw,
         voltage: u16,
     ) -> bool {
-        let Some(house) = house_per_phase(reading, cars_a, voltage) else {
+        let Some(heavy) = house_per_phase(reading, cars.reported_a, voltage) else {
             return false;
+        };
+        let light = house_per_phase(reading, cars.possible_a, voltage).unwrap_or(heavy);
+        let house = match self.house_a {
+            Some(before) => Phase::ALL.map(|p| {
+                let i = p.index();
+                light[i].max(heavy[i].min(before[i]))
+            }),
+            None => heavy,
         };
         let was_fallback = self.in_fallback();
         self.house_a = Some(house);
@@ -188,7 +220,13 @@ mod tests {
         assert_eq!(house.limit(), [Deciamps(150); 3]);
         assert!(house.in_fallback());
         // 25 A on L1 of which the cars draw 10: the house takes 15, the cars may have 19.
-        house.on_reading(0, CEILING, &phases([25.0, 8.0, 8.0]), [10.0, 0.0, 0.0], 230);
+        house.on_reading(
+            0,
+            CEILING,
+            &phases([25.0, 8.0, 8.0]),
+            CarsDraw::reported([10.0, 0.0, 0.0]),
+            230,
+        );
         assert_eq!(house.limit()[0], Deciamps(150));
         assert_eq!(house.house_a().map(|h| h[0]), Some(15.0));
         // A jump of the house load applies with the reading that shows it.
@@ -205,13 +243,31 @@ mod tests {
     #[test]
     fn raises_only_after_the_hold() {
         let mut house = block();
-        house.on_reading(0, CEILING, &phases([30.0; 3]), [0.0; 3], 230);
+        house.on_reading(
+            0,
+            CEILING,
+            &phases([30.0; 3]),
+            CarsDraw::reported([0.0; 3]),
+            230,
+        );
         assert_eq!(house.limit(), [Deciamps(40); 3]);
         for t in [1_000, 5_000, 10_000] {
-            house.on_reading(t, CEILING, &phases([10.0; 3]), [0.0; 3], 230);
+            house.on_reading(
+                t,
+                CEILING,
+                &phases([10.0; 3]),
+                CarsDraw::reported([0.0; 3]),
+                230,
+            );
             assert_eq!(house.limit(), [Deciamps(40); 3], "at {t} ms");
         }
-        house.on_reading(11_000, CEILING, &phases([12.0; 3]), [0.0; 3], 230);
+        house.on_reading(
+            11_000,
+            CEILING,
+            &phases([12.0; 3]),
+            CarsDraw::reported([0.0; 3]),
+            230,
+        );
         // The least the readings allowed during the hold.
         assert_eq!(house.limit(), [Deciamps(220); 3]);
     }
@@ -224,8 +280,8 @@ mod tests {
             grid_phase_w: Some([-4_600, -4_600, -4_600]),
             ..PowerReading::default()
         };
-        house.on_reading(0, CEILING, &feeding, [0.0; 3], 230);
-        house.on_reading(1, CEILING, &feeding, [0.0; 3], 230);
+        house.on_reading(0, CEILING, &feeding, CarsDraw::reported([0.0; 3]), 230);
+        house.on_reading(1, CEILING, &feeding, CarsDraw::reported([0.0; 3]), 230);
         assert_eq!(house.limit(), CEILING);
         assert_eq!(house.house_a(), Some([0.0; 3]));
     }
@@ -239,13 +295,19 @@ mod tests {
         };
         // 30 A in total, of which the cars draw 6 A on each of three phases: 12 A of house
         // load, assumed on every phase.
-        house.on_reading(0, CEILING, &total, [6.0; 3], 230);
+        house.on_reading(0, CEILING, &total, CarsDraw::reported([6.0; 3]), 230);
         assert_eq!(
             house.limit(),
             [Deciamps(220); 3].map(|l| l.min(Deciamps(150)))
         );
         assert_eq!(house.house_a(), Some([12.0; 3]));
-        assert!(!house.on_reading(1, CEILING, &PowerReading::default(), [0.0; 3], 230));
+        assert!(!house.on_reading(
+            1,
+            CEILING,
+            &PowerReading::default(),
+            CarsDraw::reported([0.0; 3]),
+            230
+        ));
         house.on_stale(CEILING);
         assert!(house.in_fallback());
         assert_eq!(house.limit(), [Deciamps(150); 3]);

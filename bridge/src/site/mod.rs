@@ -285,6 +285,7 @@ impl Site {
                 self.writes.extend(polled);
             }
         }
+        self.note_raises(now);
         self.deliver(&mut out);
         out
     }

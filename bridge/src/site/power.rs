@@ -66,7 +66,7 @@ impl Default for PowerSettings {
     fn default() -> Self {
         Self {
             house_reserve: None,
-            house_margin: Deciamps(10),
+            house_margin: Deciamps(20),
             house_raise_hold_ms: 15_000,
             reading_timeout_ms: 30_000,
             surplus: SurplusSettings::default(),

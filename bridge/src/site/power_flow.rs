@@ -7,19 +7,25 @@
 //! input that lowered it, so no raise goes out past it; the bays are lowered by the next
 //! control cycle's targets.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use ctrl22_node::{Deciamps, Phase};
 
 use super::external::ExternalLimits;
-use super::house_load::HouseLoad;
+use super::house_load::{CarsDraw, HouseLoad};
 use super::limits::LimitSource;
 use super::power::{ExternalLimit, LimitScope, PowerReading, PowerSettings, SourceId};
 use super::snapshot::{ExternalSnapshot, PowerSnapshot, SourceSnapshot};
 use super::surplus::Surplus;
 use super::{demand, Output, Site};
 use crate::allocate::{ChargeMode, Circuit, Topology};
+use crate::bay::BayId;
 use crate::clock::Now;
+use crate::setpoint::Param;
+
+/// How long a car may take to follow a new pilot current (IEC 61851-1 allows 5 s): a
+/// bay's report sooner after a raise may not show it yet.
+const EV_FOLLOW_MS: u64 = 5_000;
 
 /// Error texts are cut to this many characters (they come from outside).
 const ERROR_CHARS: usize = 200;
@@ -45,6 +51,10 @@ pub struct PowerState {
     pub(super) house: Option<HouseLoad>,
     pub(super) external: ExternalLimits,
     pub(super) surplus: Surplus,
+    /// When a raised setpoint last went out to each bay (monotonic ms) and its value: until
+    /// the bay's next heartbeat its car may already draw it, which the meter sees and the
+    /// bay's last report does not.
+    pub(super) raised_at_ms: HashMap<BayId, (u64, Deciamps)>,
 }
 
 impl PowerState {
@@ -63,6 +73,7 @@ impl PowerState {
             sources: BTreeMap::new(),
             house,
             external: ExternalLimits::default(),
+            raised_at_ms: HashMap::new(),
         }
     }
 
@@ -128,10 +139,10 @@ impl Site {
             return;
         }
         let voltage = self.settings.voltage;
-        let cars_a = self.cars_per_site_phase_a();
+        let cars = self.cars_draw();
         let ceiling = self.limits.ceiling();
         if let Some(house) = &mut self.power.house {
-            house.on_reading(now.mono_ms, ceiling, &reading, cars_a, voltage);
+            house.on_reading(now.mono_ms, ceiling, &reading, cars, voltage);
         }
         let solar_w = self.solar_bays_w();
         self.power
@@ -280,18 +291,65 @@ impl Site {
             .collect()
     }
 
-    /// What the bays' current transformers measure per site phase (A).
-    pub(super) fn cars_per_site_phase_a(&self) -> [f64; 3] {
+    /// What the cars draw per site phase: as the bays last reported it, and at most, where a
+    /// bay raised since its last report counts with its new setpoint on the phases it was
+    /// given (the meter may see the raise before the bay reports it).
+    pub(super) fn cars_draw(&self) -> CarsDraw {
+        let mut reported = [0i64; 3];
         let mut sum = [0i64; 3];
         for slot in self.registry.iter() {
             let bay = &slot.bay;
+            let raised_unseen = self
+                .power
+                .raised_at_ms
+                .get(&bay.id)
+                .filter(|(at, _)| {
+                    bay.last_heard_mono_ms
+                        .is_none_or(|heard| heard < at.saturating_add(EV_FOLLOW_MS))
+                })
+                .map(|(_, value)| *value);
             for (bay_phase, current) in Phase::ALL.into_iter().zip(bay.measured()) {
+                let mut current = current.max(Deciamps::ZERO);
                 let site_phase = bay.settings.rotation[bay_phase.index()];
-                sum[site_phase.index()] += i64::from(current.get().max(0));
+                reported[site_phase.index()] += i64::from(current.get());
+                if let Some(raised) = raised_unseen {
+                    if slot.target.phases.contains(bay_phase) {
+                        current = current.max(raised);
+                    }
+                }
+                sum[site_phase.index()] += i64::from(current.get());
             }
         }
         #[allow(clippy::cast_precision_loss)] // sums of 0.1 A far below 2^52
-        sum.map(|d| d as f64 / 10.0)
+        let amps = |d: [i64; 3]| d.map(|d| d as f64 / 10.0);
+        CarsDraw {
+            reported_a: amps(reported),
+            possible_a: amps(sum),
+        }
+    }
+
+    /// Notes the setpoint raises about to go out (see [`PowerState::raised_at_ms`]).
+    pub(super) fn note_raises(&mut self, now: Now) {
+        for write in &self.writes {
+            if write.par != Param::Smaxcur {
+                continue;
+            }
+            let Some(slot) = self.registry.get(write.bay) else {
+                continue;
+            };
+            let value = Deciamps(write.value);
+            let drawn = slot
+                .bay
+                .measured()
+                .into_iter()
+                .max()
+                .unwrap_or(Deciamps::ZERO);
+            if value > drawn {
+                self.power
+                    .raised_at_ms
+                    .insert(slot.bay.id.clone(), (now.mono_ms, value));
+            }
+        }
     }
 
     /// What the `pv` and `minpv` bays draw now (W).
