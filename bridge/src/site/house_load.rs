@@ -234,7 +234,7 @@ mod tests {
             1_000,
             CEILING,
             &phases([40.0, 8.0, 8.0]),
-            [10.0, 0.0, 0.0],
+            CarsDraw::reported([10.0, 0.0, 0.0]),
             230,
         );
         assert_eq!(house.limit()[0], Deciamps(40));
@@ -270,6 +270,28 @@ mod tests {
         );
         // The least the readings allowed during the hold.
         assert_eq!(house.limit(), [Deciamps(220); 3]);
+    }
+
+    #[test]
+    fn an_unreported_raise_is_not_house_load_but_a_real_rise_still_shows() {
+        let mut house = block();
+        house.on_reading(
+            0,
+            CEILING,
+            &phases([5.0; 3]),
+            CarsDraw::reported([0.0; 3]),
+            230,
+        );
+        let raised = CarsDraw {
+            reported_a: [0.0; 3],
+            possible_a: [15.0; 3],
+        };
+        // The cars took 15 A (L1) and 7 A (L2) of a raise not reported yet: still 5 A house.
+        house.on_reading(1_000, CEILING, &phases([20.0, 12.0, 5.0]), raised, 230);
+        assert_eq!(house.house_a(), Some([5.0; 3]));
+        // The house itself rises by 10 A on L1 meanwhile: that shows.
+        house.on_reading(2_000, CEILING, &phases([30.0, 12.0, 5.0]), raised, 230);
+        assert_eq!(house.house_a().map(|h| h[0]), Some(15.0));
     }
 
     #[test]
