@@ -10,3 +10,4 @@ mod metered;
 mod pair;
 mod pair_props;
 mod setpoint_props;
+mod solar_days;
