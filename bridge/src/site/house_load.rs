@@ -23,6 +23,7 @@ pub struct CarsDraw {
 
 impl CarsDraw {
     /// Cars whose reports are up to date.
+    #[cfg(test)]
     #[must_use]
     pub fn reported(a: [f64; 3]) -> Self {
         Self {

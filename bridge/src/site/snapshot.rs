@@ -136,7 +136,9 @@ pub struct PowerSnapshot {
     pub battery_soc_pct: Option<f64>,
     /// The budget for `pv`/`minpv` bays (W); `None` without a fresh grid reading.
     pub budget_w: Option<i64>,
-    /// The house's own load per phase (A); `None` without a grid meter or while it is stale.
+    /// The house's own load per phase (A) net of PV on that phase (what the grid meter
+    /// sees besides the cars, never below 0); `None` without a grid meter or while it is
+    /// stale.
     pub house_load_a: Option<[Amps; 3]>,
     /// A grid meter is configured (`site.house_reserve` set).
     pub house_load_managed: bool,
