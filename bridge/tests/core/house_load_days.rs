@@ -2,6 +2,8 @@
 //! with the cars, a grid meter that closes the loop, a meter that dies, a house-load jump,
 //! and a grid operator's dimming order.
 
+#![allow(clippy::unwrap_used)]
+
 use ctrl22_bridge::handle::CONTROL_INTERVAL;
 use ctrl22_bridge::site::snapshot::SiteSnapshot;
 use ctrl22_bridge::site::{ExternalLimit, Input, LimitScope, PowerSettings, SourceId};

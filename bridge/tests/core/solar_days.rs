@@ -2,6 +2,8 @@
 //! (house + cars - PV) on a sunny day, a day of passing clouds and an evening ramp-down.
 //! Counted: contactor switch events (no flapping), grid import while `pv` bays charge.
 
+#![allow(clippy::unwrap_used)]
+
 use ctrl22_bridge::allocate::ChargeMode;
 use ctrl22_bridge::site::PowerSettings;
 
