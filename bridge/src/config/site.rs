@@ -229,3 +229,35 @@ pub struct CircuitConfig {
     #[serde(with = "amps::three")]
     pub max_current: [Deciamps; 3],
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    const GRID_METER: &str =
+        "[[solar.sources]]\nkind = \"shelly\"\nurl = \"http://10.0.0.9\"\nmeasures = [\"grid\"]\n";
+
+    #[test]
+    fn a_grid_meter_needs_the_house_reserve_and_says_why() {
+        let Err(e) = Config::from_toml(GRID_METER) else {
+            panic!("accepted a grid meter without site.house_reserve");
+        };
+        let text = e.to_string();
+        assert!(text.contains("site.house_reserve"), "{text}");
+        assert!(text.contains("measures the grid"), "{text}");
+        let with = format!("[site]\nhouse_reserve = [16, 16, 16]\n{GRID_METER}");
+        let config = Config::from_toml(&with).unwrap_or_else(|e| panic!("{e}"));
+        let power = config.site.power_settings();
+        assert_eq!(power.house_reserve.map(|r| r[0].get()), Some(160));
+        assert_eq!(power.pv_enable_delay_ms, 60_000);
+        assert_eq!(power.pv_disable_delay_ms, 180_000);
+        let above = format!(
+            "[site]\nmax_current = [20, 20, 20]\nhouse_reserve = [25, 16, 16]\n{GRID_METER}"
+        );
+        let text = Config::from_toml(&above)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(text.contains("site.house_reserve[0]"), "{text}");
+    }
+}
