@@ -157,6 +157,9 @@ pub struct Params {
     pub min_on_ms: u64,
     /// A bay that was paused is not restarted before this.
     pub min_off_ms: u64,
+    /// A paused `pv` bay starts only after the surplus has sufficed for 6 A this long (0:
+    /// at once).
+    pub pv_start_delay_ms: u64,
     /// A charging `pv` bay is paused only after the surplus has been short of 6 A this long
     /// (it draws its 6 A from the grid meanwhile).
     pub pv_stop_delay_ms: u64,
@@ -174,6 +177,7 @@ impl Default for Params {
             rotation_period_ms: 15 * 60 * 1000,
             min_on_ms: 2 * 60 * 1000,
             min_off_ms: 2 * 60 * 1000,
+            pv_start_delay_ms: 0,
             pv_stop_delay_ms: 3 * 60 * 1000,
             hysteresis: Deciamps(5),
         }

@@ -225,16 +225,20 @@ impl Allocator {
                 });
             }
         }
-        let mut short_of_surplus = vec![false; bays.len()];
+        let mut surplus = vec![(false, false); bays.len()];
         for contender in &contenders {
-            if let Some(short) = short_of_surplus.get_mut(contender.candidate.bay) {
-                *short = contender.candidate.short_of_surplus;
+            if let Some(s) = surplus.get_mut(contender.candidate.bay) {
+                *s = (
+                    contender.candidate.short_of_surplus,
+                    contender.candidate.waiting_for_surplus,
+                );
             }
         }
-        for ((slot, bay), short) in out.iter().zip(bays).zip(short_of_surplus) {
+        for ((slot, bay), (short, waiting)) in out.iter().zip(bays).zip(surplus) {
             if bay.reserved.is_none() {
                 if let Some(memory) = self.memory.get_mut(&bay.id) {
                     memory.record(now_ms, slot.setpoint.current, short);
+                    memory.record_surplus_wait(now_ms, waiting);
                 }
             }
         }
@@ -412,6 +416,8 @@ fn contend(
             was_on: memory.is_on(),
             surplus_grace: memory.surplus_grace(now_ms, params),
             short_of_surplus: false,
+            surplus_ready: memory.surplus_ready(now_ms, params),
+            waiting_for_surplus: false,
         },
         goal,
         rank,
@@ -442,7 +448,17 @@ fn admit(
             let room = net
                 .headroom(candidate.edges.clone(), false)
                 .map_or(i64::MAX, |(room, _)| room);
-            if room < candidate.floor + start_margin && hard_room >= candidate.floor {
+            let enough = room >= candidate.floor + start_margin;
+            if enough && !candidate.was_on && !candidate.surplus_ready {
+                // Enough surplus, but not yet for the start delay: a gap in the clouds is
+                // not a reason to close the contactor.
+                candidate.waiting_for_surplus = true;
+                if let Some(slot) = out.get_mut(candidate.bay) {
+                    slot.reason = Reason::NoSurplus;
+                }
+                continue;
+            }
+            if !enough && hard_room >= candidate.floor {
                 if !candidate.surplus_grace {
                     if let Some(slot) = out.get_mut(candidate.bay) {
                         slot.reason = Reason::NoSurplus;

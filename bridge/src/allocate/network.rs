@@ -71,6 +71,10 @@ pub(super) struct Candidate {
     pub surplus_grace: bool,
     /// Set by admission: admitted on grace although the surplus is short.
     pub short_of_surplus: bool,
+    /// A paused `pv` bay whose surplus has sufficed for the start delay.
+    pub surplus_ready: bool,
+    /// Set by admission: a paused `pv` bay has enough surplus but waits out the start delay.
+    pub waiting_for_surplus: bool,
 }
 
 /// Limits, loads and the edges of all candidates.

@@ -28,6 +28,8 @@ pub(super) struct BayMemory {
     last: Deciamps,
     /// Since when a charging `pv` bay has been kept on although the surplus is short.
     short_since_ms: Option<u64>,
+    /// Since when a paused `pv` bay has had enough surplus to start.
+    enough_since_ms: Option<u64>,
     /// Round in which the bay was last present, to forget bays that left.
     pub seen_round: u64,
 }
@@ -65,6 +67,24 @@ impl BayMemory {
             && self
                 .short_since_ms
                 .is_none_or(|since| now_ms.saturating_sub(since) < params.pv_stop_delay_ms)
+    }
+
+    /// A paused `pv` bay may start: its surplus has sufficed for the start delay.
+    pub fn surplus_ready(&self, now_ms: u64, params: &Params) -> bool {
+        params.pv_start_delay_ms == 0
+            || self
+                .enough_since_ms
+                .is_some_and(|since| now_ms.saturating_sub(since) >= params.pv_start_delay_ms)
+    }
+
+    /// Notes whether a paused `pv` bay waited this round with enough surplus; any round
+    /// without enough starts the delay over.
+    pub fn record_surplus_wait(&mut self, now_ms: u64, waiting: bool) {
+        self.enough_since_ms = if waiting {
+            Some(self.enough_since_ms.unwrap_or(now_ms))
+        } else {
+            None
+        };
     }
 
     /// Holds a small increase back; never a decrease, never below `floor` (a goal that

@@ -7,7 +7,9 @@ use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 
 use super::amps;
+use super::solar::{Measure, SolarConfig};
 use crate::bay::Deciamps;
+use crate::site::power::{PowerSettings, SurplusSettings};
 
 // The config speaks the allocator's words: `strategy = "fair"`, `mode = "minpv"`.
 pub use crate::allocate::{ChargeMode, Strategy};
@@ -46,6 +48,63 @@ pub struct SiteConfig {
     pub default_circuit: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub circuits: Vec<CircuitConfig>,
+    /// What the house draws at most per phase besides the cars (`[10, 10, 10]`): with a grid
+    /// meter the cars get the fuse minus the measured house load, and this much is assumed
+    /// while the meter is silent. Required once a `[[solar.sources]]` entry measures `grid`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub house_reserve: Option<PhaseAmps>,
+    /// Kept free under the fuse on top of the measured house load, for what changes between
+    /// two readings; none = 2 A.
+    #[serde(with = "amps::optional", skip_serializing_if = "Option::is_none")]
+    pub house_margin: Option<Deciamps>,
+    /// A higher house-load limit is taken only after the readings allowed it this long.
+    #[serde(with = "humantime_serde")]
+    pub house_raise_hold: Duration,
+    /// A power source not heard from for this long is stale: the house reserve applies and
+    /// the solar budget is gone.
+    #[serde(with = "humantime_serde")]
+    pub meter_timeout: Duration,
+    pub surplus: SurplusConfig,
+}
+
+/// Three currents, one per phase, written in amps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PhaseAmps(#[serde(with = "amps::three")] pub [Deciamps; 3]);
+
+/// `[site.surplus]`: how `pv` and `minpv` bays follow the sun.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SurplusConfig {
+    /// Export kept back, never given to cars (W).
+    pub reserve_w: i32,
+    /// Below this home battery state of charge (%) the battery charges first; 100 = always.
+    pub battery_priority_soc: f64,
+    /// Above this state of charge (%) the battery may discharge into cars; none = never.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub battery_buffer_soc: Option<f64>,
+    /// Rises of the surplus are followed with this time constant; falls at once.
+    #[serde(with = "humantime_serde")]
+    pub smoothing: Duration,
+    /// A paused `pv` bay starts after the surplus sufficed for 6 A this long.
+    #[serde(with = "humantime_serde")]
+    pub enable_delay: Duration,
+    /// A charging `pv` bay pauses after the surplus was short of 6 A this long.
+    #[serde(with = "humantime_serde")]
+    pub disable_delay: Duration,
+}
+
+impl Default for SurplusConfig {
+    fn default() -> Self {
+        Self {
+            reserve_w: 0,
+            battery_priority_soc: 100.0,
+            battery_buffer_soc: None,
+            smoothing: Duration::from_secs(20),
+            enable_delay: Duration::from_secs(60),
+            disable_delay: Duration::from_secs(180),
+        }
+    }
 }
 
 impl Default for SiteConfig {
@@ -62,6 +121,11 @@ impl Default for SiteConfig {
             timezone: None,
             default_circuit: None,
             circuits: Vec::new(),
+            house_reserve: None,
+            house_margin: None,
+            house_raise_hold: Duration::from_secs(15),
+            meter_timeout: Duration::from_secs(30),
+            surplus: SurplusConfig::default(),
         }
     }
 }
@@ -77,6 +141,80 @@ impl SiteConfig {
             .or_else(|| TimeZone::try_system().ok())
             .unwrap_or(TimeZone::UTC)
     }
+
+    /// The core's power settings.
+    #[must_use]
+    pub fn power_settings(&self) -> PowerSettings {
+        let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let defaults = PowerSettings::default();
+        PowerSettings {
+            house_reserve: self.house_reserve.map(|r| r.0),
+            house_margin: self.house_margin.unwrap_or(defaults.house_margin),
+            house_raise_hold_ms: millis(self.house_raise_hold),
+            reading_timeout_ms: millis(self.meter_timeout),
+            surplus: SurplusSettings {
+                reserve_w: self.surplus.reserve_w,
+                battery_priority_soc: self.surplus.battery_priority_soc,
+                battery_buffer_soc: self.surplus.battery_buffer_soc,
+                rise_time_constant_ms: millis(self.surplus.smoothing),
+            },
+            pv_enable_delay_ms: millis(self.surplus.enable_delay),
+            pv_disable_delay_ms: millis(self.surplus.disable_delay),
+        }
+    }
+
+    /// `site.house_reserve` and `[site.surplus]` against the sources that feed them.
+    pub(super) fn check_power(&self, solar: &SolarConfig, bad: &mut impl FnMut(String, String)) {
+        let grid_meter = solar
+            .sources
+            .iter()
+            .position(|s| s.measures.contains(&Measure::Grid));
+        match (&self.house_reserve, grid_meter) {
+            (None, Some(i)) => bad(
+                "site.house_reserve".into(),
+                format!(
+                    "required because solar.sources[{i}] measures the grid: the cars get the fuse \
+                     minus the measured house load, and when the meter goes silent they must \
+                     fall back to the fuse minus what the house may draw at most per phase \
+                     (e.g. house_reserve = [16, 16, 16])"
+                ),
+            ),
+            (Some(reserve), _) => {
+                for (i, (r, max)) in reserve.0.iter().zip(self.max_current).enumerate() {
+                    if *r > max {
+                        bad(
+                            format!("site.house_reserve[{i}]"),
+                            format!(
+                                "{} A is above site.max_current ({} A)",
+                                r.as_amps(),
+                                max.as_amps()
+                            ),
+                        );
+                    }
+                }
+            }
+            (None, None) => {}
+        }
+        let soc = |v: f64| v.is_finite() && (0.0..=100.0).contains(&v);
+        if !soc(self.surplus.battery_priority_soc) {
+            bad(
+                "site.surplus.battery_priority_soc".into(),
+                "must be a state of charge of 0-100 %".into(),
+            );
+        }
+        if self.surplus.battery_buffer_soc.is_some_and(|v| !soc(v)) {
+            bad(
+                "site.surplus.battery_buffer_soc".into(),
+                "must be a state of charge of 0-100 %".into(),
+            );
+        }
+        if self.surplus.reserve_w < 0 {
+            bad(
+                "site.surplus.reserve_w".into(),
+                "must not be negative".into(),
+            );
+        }
+    }
 }
 
 /// `[[site.circuits]]`: a sub-distribution with its own fuse; circuits form a tree below the
@@ -90,4 +228,36 @@ pub struct CircuitConfig {
     pub parent: Option<String>,
     #[serde(with = "amps::three")]
     pub max_current: [Deciamps; 3],
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    const GRID_METER: &str =
+        "[[solar.sources]]\nkind = \"shelly\"\nurl = \"http://10.0.0.9\"\nmeasures = [\"grid\"]\n";
+
+    #[test]
+    fn a_grid_meter_needs_the_house_reserve_and_says_why() {
+        let Err(e) = Config::from_toml(GRID_METER) else {
+            panic!("accepted a grid meter without site.house_reserve");
+        };
+        let text = e.to_string();
+        assert!(text.contains("site.house_reserve"), "{text}");
+        assert!(text.contains("measures the grid"), "{text}");
+        let with = format!("[site]\nhouse_reserve = [16, 16, 16]\n{GRID_METER}");
+        let config = Config::from_toml(&with).unwrap_or_else(|e| panic!("{e}"));
+        let power = config.site.power_settings();
+        assert_eq!(power.house_reserve.map(|r| r[0].get()), Some(160));
+        assert_eq!(power.pv_enable_delay_ms, 60_000);
+        assert_eq!(power.pv_disable_delay_ms, 180_000);
+        let above = format!(
+            "[site]\nmax_current = [20, 20, 20]\nhouse_reserve = [25, 16, 16]\n{GRID_METER}"
+        );
+        let text = Config::from_toml(&above)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(text.contains("site.house_reserve[0]"), "{text}");
+    }
 }

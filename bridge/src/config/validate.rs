@@ -121,6 +121,7 @@ impl Config {
                 &mut bad,
             );
         }
+        self.site.check_power(&self.solar, &mut bad);
 
         if self.homeassistant.discovery_prefix.is_empty()
             || self.homeassistant.discovery_prefix.contains(['+', '#'])

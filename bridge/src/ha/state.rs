@@ -82,6 +82,21 @@ pub fn site_state(site: &SiteSnapshot) -> Value {
     put(SiteField::Strategy, enum_text(&site.strategy));
     put(SiteField::SolarOk, site.solar_ok.into());
     put(SiteField::EvEnergyKwh, kwh(site.energy_total_wh));
+    put(SiteField::BatteryPowerW, site.battery_power_w.into());
+    put(SiteField::BudgetW, site.power.budget_w.into());
+    let house = site.power.house_load_a;
+    put(SiteField::HouseLoadL1A, house.map(|h| h[0]).into());
+    put(SiteField::HouseLoadL2A, house.map(|h| h[1]).into());
+    put(SiteField::HouseLoadL3A, house.map(|h| h[2]).into());
+    put(SiteField::HouseFallback, site.power.house_fallback.into());
+    let external = site
+        .power
+        .external
+        .iter()
+        .filter(|e| e.scope == "site")
+        .filter_map(|e| e.watts)
+        .min();
+    put(SiteField::ExternalLimitW, external.into());
     Value::Object(m)
 }
 

@@ -77,6 +77,7 @@ pub fn site_settings(config: &Config) -> SiteSettings {
         time_zone: config.site.time_zone(),
         default_circuit: config.site.default_circuit.clone(),
         nodes,
+        power: config.site.power_settings(),
         ..SiteSettings::default()
     }
 }

@@ -7,7 +7,7 @@ use super::limits::LimitSource;
 use super::record::{ButtonRequest, Departure};
 use super::settings::{self, SettingChange, SettingError, TARGET_ENERGY_MAX_KWH};
 use super::{Output, Site};
-use crate::allocate::{ChargeMode, Strategy, Topology};
+use crate::allocate::{ChargeMode, Strategy};
 use crate::bay::BayId;
 use crate::clock::Now;
 
@@ -323,13 +323,7 @@ impl Site {
     /// The limits in force changed: the allocator's topology and the sequencer's site group
     /// follow. A lower limit only stops raises until the bays are lowered under it.
     pub(super) fn limits_changed(&mut self, now: Now) {
-        let limits = self.limits.effective();
-        // The circuits were valid with the ceiling; a lower site limit keeps them valid.
-        if let Ok(topology) = Topology::new(limits, self.settings.circuits.clone()) {
-            self.topology = topology;
-        }
-        let writes = self.sequencer.set_limit(now.mono_ms, 0, limits);
-        self.writes.extend(writes);
+        self.refresh_limits(now);
     }
 }
 

@@ -16,6 +16,7 @@ const POLLS_PER_TICK: usize = 20;
 impl Site {
     pub(super) fn tick(&mut self, now: Now, out: &mut Vec<Output>) {
         self.mark_silent_offline(now, out);
+        self.check_power_sources(now, out);
         self.poll_details(now, out);
         self.press_buttons(now);
         self.allocate(now);
@@ -142,7 +143,9 @@ impl Site {
         let params = allocate::Params {
             strategy: self.settings.strategy,
             voltage: self.settings.voltage,
-            solar_budget_w: self.solar_budget_w(),
+            solar_budget_w: self.power.surplus.budget_w(),
+            pv_start_delay_ms: self.settings.power.pv_enable_delay_ms,
+            pv_stop_delay_ms: self.settings.power.pv_disable_delay_ms,
             rotation_period_ms: self.settings.rotation_period_ms,
             min_on_ms: self.settings.min_on_ms,
             min_off_ms: self.settings.min_off_ms,
@@ -164,27 +167,12 @@ impl Site {
                 },
             ));
         }
+        let registry = &self.registry;
+        self.power
+            .raised_at_ms
+            .retain(|id, _| registry.index_of(id).is_some());
         let writes = self.sequencer.set_targets(now.mono_ms, &targets);
         self.writes.extend(writes);
-    }
-
-    /// Power for solar bays: what the site exports plus what solar bays draw already.
-    pub(super) fn solar_budget_w(&self) -> Option<i32> {
-        let grid = self.solar?.grid_w?;
-        let default_mode = self.settings.default_mode;
-        let solar_bays: i64 = self
-            .registry
-            .iter()
-            .map(|slot| &slot.bay)
-            .filter(|b| {
-                matches!(
-                    demand::effective_mode(b, default_mode),
-                    allocate::ChargeMode::Pv | allocate::ChargeMode::MinPv
-                )
-            })
-            .map(|b| b.power_w(self.settings.voltage))
-            .sum();
-        i32::try_from(solar_bays - grid).ok()
     }
 }
 

@@ -23,6 +23,10 @@ pub enum LimitSource {
     Operator,
     /// An OCPP backend's connector-0 ChargePointMaxProfile (one-charge-point layout).
     Ocpp,
+    /// The grid meter: the fuse minus what the house draws besides the cars.
+    HouseLoad,
+    /// An outside party's signal (a grid operator's dimming, an energy manager).
+    External,
 }
 
 /// The ceiling and the dynamic limits of one set of phases (the site's, or a circuit's).
@@ -55,6 +59,23 @@ impl PhaseLimits {
         let ceiling = self.ceiling;
         let entry = self.dynamic.entry(source).or_insert(ceiling);
         entry[phase.index()] = limit.max(Deciamps::ZERO);
+    }
+
+    /// What `source` asks for on every phase at once (negative counts as zero).
+    pub fn set_all(&mut self, source: LimitSource, limit: [Deciamps; 3]) {
+        self.dynamic
+            .insert(source, limit.map(|l| l.max(Deciamps::ZERO)));
+    }
+
+    /// `source` no longer limits anything.
+    pub fn clear(&mut self, source: LimitSource) {
+        self.dynamic.remove(&source);
+    }
+
+    /// What `source` asks for, if it asks anything.
+    #[must_use]
+    pub fn of(&self, source: LimitSource) -> Option<[Deciamps; 3]> {
+        self.dynamic.get(&source).copied()
     }
 
     /// The limit in force on each phase: the least of the ceiling and every dynamic limit.

@@ -31,14 +31,18 @@ mod cycle;
 pub mod demand;
 pub mod energy;
 pub mod events;
+mod external;
+mod house_load;
 pub mod limits;
 mod node_messages;
 pub mod power;
+mod power_flow;
 pub mod record;
 pub mod registry;
 pub mod settings;
 pub mod snapshot;
 pub mod status;
+mod surplus;
 mod view;
 
 use std::collections::BTreeMap;
@@ -52,7 +56,7 @@ use crate::clock::Now;
 use crate::setpoint::{self, PhaseLoad, Sequencer, SetparCommand};
 pub use events::{BayEvent, BayEventKind};
 use limits::PhaseLimits;
-pub use power::{ExternalLimit, LimitScope, PowerReading, SourceId};
+pub use power::{ExternalLimit, LimitScope, PowerReading, PowerSettings, SourceId};
 use record::{Bay, BaySettings};
 use registry::{BaySlot, Placement, Registry};
 pub use settings::{SettingChange, SettingError, SiteSettings};
@@ -149,7 +153,7 @@ pub struct Site {
     writes: Vec<SetparCommand>,
     rejected: BTreeMap<String, u64>,
     mesh_connected: bool,
-    solar: Option<PowerReading>,
+    power: power_flow::PowerState,
     /// Stored settings of bays not heard from yet, applied when they appear.
     waiting_settings: BTreeMap<BayId, Vec<SettingChange>>,
     /// Outputs made outside an input (settings replayed for a bay that appeared), handed
@@ -187,7 +191,7 @@ impl Site {
             writes: Vec::new(),
             rejected: BTreeMap::new(),
             mesh_connected: false,
-            solar: None,
+            power: power_flow::PowerState::new(settings.power.clone(), settings.limits),
             waiting_settings: BTreeMap::new(),
             deferred: Vec::new(),
             cycle_us: 0,
@@ -205,6 +209,8 @@ impl Site {
                 site.add_bay(now, mac, bay_settings, Placement::Placed(circuit));
             }
         }
+        // The house reserve is in force until the grid meter's first reading.
+        site.refresh_limits(now);
         for (id, load) in stored.reservations {
             let index = match site.registry.index_of(&id) {
                 Some(index) => index,
@@ -269,10 +275,15 @@ impl Site {
                     },
                 });
             }
-            Input::Power { reading, .. } => self.solar = Some(reading),
-            Input::PowerLost { .. } => self.solar = None,
-            // Applied by the energy-sources work; until then an external limit is ignored.
-            Input::ExternalLimit { .. } => {}
+            Input::Power { source, reading } => self.on_power(now, source, reading, &mut out),
+            Input::PowerLost { source, error } => {
+                self.on_power_lost(now, source, &error, &mut out);
+            }
+            Input::ExternalLimit {
+                source,
+                scope,
+                limit,
+            } => self.on_external_limit(now, source, scope, limit, &mut out),
             Input::BayCap { bay, cap_a } => self.set_bay_cap(bay, cap_a),
             Input::OcppSiteLimit { limit_a } => self.set_ocpp_site_limit(now, limit_a),
             Input::Tick => {
@@ -283,6 +294,7 @@ impl Site {
                 self.writes.extend(polled);
             }
         }
+        self.note_raises(now);
         self.deliver(&mut out);
         out
     }

@@ -40,3 +40,64 @@ pub enum ExternalLimit {
     /// Current per phase.
     Amps([Deciamps; 3]),
 }
+
+/// How the core uses power readings and outside limit signals (from `[site]`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PowerSettings {
+    /// What the house may draw per phase when the grid meter is silent (`site.house_reserve`);
+    /// `None` without a grid meter: no house-load limit then.
+    pub house_reserve: Option<[Deciamps; 3]>,
+    /// Kept free under the fuse on top of the measured house load, for what changes between
+    /// two readings (`site.house_margin`).
+    pub house_margin: Deciamps,
+    /// A higher house-load limit is taken only after the readings allowed it this long
+    /// (`site.house_raise_hold`); lower ones apply at once.
+    pub house_raise_hold_ms: u64,
+    /// A source not heard from for this long is stale (`site.meter_timeout`).
+    pub reading_timeout_ms: u64,
+    pub surplus: SurplusSettings,
+    /// A paused `pv` bay starts only after the surplus sufficed this long.
+    pub pv_enable_delay_ms: u64,
+    /// A charging `pv` bay is paused only after the surplus has been short this long.
+    pub pv_disable_delay_ms: u64,
+}
+
+impl Default for PowerSettings {
+    fn default() -> Self {
+        Self {
+            house_reserve: None,
+            house_margin: Deciamps(20),
+            house_raise_hold_ms: 15_000,
+            reading_timeout_ms: 30_000,
+            surplus: SurplusSettings::default(),
+            pv_enable_delay_ms: 60_000,
+            pv_disable_delay_ms: 180_000,
+        }
+    }
+}
+
+/// How the solar budget is derived from a reading (`[site.surplus]`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SurplusSettings {
+    /// Export kept back, never given to cars (W).
+    pub reserve_w: i32,
+    /// Below this home battery state of charge (%), the battery charges first: what it takes
+    /// is not surplus for cars. 100 (the default): the battery always comes first.
+    pub battery_priority_soc: f64,
+    /// Above this state of charge (%), the battery may discharge into cars; `None`: never.
+    pub battery_buffer_soc: Option<f64>,
+    /// Rises of the budget follow with this time constant (a passing gap in the clouds is
+    /// not chased); falls are taken at once.
+    pub rise_time_constant_ms: u64,
+}
+
+impl Default for SurplusSettings {
+    fn default() -> Self {
+        Self {
+            reserve_w: 0,
+            battery_priority_soc: 100.0,
+            battery_buffer_soc: None,
+            rise_time_constant_ms: 20_000,
+        }
+    }
+}

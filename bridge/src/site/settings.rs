@@ -48,6 +48,8 @@ pub struct SiteSettings {
     pub max_bays: usize,
     /// Configured bays (`[nodes.<dev>]`) and their circuit.
     pub nodes: BTreeMap<BayId, (BaySettings, Option<String>)>,
+    /// Grid meter, surplus and `pv` timing.
+    pub power: super::power::PowerSettings,
 }
 
 impl Default for SiteSettings {
@@ -71,6 +73,7 @@ impl Default for SiteSettings {
             default_circuit: None,
             max_bays: 10_000,
             nodes: BTreeMap::new(),
+            power: super::power::PowerSettings::default(),
         }
     }
 }

@@ -41,7 +41,10 @@ pub struct SiteSnapshot {
     pub battery_power_w: Option<i64>,
     /// Power available to solar charging (export plus what solar bays already draw).
     pub surplus_w: Option<i64>,
+    /// A power source answered within the timeout.
     pub solar_ok: bool,
+    /// Grid per phase, house load, budget, external limits and source health.
+    pub power: PowerSnapshot,
     /// Sum of all bays' lifetime energy.
     pub energy_total_wh: f64,
     pub mesh_connected: bool,
@@ -122,4 +125,52 @@ pub struct BaySnapshot {
     pub firmware: Option<String>,
     pub board: Option<String>,
     pub avr_firmware: Option<i16>,
+}
+
+/// The site's energy picture: what the meters say, what the house takes, what limits the
+/// outside sets and how the sources fare.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PowerSnapshot {
+    /// Grid current per phase (A, import positive) from the grid meter.
+    pub grid_phase_a: Option<[Amps; 3]>,
+    pub battery_soc_pct: Option<f64>,
+    /// The budget for `pv`/`minpv` bays (W); `None` without a fresh grid reading.
+    pub budget_w: Option<i64>,
+    /// The house's own load per phase (A) net of PV on that phase (what the grid meter
+    /// sees besides the cars, never below 0); `None` without a grid meter or while it is
+    /// stale.
+    pub house_load_a: Option<[Amps; 3]>,
+    /// A grid meter is configured (`site.house_reserve` set).
+    pub house_load_managed: bool,
+    /// The grid meter is stale and `site.house_reserve` is assumed.
+    pub house_fallback: bool,
+    /// What the house-load limit leaves the cars per phase (A).
+    pub house_limit_a: Option<[Amps; 3]>,
+    /// External limits in force.
+    pub external: Vec<ExternalSnapshot>,
+    /// Every power source and how it fares.
+    pub sources: Vec<SourceSnapshot>,
+}
+
+/// One external limit signal in force.
+#[derive(Clone, Debug, Serialize)]
+pub struct ExternalSnapshot {
+    pub source: u16,
+    /// `site` or the circuit's id.
+    pub scope: String,
+    pub watts: Option<u32>,
+    pub limit_a: Option<[Amps; 3]>,
+}
+
+/// One power source's health.
+#[derive(Clone, Debug, Serialize)]
+pub struct SourceSnapshot {
+    /// Its index in `[[solar.sources]]`.
+    pub source: u16,
+    pub healthy: bool,
+    /// Age of the last good reading, ms; `None` if there never was one.
+    pub age_ms: Option<u64>,
+    pub readings: u64,
+    pub errors: u64,
+    pub last_error: Option<String>,
 }

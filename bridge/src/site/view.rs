@@ -52,6 +52,7 @@ impl Site {
                 limit_a: amps3(limit),
             })
             .collect();
+        let combined = self.power.combined();
         SiteSnapshot {
             name: self.settings.name.clone(),
             at_ms: now.wall_ms,
@@ -65,11 +66,14 @@ impl Site {
             reserved_a: amps3(reserved),
             measured_a,
             ev_power_w: self.registry.iter().map(|s| s.bay.power_w(voltage)).sum(),
-            grid_power_w: self.solar.and_then(|s| s.grid_w),
-            pv_power_w: self.solar.and_then(|s| s.pv_w),
-            battery_power_w: self.solar.and_then(|s| s.battery_w),
-            surplus_w: self.solar_budget_w().map(i64::from),
-            solar_ok: self.solar.is_some(),
+            grid_power_w: combined
+                .grid_w
+                .or_else(|| combined.grid_phase_w.map(|p| p.iter().sum())),
+            pv_power_w: combined.pv_w,
+            battery_power_w: combined.battery_w,
+            surplus_w: self.power.surplus.budget_w().map(i64::from),
+            solar_ok: self.power.sources.values().any(|s| !s.stale),
+            power: self.power_snapshot(now, &combined),
             energy_total_wh: self.registry.iter().map(|s| s.bay.energy.total_wh()).sum(),
             mesh_connected: self.mesh_connected,
             circuits,

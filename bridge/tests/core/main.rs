@@ -5,6 +5,9 @@
 
 mod allocate_props;
 mod ha_vocabulary;
+mod house_load_days;
+mod metered;
 mod pair;
 mod pair_props;
 mod setpoint_props;
+mod solar_days;

@@ -83,6 +83,13 @@ field_names!(
         Strategy = "strategy",
         SolarOk = "solar_ok",
         EvEnergyKwh = "ev_energy_kwh",
+        BatteryPowerW = "battery_power_w",
+        BudgetW = "budget_w",
+        HouseLoadL1A = "house_load_l1_a",
+        HouseLoadL2A = "house_load_l2_a",
+        HouseLoadL3A = "house_load_l3_a",
+        HouseFallback = "house_fallback",
+        ExternalLimitW = "external_limit_w",
     }
 );
 

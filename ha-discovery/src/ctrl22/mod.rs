@@ -54,6 +54,11 @@
 //! | `strategy` | string, one of [`STRATEGIES`] | how current is shared |
 //! | `solar_ok` | bool | every solar source answers with fresh data |
 //! | `ev_energy_kwh` | number, kWh | energy delivered to all bays; never decreases |
+//! | `battery_power_w` | number, W, or null | home battery, positive = discharge |
+//! | `budget_w` | number, W, or null | what `pv`/`minpv` bays may draw from the sun; null without a fresh grid reading |
+//! | `house_load_l1_a`, `house_load_l2_a`, `house_load_l3_a` | number, A, or null | the house's own load per phase, net of PV (grid meter minus the cars); null without a grid meter or while it is stale |
+//! | `house_fallback` | bool | the grid meter is stale and `site.house_reserve` is assumed |
+//! | `external_limit_w` | number, W, or null | the lowest external power limit on the site (a grid operator's dimming); null when none |
 //!
 //! # Commands
 //! Payloads as Home Assistant sends them: select = the option; number = decimal text

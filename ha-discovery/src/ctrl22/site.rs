@@ -73,7 +73,38 @@ pub fn site_device(site: &SiteInfo) -> Result<DeviceConfig, DiscoveryError> {
         power("pv_power", "PV power", F::PvPowerW, "mdi:solar-power"),
         power("surplus", "Surplus", F::SurplusW, "mdi:solar-power-variant"),
         power("ev_power", "EV power", F::EvPowerW, "mdi:ev-station"),
+        power(
+            "battery_power",
+            "Battery power",
+            F::BatteryPowerW,
+            "mdi:home-battery",
+        ),
+        power(
+            "budget",
+            "Solar budget",
+            F::BudgetW,
+            "mdi:solar-power-variant-outline",
+        ),
+        power(
+            "external_limit",
+            "External limit",
+            F::ExternalLimitW,
+            "mdi:transmission-tower-off",
+        ),
     ];
+    let house_loads = [F::HouseLoadL1A, F::HouseLoadL2A, F::HouseLoadL3A];
+    for ((key, label), field) in PHASES.iter().zip(house_loads) {
+        components.push(
+            b.sensor(
+                &format!("house_load_{key}"),
+                &format!("House load {label}"),
+                field.as_str(),
+                SensorKind::current_a(),
+                Some(1),
+            )
+            .icon("mdi:home-lightning-bolt"),
+        );
+    }
     let currents = [F::CurrentL1A, F::CurrentL2A, F::CurrentL3A];
     let limits = [
         (F::LimitL1A, C::LimitL1A),
@@ -118,6 +149,13 @@ pub fn site_device(site: &SiteInfo) -> Result<DeviceConfig, DiscoveryError> {
             "Solar source",
             F::SolarOk.as_str(),
             Some(BinarySensorClass::Connectivity),
+        )
+        .category(EntityCategory::Diagnostic),
+        b.binary(
+            "house_fallback",
+            "Grid meter fallback",
+            F::HouseFallback.as_str(),
+            Some(BinarySensorClass::Problem),
         )
         .category(EntityCategory::Diagnostic),
         b.sensor(

@@ -185,6 +185,31 @@ function renderFlow(s) {
   flowLine('line-battery', s.battery_power_w, false);
   // A negative surplus is a shortfall: solar charging gets nothing.
   $('surplus').textContent = s.surplus_w === null ? '\u2013' : s.surplus_w > 0 ? kw(s.surplus_w) : 'none';
+  renderEnergy(s);
+}
+
+// The grid meter, the house load it shows, outside limits and how the sources fare.
+function renderEnergy(s) {
+  const p = s.power || {};
+  const amps = (a) => a.map((x) => x.toFixed(1)).join(' / ') + ' A';
+  setText('e-grid', p.grid_phase_a ? amps(p.grid_phase_a) : '\u2013', !p.grid_phase_a);
+  let house = 'no grid meter';
+  if (p.house_load_managed) {
+    house = p.house_fallback ? 'meter stale' : p.house_load_a ? amps(p.house_load_a) : '\u2013';
+    if (p.house_limit_a) house += ' \u2192 cars up to ' + amps(p.house_limit_a);
+  }
+  setText('e-house', house, !p.house_load_a);
+  const ext = (p.external || []).map((e) =>
+    (e.watts !== null && e.watts !== undefined ? kw(e.watts) : amps(e.limit_a || [])) + ' on ' + e.scope);
+  setText('e-external', ext.length ? ext.join(', ') : 'none', !ext.length);
+  const sources = (p.sources || []).map((x) => '#' + x.source + ' ' + (x.healthy ? 'ok' : 'down') +
+    (x.age_ms !== null && x.age_ms !== undefined ? ' (' + Math.round(x.age_ms / 1000) + ' s ago)' : '') +
+    (x.errors ? ', ' + x.errors + ' errors' : '') + (x.last_error && !x.healthy ? ': ' + x.last_error : ''));
+  setText('e-sources', sources.length ? sources.join('; ') : 'none configured', !sources.length);
+  $('e-fallback').hidden = !p.house_fallback;
+  if (p.battery_soc_pct !== null && p.battery_soc_pct !== undefined && s.battery_power_w !== null) {
+    $('s-battery').textContent += ' \u00b7 ' + Math.round(p.battery_soc_pct) + ' %';
+  }
 }
 
 // ---------- phase bars ----------

@@ -186,4 +186,5 @@ fn a_stray_reply_from_an_unknown_node_is_counted_not_a_bay() {
 }
 
 mod envelope;
+mod power;
 mod restart;

@@ -3,10 +3,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use ctrl22_bridge::allocate::Circuit;
+use ctrl22_bridge::allocate::{ChargeMode, Circuit};
 use ctrl22_bridge::bay::BayId;
 use ctrl22_bridge::site::record::BaySettings;
-use ctrl22_bridge::site::SiteSettings;
+use ctrl22_bridge::site::{PowerSettings, SiteSettings};
 use ctrl22_node::mesh::MacAddr;
 use ctrl22_node::sim::Arrivals;
 use ctrl22_node::{Deciamps, Phase};
@@ -34,6 +34,10 @@ pub struct Layout {
     pub rotate_phases: bool,
     pub heartbeat_ms: u32,
     pub arrivals: Arrivals,
+    /// Bay `i` charges in `modes[i % len]`; empty: the site's default mode.
+    pub modes: Vec<ChargeMode>,
+    /// Grid meter, surplus and `pv` timing.
+    pub power: PowerSettings,
 }
 
 impl Layout {
@@ -47,6 +51,8 @@ impl Layout {
             rotate_phases: false,
             heartbeat_ms: 2_000,
             arrivals: Arrivals::AllPlugged,
+            modes: Vec::new(),
+            power: PowerSettings::default(),
         }
     }
 
@@ -72,6 +78,9 @@ impl Layout {
                 let mut bay = BaySettings::new(&id);
                 bay.rotation = self.rotation(index);
                 bay.max_current = Deciamps::from_amps(self.bay_max_a);
+                if !self.modes.is_empty() {
+                    bay.mode = self.modes.get(index % self.modes.len()).copied();
+                }
                 let circuit = self.circuit_of(index).map(|c| c.name.clone());
                 (id, (bay, circuit))
             })
@@ -88,6 +97,7 @@ impl Layout {
                 })
                 .collect(),
             nodes,
+            power: self.power.clone(),
             ..SiteSettings::default()
         }
     }

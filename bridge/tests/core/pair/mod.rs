@@ -206,6 +206,36 @@ impl Pair {
         Ok(())
     }
 
+    /// Hands the site core any input now (a meter reading, an external limit).
+    pub fn input(&mut self, input: Input) {
+        let out = self.site.handle(self.clock.core(), input);
+        self.carry(out);
+    }
+
+    /// Simulated ms since the start.
+    pub fn now_ms(&self) -> u64 {
+        self.clock.sim_ms()
+    }
+
+    /// What the simulated cars really draw per site phase (0.1 A), from the ground truth and
+    /// each bay's wiring: what a grid meter at the site connection sees of them.
+    pub fn cars_draw(&self) -> [i32; 3] {
+        let mut sum = [0i32; 3];
+        for truth in self.world.ground_truth() {
+            let rotation = self
+                .envelope
+                .bays
+                .get(&truth.mac)
+                .map_or(ctrl22_node::Phase::ALL, |b| b.rotation);
+            for (bay_phase, draw) in truth.draw.iter().enumerate() {
+                if let Some(site) = rotation.get(bay_phase) {
+                    sum[site.index()] += i32::from(draw.get().max(0));
+                }
+            }
+        }
+        sum
+    }
+
     /// Runs for `ms` of simulated time, checking after every step.
     ///
     /// # Errors
