@@ -200,7 +200,7 @@ function attach(client) {
     });
   });
   client.on('badMessage', ({ buffer, error }) => {
-    if (replyIsRaw(client, buffer.toString())) return;
+    if (isRawReply(client, parseFrame(buffer.toString()))) return;
     emit({ kind: 'bad_message', cp, text: buffer.toString(), description: error.message });
   });
   client.once('close', () => {
@@ -211,17 +211,20 @@ function attach(client) {
   });
 }
 
-// A CALLRESULT or CALLERROR that answers none of ocpp-rpc's own calls answers a raw frame from
-// stdin (or a call that already timed out): it is logged verbatim as raw_reply.
-function replyIsRaw(client, text) {
-  let frame;
+function parseFrame(text) {
   try {
-    frame = JSON.parse(text);
+    const frame = JSON.parse(text);
+    return Array.isArray(frame) ? frame : null;
   } catch {
-    return false;
+    return null;
   }
-  if (!Array.isArray(frame) || frame[0] === MSG_CALL) return false;
-  return !client._pendingCalls.has(frame[1]);
+}
+
+// A CALLRESULT or CALLERROR that answers none of ocpp-rpc's own calls answers a raw frame from
+// stdin (or a call that already timed out): it is logged verbatim as raw_reply, and ocpp-rpc's
+// complaint about it (a "badMessage") is not.
+function isRawReply(client, frame) {
+  return frame !== null && frame[0] !== MSG_CALL && !client._pendingCalls.has(frame[1]);
 }
 
 // ocpp-rpc turns a CALLERROR with a code it does not know into GenericError; the error line
@@ -230,17 +233,10 @@ function replyIsRaw(client, text) {
 const wireErrors = new WeakMap();
 
 function noteReply(client, cp, text) {
-  if (replyIsRaw(client, text)) {
+  const frame = parseFrame(text);
+  if (isRawReply(client, frame)) {
     emit({ kind: 'raw_reply', cp, text });
-    return;
-  }
-  let frame;
-  try {
-    frame = JSON.parse(text);
-  } catch {
-    return;
-  }
-  if (Array.isArray(frame) && frame[0] === MSG_CALLERROR) {
+  } else if (frame !== null && frame[0] === MSG_CALLERROR) {
     wireErrors.set(client, { code: String(frame[2]), description: String(frame[3] ?? '') });
   }
 }
