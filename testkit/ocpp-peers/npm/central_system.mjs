@@ -13,11 +13,15 @@
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
+import { createRequire } from 'node:module';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import ocppRpc from 'ocpp-rpc';
 
-const { RPCServer, createRPCError } = ocppRpc;
+const { RPCServer } = ocppRpc;
+// The OCPP 1.6 schemas strict mode checks against; a stdin CALL whose action has none is a
+// bad command, not something to send.
+const schemaIds = new Set(createRequire(import.meta.url)('ocpp-rpc/lib/schemas/ocpp1_6.json').map((s) => s.$id));
 
 const MSG_CALL = 2;
 const MSG_CALLERROR = 4;
@@ -138,7 +142,7 @@ const answers = {
   Heartbeat: () => ({ currentTime: now() }),
   Authorize: () => ({ idTagInfo: accepted() }),
   StartTransaction: () => ({ transactionId: nextTransactionId++, idTagInfo: accepted() }),
-  StopTransaction: () => ({}),
+  StopTransaction: () => ({ idTagInfo: accepted() }),
   StatusNotification: () => ({}),
   MeterValues: () => ({}),
   DataTransfer: () => accepted(),
@@ -254,11 +258,15 @@ async function callFromStdin(client, cp, action, payload) {
     const wire = wireErrors.get(client);
     wireErrors.delete(client);
     const local = {
-      code: ocpp16Code(err.rpcErrorCode ?? (err.name === 'TimeoutError' ? 'Timeout' : 'GenericError')),
+      code: ocpp16Code(err.rpcErrorCode ?? (err.constructor.name === 'TimeoutError' ? 'Timeout' : 'GenericError')),
       description: err.message || err.rpcErrorMessage || '',
     };
     emit({ kind: 'error', cp, action, ...(wire ?? local) });
   }
+}
+
+function badCommand(cp, action, description) {
+  emit({ kind: 'error', cp, action, code: 'BadCommand', description });
 }
 
 function onStdinLine(line) {
@@ -267,32 +275,27 @@ function onStdinLine(line) {
   try {
     command = JSON.parse(line);
   } catch (err) {
-    emit({ kind: 'stdin_error', line, description: err.message });
+    badCommand(null, null, `${err.message}: ${line}`);
     return;
   }
-  if (command === null || typeof command !== 'object' || typeof command.cp !== 'string') {
-    emit({ kind: 'stdin_error', line, description: 'wants {"cp":ID,"action":A,"payload":{...}} or {"cp":ID,"raw":TEXT}' });
+  if (command === null || typeof command !== 'object') {
+    badCommand(null, null, `not an object: ${line}`);
     return;
   }
-  const { cp } = command;
-  const client = sessions.get(cp);
-  if (typeof command.raw === 'string') {
-    if (!client) {
-      emit({ kind: 'error', cp, action: null, code: 'NotConnected', description: `no charge point ${cp} is connected` });
-      return;
-    }
-    client.sendRaw(command.raw);
-    return;
-  }
-  if (typeof command.action !== 'string') {
-    emit({ kind: 'stdin_error', line, description: 'wants "action" (a string) or "raw" (a string)' });
-    return;
-  }
+  const cp = typeof command.cp === 'string' ? command.cp : null;
+  const action = typeof command.action === 'string' ? command.action : null;
+  const client = cp === null ? undefined : sessions.get(cp);
   if (!client) {
-    emit({ kind: 'error', cp, action: command.action, code: 'NotConnected', description: `no charge point ${cp} is connected` });
-    return;
+    badCommand(cp, action, `no charge point ${JSON.stringify(command.cp)} is connected: ${line}`);
+  } else if (typeof command.raw === 'string') {
+    client.sendRaw(command.raw);
+  } else if (action === null) {
+    badCommand(cp, null, `wants "action" (a string) or "raw" (a string): ${line}`);
+  } else if (!schemaIds.has(`urn:${action}.req`)) {
+    badCommand(cp, action, `${action} is not an OCPP 1.6 action`);
+  } else {
+    callFromStdin(client, cp, action, command.payload ?? {});
   }
-  callFromStdin(client, cp, command.action, command.payload ?? {});
 }
 
 // --- server --------------------------------------------------------------------------------------
@@ -301,7 +304,7 @@ const server = new RPCServer({
   protocols: ['ocpp1.6'],
   strictMode: true,
   callConcurrency: 1, // OCPP-J: one outstanding CALL per direction and connection
-  callTimeoutMs: 30000,
+  callTimeoutMs: 10000, // as the PyPI peer's response_timeout
 });
 
 server.auth((accept, reject, handshake) => {
@@ -358,7 +361,8 @@ httpServer.listen({ port: options.port, host: '127.0.0.1', backlog: 4096 }, () =
 });
 httpServer.on('error', (err) => fail(`cannot listen: ${err.message}`));
 
-createInterface({ input: process.stdin }).on('line', onStdinLine);
+// The test that started the peer holds its stdin; when that closes, the test is gone.
+createInterface({ input: process.stdin }).on('line', onStdinLine).on('close', shutdown);
 
 function shutdown() {
   if (options.quiet) printStats();
