@@ -49,6 +49,7 @@ WORK=$(mktemp -d)
 PIDS=()
 
 stop_all() {
+    exec 3>&-
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
     PIDS=()
@@ -92,9 +93,12 @@ CONF
     local ocpp_section="[ocpp]
 enabled = false"
     if [ "$ocpp" = true ]; then
+        # The peer exits when its stdin closes: hold it open on fd 3 until the end.
+        mkfifo "$WORK/cs.in"
         node "$PEER/central_system.mjs" --port 0 --quiet --stats-ms 100 \
-            --heartbeat "$OCPP_HEARTBEAT_S" < /dev/null > "$WORK/cs.out" 2> "$WORK/cs.err" &
+            --heartbeat "$OCPP_HEARTBEAT_S" < "$WORK/cs.in" > "$WORK/cs.out" 2> "$WORK/cs.err" &
         CS_PID=$!; PIDS+=($CS_PID)
+        exec 3> "$WORK/cs.in"
         local cs_port=""
         for _ in $(seq 100); do
             cs_port=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["port"])' "$WORK/cs.out" 2>/dev/null) && break
