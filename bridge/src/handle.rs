@@ -30,6 +30,13 @@ pub enum SiteRequest {
     },
     /// An adapter refused some input (counted for `/metrics`).
     Rejected(&'static str),
+    /// An OCPP backend's cap for a bay in A (`None`: lifted); only ever lowers.
+    BayCap {
+        bay: crate::bay::BayId,
+        cap_a: Option<f64>,
+    },
+    /// An OCPP backend's limit on the site's phases in A (`None`: lifted).
+    OcppSiteLimit { limit_a: Option<[f64; 3]> },
 }
 
 /// What adapters hold to read and change the site.

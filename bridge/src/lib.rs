@@ -19,6 +19,7 @@
 //! | [`runtime`] | the wiring: the site task, store thread, command forwarding (no module imports it) |
 //! | [`mesh`] | the mesh links (MQTT topics of the root, its TCP uplink) and the `mesh` CLI |
 //! | [`ha`] | Home Assistant discovery, state and commands |
+//! | [`ocpp`] | OCPP 1.6-J: each bay (or the site) a charge point of a backend |
 //! | [`http`] | HTTP API, dashboard, metrics |
 //! | [`store`] | SQLite: settings, sessions, energy, reservations, bay events, OCPP queue |
 //! | [`solar`] | power sources (today the demo's simulated PV) |
@@ -40,6 +41,7 @@ pub mod handle;
 pub mod healthcheck;
 pub mod http;
 pub mod mesh;
+pub mod ocpp;
 pub mod ota;
 pub mod runtime;
 pub mod setpoint;

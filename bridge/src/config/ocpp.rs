@@ -1,5 +1,8 @@
 //! `[ocpp]`: the OCPP 1.6-J backend the bays report to.
 
+use std::path::PathBuf;
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 /// How bays map onto OCPP charge points.
@@ -27,8 +30,32 @@ pub struct OcppConfig {
     pub layout: OcppLayout,
     /// OCPP security profile: 0 none, 1 basic auth, 2 basic auth over TLS, 3 client certificate.
     pub security_profile: u8,
+    /// The basic-auth password (profiles 1 and 2); the user is the charge point's identity.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
+    /// PEM CA certificates that sign the backend's certificate (`wss://`); without it, the
+    /// operating system's roots.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate and its key (profile 3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_key: Option<PathBuf>,
+    /// BootNotification's `chargePointVendor` (at most 20 characters).
+    pub vendor: String,
+    /// BootNotification's `chargePointModel` (at most 20 characters).
+    pub model: String,
+    /// The idTag of sessions started at the bay (free charging); sessions the backend starts
+    /// (RemoteStartTransaction) carry the backend's tag.
+    pub id_tag: String,
+    /// `MeterValueSampleInterval` until the backend changes it (0 = no sampled meter values).
+    #[serde(with = "humantime_serde")]
+    pub meter_value_sample_interval: Duration,
+    /// The longest wait between reconnection attempts (exponential back-off with full jitter
+    /// up to this).
+    #[serde(with = "humantime_serde")]
+    pub reconnect_max: Duration,
 }
 
 impl Default for OcppConfig {
@@ -40,6 +67,14 @@ impl Default for OcppConfig {
             layout: OcppLayout::PerBay,
             security_profile: 0,
             password: None,
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
+            vendor: "CTRL22".into(),
+            model: "CTRL22 bay".into(),
+            id_tag: "CTRL22".into(),
+            meter_value_sample_interval: Duration::from_secs(60),
+            reconnect_max: Duration::from_secs(300),
         }
     }
 }

@@ -298,6 +298,47 @@ fn check_ocpp(ocpp: &OcppConfig, bad: &mut impl FnMut(String, String)) {
             "must contain \"{dev}\" with layout = \"per-bay\" (one identity per bay)".into(),
         );
     }
+    check_ocpp_strings(ocpp, bad);
+    if ocpp.security_profile == 3 && (ocpp.client_cert.is_none() || ocpp.client_key.is_none()) {
+        bad(
+            "ocpp.client_cert".into(),
+            "client_cert and client_key are required for security_profile = 3".into(),
+        );
+    }
+    if ocpp.meter_value_sample_interval > Duration::from_secs(86_400) {
+        bad(
+            "ocpp.meter_value_sample_interval".into(),
+            "must be at most 1 day".into(),
+        );
+    }
+    if ocpp.reconnect_max < Duration::from_secs(1) {
+        bad("ocpp.reconnect_max".into(), "must be at least 1s".into());
+    }
+}
+
+/// The strings OCPP bounds (CiString20 in BootNotification and idTag), and an identity that
+/// can be a URL path segment (the `{dev}` MAC in topic form, `{site}` the site's name).
+fn check_ocpp_strings(ocpp: &OcppConfig, bad: &mut impl FnMut(String, String)) {
+    for (key, value) in [
+        ("ocpp.vendor", &ocpp.vendor),
+        ("ocpp.model", &ocpp.model),
+        ("ocpp.id_tag", &ocpp.id_tag),
+    ] {
+        if value.is_empty() || value.chars().count() > 20 {
+            bad(key.into(), format!("{value:?} must be 1-20 characters"));
+        }
+    }
+    let literal = ocpp.identity.replace("{dev}", "").replace("{site}", "");
+    let url_safe = |c: char| c.is_ascii_alphanumeric() || "-_.~:{}".contains(c);
+    if ocpp.identity.len() > 48 || !literal.chars().all(url_safe) {
+        bad(
+            "ocpp.identity".into(),
+            format!(
+                "{:?} must be at most 48 characters of A-Z a-z 0-9 - _ . ~ : besides {{dev}} and {{site}}",
+                ocpp.identity
+            ),
+        );
+    }
 }
 
 /// `site.timezone` and `site.default_circuit`, which name things outside the file.

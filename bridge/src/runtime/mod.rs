@@ -133,12 +133,10 @@ pub async fn run(
             "solar.sources: inverter and meter APIs are not supported yet; pv bays get no surplus"
         );
     }
-    if config.ocpp.enabled {
-        tracing::warn!(
-            "ocpp.enabled: the OCPP 1.6-J adapter is not built yet; no backend is contacted"
-        );
-    }
     let bridge = Bridge::start(&config).await?;
+    if config.ocpp.enabled {
+        crate::ocpp::spawn(&config, bridge.handle.clone()).context("ocpp")?;
+    }
     let _http = crate::http::spawn((&config).into(), bridge.handle.clone()).await?;
     if config.homeassistant.enabled {
         crate::ha::spawn(&config, bridge.handle.clone())?;
@@ -444,6 +442,8 @@ async fn site_task(
                     Err(error) => (Input::PowerLost { source, error }, false),
                 },
                 Some(SiteRequest::Rejected(kind)) => (Input::Rejected { kind }, false),
+                Some(SiteRequest::BayCap { bay, cap_a }) => (Input::BayCap { bay, cap_a }, false),
+                Some(SiteRequest::OcppSiteLimit { limit_a }) => (Input::OcppSiteLimit { limit_a }, false),
                 // Every handle is gone: nobody can ask anything any more, the mesh still runs.
                 None => {
                     requests_open = false;

@@ -322,7 +322,7 @@ impl Site {
 
     /// The limits in force changed: the allocator's topology and the sequencer's site group
     /// follow. A lower limit only stops raises until the bays are lowered under it.
-    fn limits_changed(&mut self, now: Now) {
+    pub(super) fn limits_changed(&mut self, now: Now) {
         let limits = self.limits.effective();
         // The circuits were valid with the ceiling; a lower site limit keeps them valid.
         if let Ok(topology) = Topology::new(limits, self.settings.circuits.clone()) {

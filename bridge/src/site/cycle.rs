@@ -123,7 +123,7 @@ impl Site {
     fn allocate(&mut self, now: Now) {
         let default_mode = self.settings.default_mode;
         let zone = &self.settings.time_zone;
-        let demands: Vec<BayDemand> = self
+        let mut demands: Vec<BayDemand> = self
             .registry
             .iter()
             .map(|slot| {
@@ -138,6 +138,7 @@ impl Site {
                 )
             })
             .collect();
+        self.caps.lower(&mut demands);
         let params = allocate::Params {
             strategy: self.settings.strategy,
             voltage: self.settings.voltage,

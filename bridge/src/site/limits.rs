@@ -21,6 +21,8 @@ pub enum LimitSource {
     Config,
     /// An operator through Home Assistant, the HTTP API or the dashboard.
     Operator,
+    /// An OCPP backend's connector-0 ChargePointMaxProfile (one-charge-point layout).
+    Ocpp,
 }
 
 /// The ceiling and the dynamic limits of one set of phases (the site's, or a circuit's).

@@ -26,6 +26,7 @@
 //! limit above the configuration, or read a clock.
 
 mod apply;
+mod caps;
 mod cycle;
 pub mod demand;
 pub mod energy;
@@ -83,6 +84,10 @@ pub enum Input {
         scope: LimitScope,
         limit: Option<ExternalLimit>,
     },
+    /// An OCPP backend's cap for a bay, in A (`None`: lifted); only ever lowers.
+    BayCap { bay: BayId, cap_a: Option<f64> },
+    /// An OCPP backend's limit on the site's phases, in A (`None`: lifted).
+    OcppSiteLimit { limit_a: Option<[f64; 3]> },
     /// The control cycle: allocate and deliver.
     Tick,
 }
@@ -135,6 +140,7 @@ pub struct Stored {
 pub struct Site {
     settings: SiteSettings,
     limits: PhaseLimits,
+    caps: caps::BayCaps,
     topology: Topology,
     allocator: Allocator,
     sequencer: Sequencer,
@@ -173,6 +179,7 @@ impl Site {
         sequencer.on_link(now.mono_ms, false);
         let mut site = Self {
             limits,
+            caps: caps::BayCaps::default(),
             topology,
             allocator: Allocator::default(),
             sequencer,
@@ -266,6 +273,8 @@ impl Site {
             Input::PowerLost { .. } => self.solar = None,
             // Applied by the energy-sources work; until then an external limit is ignored.
             Input::ExternalLimit { .. } => {}
+            Input::BayCap { bay, cap_a } => self.set_bay_cap(bay, cap_a),
+            Input::OcppSiteLimit { limit_a } => self.set_ocpp_site_limit(now, limit_a),
             Input::Tick => {
                 self.tick(now, &mut out);
                 // Timeouts, refreshes and raises that became possible: once per cycle, as

@@ -18,6 +18,7 @@ const APPLICATION_ID: i64 = 0x4332_3242;
 const MIGRATIONS: &[&str] = &[
     include_str!("schema/0001_initial.sql"),
     include_str!("schema/0002_reservations_bay_events.sql"),
+    include_str!("schema/0003_ocpp_state.sql"),
 ];
 
 /// The schema version this bridge writes.

@@ -35,6 +35,7 @@ use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
 
 pub use events::{BayEventRow, EventRow};
 pub use migrations::SCHEMA_VERSION;
+pub use ocpp_queue::{OcppSaved, OcppWrite};
 pub use sessions::{write_sessions_csv, Session, SessionFilter, SessionRow};
 
 /// How long a statement waits for a lock held by someone else (an operator's `sqlite3` shell

@@ -1,0 +1,372 @@
+//! The task driving one [`ChargePoint`]: its WebSocket (reconnecting with back-off), the
+//! frames both ways, its timers, the connector events from the site and what the backend
+//! asks for. Store events are committed before any frame after them goes out, so a
+//! transaction message is on disk before the backend can see it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ctrl22_ocpp::{ChargePoint, ConnectorEvent, Event, Now, StopReason};
+use futures::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::commands::Commands;
+use super::durable::{self, OcppStore};
+use super::transport::{self, Backoff, Security, Socket, TransportError};
+use crate::clock::SystemClock;
+
+/// What the site tells a session: something happened at connector n.
+#[derive(Clone, Debug)]
+pub struct ConnectorInput {
+    pub connector_id: u32,
+    pub event: ConnectorEvent,
+}
+
+/// How one session runs.
+#[derive(Clone, Debug)]
+pub struct SessionParams {
+    pub identity: String,
+    pub url: String,
+    pub security: Arc<Security>,
+    pub reconnect_max: Duration,
+    pub charge_point: ctrl22_ocpp::Config,
+    /// `MeterValueSampleInterval` (s) until the backend changes it.
+    pub sample_interval_s: u64,
+}
+
+/// A remote start waits this long for the bay's session before its tag is forgotten.
+const REMOTE_START_WAIT_MS: u64 = 120_000;
+/// Warnings about a backend that cannot be reached, at most once per this.
+const WARN_EVERY: Duration = Duration::from_secs(60);
+
+/// What the backend asked for at a connector that the next session event must carry.
+#[derive(Clone, Debug, Default)]
+struct Intent {
+    /// RemoteStart's tag, until (monotonic ms).
+    remote_tag: Option<(String, u64)>,
+    remote_stop: bool,
+}
+
+struct Session {
+    params: SessionParams,
+    cp: ChargePoint,
+    clock: SystemClock,
+    store: OcppStore,
+    commands: Commands,
+    intents: Vec<Intent>,
+    socket: Option<Socket>,
+    /// When we last heard anything on the socket (for the ping timeout).
+    last_heard: Instant,
+    ping_sent: bool,
+}
+
+fn now_of(clock: &SystemClock) -> Now {
+    let now = clock.now();
+    Now {
+        mono_ms: now.mono_ms,
+        wall_ms: now.wall_ms,
+    }
+}
+
+/// Runs the charge point until `inputs` closes (the bridge stops) or its store fails.
+pub async fn run(
+    params: SessionParams,
+    store: OcppStore,
+    commands: Commands,
+    mut inputs: mpsc::Receiver<ConnectorInput>,
+) {
+    let identity = params.identity.clone();
+    let saved = match store.load(&identity).await {
+        Ok(saved) => saved,
+        Err(e) => {
+            tracing::error!(identity, "OCPP session not started: {e}");
+            return;
+        }
+    };
+    let mut restored = durable::restored(&identity, saved);
+    if !restored
+        .configuration
+        .iter()
+        .any(|(key, _)| key == "MeterValueSampleInterval")
+    {
+        restored.configuration.push((
+            "MeterValueSampleInterval".into(),
+            params.sample_interval_s.to_string(),
+        ));
+    }
+    let connectors = params.charge_point.connectors.max(1) as usize;
+    let mut session = Session {
+        cp: ChargePoint::new(params.charge_point.clone(), restored),
+        params,
+        clock: SystemClock::new(),
+        store,
+        commands,
+        intents: vec![Intent::default(); connectors],
+        socket: None,
+        last_heard: Instant::now(),
+        ping_sent: false,
+    };
+    let mut backoff = Backoff::new(session.params.reconnect_max);
+    let mut reconnect_at = Instant::now();
+    let mut connecting: Option<Connecting> = None;
+    let mut last_warning: Option<Instant> = None;
+    loop {
+        if let Err(e) = session.flush().await {
+            tracing::error!(identity, "OCPP store failed; session stopped: {e}");
+            return;
+        }
+        let timer = session
+            .cp
+            .poll_timeout()
+            .map(|due_ms| {
+                let now_ms = session.clock.now().mono_ms;
+                Instant::now() + Duration::from_millis(due_ms.saturating_sub(now_ms))
+            })
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3_600));
+        let ping_at = session.ping_at();
+        let connected = session.socket.is_some();
+        tokio::select! {
+            frame = next_frame(&mut session.socket) => session.on_frame(frame),
+            input = inputs.recv() => match input {
+                Some(input) => session.on_input(input),
+                None => return,
+            },
+            () = tokio::time::sleep_until(timer) => {
+                let now = now_of(&session.clock);
+                session.cp.handle_timeout(now);
+            }
+            () = tokio::time::sleep_until(ping_at), if connected => session.on_ping_timer().await,
+            () = tokio::time::sleep_until(reconnect_at), if !connected && connecting.is_none() => {
+                let p = &session.params;
+                let (url, identity, security) =
+                    (p.url.clone(), p.identity.clone(), Arc::clone(&p.security));
+                // Polled beside the other inputs: a slow backend does not stall the bay.
+                connecting = Some(Box::pin(async move {
+                    transport::connect(&url, &identity, &security).await
+                }));
+            }
+            attempt = until_connected(&mut connecting), if connecting.is_some() => {
+                connecting = None;
+                match attempt {
+                    Ok(socket) => {
+                        tracing::info!(identity, "connected to the OCPP backend");
+                        backoff.reset();
+                        session.socket = Some(socket);
+                        session.last_heard = Instant::now();
+                        session.ping_sent = false;
+                        let now = now_of(&session.clock);
+                        session.cp.handle_connected(now);
+                    }
+                    Err(e) => {
+                        let delay = backoff.next_delay();
+                        if last_warning.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
+                            tracing::warn!(identity, "OCPP backend unreachable: {e}; retrying in {delay:?}");
+                            last_warning = Some(Instant::now());
+                        }
+                        reconnect_at = Instant::now() + delay;
+                    }
+                }
+            }
+        }
+        if session.socket.is_none() && connected {
+            reconnect_at = Instant::now() + backoff.next_delay();
+        }
+    }
+}
+
+/// A connection attempt in progress.
+type Connecting = Pin<Box<dyn Future<Output = Result<Socket, TransportError>> + Send>>;
+
+async fn until_connected(connecting: &mut Option<Connecting>) -> Result<Socket, TransportError> {
+    match connecting {
+        Some(attempt) => attempt.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next message of the socket; never resolves without one.
+async fn next_frame(
+    socket: &mut Option<Socket>,
+) -> Option<Result<Message, tokio_tungstenite::tungstenite::Error>> {
+    match socket {
+        Some(socket) => socket.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Session {
+    /// Carries out and persists what the session asked for, then sends its frames.
+    async fn flush(&mut self) -> anyhow::Result<()> {
+        let connectors = self.params.charge_point.connectors;
+        let mut writes = Vec::new();
+        let mut actions = Vec::new();
+        while let Some(event) = self.cp.poll_event() {
+            let for_store = durable::writes(&event, connectors);
+            if for_store.is_empty() {
+                actions.push(event);
+            } else {
+                writes.extend(for_store);
+                // Availability is both stored and carried out.
+                if matches!(event, Event::AvailabilityChanged { .. }) {
+                    actions.push(event);
+                }
+            }
+        }
+        if !writes.is_empty() {
+            self.store.write(&self.params.identity, writes).await?;
+        }
+        for event in actions {
+            self.note_intent(&event);
+            if let Event::TxMessageDiscarded { seq, action } = &event {
+                tracing::warn!(
+                    identity = self.params.identity,
+                    seq,
+                    action,
+                    "transaction message dropped after its attempts"
+                );
+            }
+            let reset = matches!(event, Event::ResetRequested { .. });
+            self.commands.carry_out(&self.params.identity, &event).await;
+            if reset {
+                self.drop_socket();
+            }
+        }
+        if let Some(socket) = &mut self.socket {
+            let mut failed = false;
+            while let Some(text) = self.cp.poll_transmit() {
+                if let Err(e) = socket.feed(Message::text(text)).await {
+                    tracing::info!(identity = self.params.identity, "OCPP send failed: {e}");
+                    failed = true;
+                    break;
+                }
+            }
+            if !failed {
+                failed = socket.flush().await.is_err();
+            }
+            if failed {
+                self.drop_socket();
+            }
+        } else {
+            // Nothing goes out offline; the session keeps what must survive in its queue.
+            while self.cp.poll_transmit().is_some() {}
+        }
+        Ok(())
+    }
+
+    fn drop_socket(&mut self) {
+        if self.socket.take().is_some() {
+            let now = now_of(&self.clock);
+            self.cp.handle_disconnected(now);
+        }
+    }
+
+    fn on_frame(&mut self, frame: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>) {
+        let now = now_of(&self.clock);
+        self.last_heard = Instant::now();
+        self.ping_sent = false;
+        match frame {
+            Some(Ok(Message::Text(text))) => self.cp.handle_frame(now, text.as_str()),
+            // OCPP-J is text only: a binary frame is a formation violation we cannot answer
+            // (no id); counted by the session as a bad frame.
+            Some(Ok(Message::Binary(_))) => self.cp.handle_frame(now, ""),
+            Some(Ok(Message::Close(_))) | None => {
+                tracing::info!(
+                    identity = self.params.identity,
+                    "OCPP backend closed the connection"
+                );
+                self.drop_socket();
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                tracing::info!(identity = self.params.identity, "OCPP connection lost: {e}");
+                self.drop_socket();
+            }
+        }
+    }
+
+    /// `WebSocketPingInterval` (0: no pings): ping when idle that long, give up after
+    /// another interval without any answer.
+    fn ping_at(&self) -> Instant {
+        let interval = u64::from(self.cp.configuration().int("WebSocketPingInterval"));
+        if interval == 0 {
+            return Instant::now() + Duration::from_secs(3_600);
+        }
+        self.last_heard + Duration::from_secs(interval) * if self.ping_sent { 2 } else { 1 }
+    }
+
+    async fn on_ping_timer(&mut self) {
+        if self.ping_sent {
+            tracing::info!(
+                identity = self.params.identity,
+                "OCPP backend stopped answering pings"
+            );
+            self.drop_socket();
+            return;
+        }
+        self.ping_sent = true;
+        if let Some(socket) = &mut self.socket {
+            if socket.send(Message::Ping(Vec::new().into())).await.is_err() {
+                self.drop_socket();
+            }
+        }
+    }
+
+    fn intent(&mut self, connector_id: u32) -> Option<&mut Intent> {
+        let index = usize::try_from(connector_id.checked_sub(1)?).ok()?;
+        self.intents.get_mut(index)
+    }
+
+    fn note_intent(&mut self, event: &Event) {
+        let mono = self.clock.now().mono_ms;
+        match event {
+            Event::RemoteStartRequested {
+                connector_id,
+                id_tag,
+            } => {
+                if let Some(intent) = self.intent(*connector_id) {
+                    intent.remote_tag = Some((id_tag.clone(), mono + REMOTE_START_WAIT_MS));
+                }
+            }
+            Event::RemoteStopRequested { connector_id } => {
+                if let Some(intent) = self.intent(*connector_id) {
+                    intent.remote_stop = true;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A bay event for the charge point, with what the backend asked for filled in: its tag
+    /// on a session it started, reason Remote on one it stopped.
+    fn on_input(&mut self, input: ConnectorInput) {
+        let mono = self.clock.now().mono_ms;
+        let ConnectorInput {
+            connector_id,
+            mut event,
+        } = input;
+        if let Some(intent) = self.intent(connector_id) {
+            match &mut event {
+                ConnectorEvent::SessionStarted { id_tag, .. } => {
+                    if let Some((tag, until)) = intent.remote_tag.take() {
+                        if mono <= until {
+                            *id_tag = tag;
+                        }
+                    }
+                    intent.remote_stop = false;
+                }
+                ConnectorEvent::SessionStopped { reason, .. }
+                    if std::mem::take(&mut intent.remote_stop) =>
+                {
+                    *reason = StopReason::Remote;
+                }
+                _ => {}
+            }
+        }
+        let now = now_of(&self.clock);
+        self.cp.on_connector_event(now, connector_id, event);
+    }
+}
