@@ -97,7 +97,7 @@ enabled = false"
         mkfifo "$WORK/cs.in"
         node "$PEER/central_system.mjs" --port 0 --quiet --stats-ms 100 \
             --heartbeat "$OCPP_HEARTBEAT_S" < "$WORK/cs.in" > "$WORK/cs.out" 2> "$WORK/cs.err" &
-        CS_PID=$!; PIDS+=($CS_PID)
+        CS_PID=$!; PIDS+=("$CS_PID")
         exec 3> "$WORK/cs.in"
         local cs_port=""
         for _ in $(seq 100); do
@@ -145,7 +145,7 @@ CONF
     sleep 1
     BRIDGE_START_MS=$(now_ms)
     RUST_LOG=${RUST_LOG:-warn} "$BRIDGE" run --config "$run/bridge.toml" 2> "$run/bridge.log" &
-    BRIDGE_PID=$!; PIDS+=($BRIDGE_PID)
+    BRIDGE_PID=$!; PIDS+=("$BRIDGE_PID")
 }
 
 # CPU (% of one core) of a process over the window, and its RSS at the end.
