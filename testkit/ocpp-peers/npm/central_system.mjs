@@ -21,7 +21,8 @@ import ocppRpc from 'ocpp-rpc';
 const { RPCServer } = ocppRpc;
 // The OCPP 1.6 schemas strict mode checks against; a stdin CALL whose action has none is a
 // bad command, not something to send.
-const schemaIds = new Set(createRequire(import.meta.url)('ocpp-rpc/lib/schemas/ocpp1_6.json').map((s) => s.$id));
+const require = createRequire(import.meta.url);
+const schemaIds = new Set(require('ocpp-rpc/lib/schemas/ocpp1_6.json').map((schema) => schema.$id));
 
 const MSG_CALL = 2;
 const MSG_CALLERROR = 4;
@@ -189,9 +190,10 @@ function attach(client) {
   });
   client.on('strictValidationFailure', ({ method, params, result, error, outbound, isCall }) => {
     stats.invalid += 1;
-    // Inbound: the charge point sent something the schema refuses (answered with a CALLERROR
-    // by ocpp-rpc). Outbound: a CALL from stdin that the schema refuses (not sent; logged as
-    // "error" by callFromStdin too).
+    // In: the charge point sent a CALL or an answer the schema refuses (a CALL is answered
+    // with that CALLERROR by ocpp-rpc; an answer ends the awaited call with an "error" line).
+    // Out: a CALL from stdin the schema refuses (not sent; "error" line too), or one of this
+    // peer's own answers (replaced by InternalError; a bug here, never expected).
     emit({
       kind: 'invalid',
       cp,
