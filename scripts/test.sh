@@ -28,6 +28,7 @@ if [ ! -d e2e/node_modules/playwright-core ]; then
   echo "installing the browser test's npm packages (e2e/package-lock.json)"
   npm ci --prefix e2e --no-audit --no-fund
 fi
+testkit/ocpp-peers/npm/setup.sh  # the OCPP tests' npm central system (ocpp-rpc, package-lock.json)
 
 echo "== no_std build of the node core"
 cargo build -p ctrl22-node --no-default-features --lib
