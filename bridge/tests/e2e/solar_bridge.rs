@@ -24,6 +24,13 @@ async fn a_configured_meter_is_polled_and_its_health_is_on_metrics() {
     let http = SocketAddr::from(([127, 0, 0, 1], free_port().expect("port")));
     config.http_listen = http;
     let path = config.write(dir.path()).expect("config");
+    // A grid meter needs the house's worst case per phase for when it goes silent.
+    let text = std::fs::read_to_string(&path).expect("read the configuration");
+    std::fs::write(
+        &path,
+        text.replacen("[site]\n", "[site]\nhouse_reserve = [16, 16, 16]\n", 1),
+    )
+    .expect("write the configuration");
     let mut file = std::fs::OpenOptions::new()
         .append(true)
         .open(&path)

@@ -7,11 +7,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ctrl22_bridge::config::site::PhaseAmps;
 use ctrl22_bridge::config::{Config, SolarSourceConfig};
 use ctrl22_bridge::handle::{SiteHandle, SiteRequest};
 use ctrl22_bridge::site::snapshot::SiteSnapshot;
 use ctrl22_bridge::site::{PowerReading, SourceId};
 use ctrl22_bridge::solar::Health;
+use ctrl22_node::Deciamps;
 use tokio::sync::{broadcast, mpsc, watch};
 
 /// The site's side of the request queue: what the sources told it.
@@ -45,6 +47,8 @@ pub fn start(site: &Site, sources: Vec<SolarSourceConfig>, mqtt_url: Option<Stri
     if let Some(url) = mqtt_url {
         config.mqtt.url = url;
     }
+    // Grid meters need the house's worst case per phase for when they go silent.
+    config.site.house_reserve = Some(PhaseAmps([Deciamps(160); 3]));
     config.validate().expect("a valid configuration");
     ctrl22_bridge::solar::spawn(&config, &site.handle).expect("sources start")
 }
