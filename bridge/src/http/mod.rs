@@ -22,6 +22,7 @@ mod guard;
 mod history;
 mod login;
 mod metrics;
+mod ota;
 mod refusal;
 mod server;
 mod sessions;
@@ -73,6 +74,8 @@ pub struct HttpOptions {
     pub max_sse_clients: usize,
     /// `Host` names a loopback listener accepts besides `localhost`, `127.0.0.1` and `[::1]`.
     pub allowed_hosts: Vec<String>,
+    /// `[firmware]`: the folder installs name images in, the largest image.
+    pub firmware: crate::config::FirmwareConfig,
 }
 
 impl Default for HttpOptions {
@@ -98,6 +101,7 @@ impl From<&crate::config::HttpConfig> for HttpOptions {
             header_timeout: http.header_timeout,
             max_sse_clients: http.max_sse_clients,
             allowed_hosts: http.allowed_hosts.clone(),
+            firmware: crate::config::FirmwareConfig::default(),
         }
     }
 }
@@ -122,6 +126,7 @@ impl From<&Config> for HttpOptions {
     fn from(config: &Config) -> Self {
         Self {
             store: Some(config.storage.path.clone()),
+            firmware: config.firmware.clone(),
             ..Self::from(&config.http)
         }
     }
@@ -206,6 +211,7 @@ fn router(state: State) -> Router {
         .route("/api/v1/auth", get(login::status))
         .route("/api/v1/login", post(login::login))
         .route("/api/v1/logout", post(login::logout))
+        .merge(ota::routes(state.firmware.max_image_bytes))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such resource") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         // Covers reading the body too; a live stream's body is not a wait for the answer.
@@ -232,6 +238,7 @@ struct State {
     streams: Arc<Semaphore>,
     max_streams: usize,
     request_timeout: Duration,
+    firmware: Arc<crate::config::FirmwareConfig>,
 }
 
 impl State {
@@ -247,6 +254,7 @@ impl State {
             streams: Arc::new(Semaphore::new(options.max_sse_clients)),
             max_streams: options.max_sse_clients,
             request_timeout: options.request_timeout,
+            firmware: Arc::new(options.firmware),
             site,
         };
         let observer = tokio::spawn(observe(state.clone()));

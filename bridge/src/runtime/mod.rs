@@ -11,6 +11,7 @@
 
 #[cfg(feature = "demo")]
 pub mod demo;
+mod firmware;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -192,6 +193,7 @@ impl Bridge {
             );
         }
         let mut site = Site::new(site_settings(config), stored, now).context("site.circuits")?;
+        site.set_firmware_params(firmware::params(&config.firmware));
         let restored = site.restore_settings(now, stored_settings);
         let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(site.snapshot(now)));
         let (events_tx, _) = broadcast::channel(VIEW_EVENTS);
@@ -444,6 +446,12 @@ async fn site_task(
                     Err(error) => (Input::PowerLost { source, error }, false),
                 },
                 Some(SiteRequest::Rejected(kind)) => (Input::Rejected { kind }, false),
+                Some(SiteRequest::Firmware(request)) => {
+                    if let Err(e) = t.firmware(request).await {
+                        break Err(e);
+                    }
+                    continue;
+                }
                 // Every handle is gone: nobody can ask anything any more, the mesh still runs.
                 None => {
                     requests_open = false;

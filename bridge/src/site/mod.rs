@@ -20,6 +20,7 @@
 //! | `limits.rs` | ceilings and the dynamic limits below them |
 //! | `events.rs` | the ordered stream of bay events |
 //! | `status.rs` | a bay's state in OCPP's words |
+//! | `ota.rs` | firmware jobs: a bay held while flashed, learned afresh after |
 //! | `record.rs`, `demand.rs`, `energy.rs`, `settings.rs`, `snapshot.rs` | one bay's live record, its demand, its meter, settings, the snapshot's types |
 //!
 //! It must never: send a write the sequencer did not release, let a runtime input lift a
@@ -32,6 +33,7 @@ pub mod energy;
 pub mod events;
 pub mod limits;
 mod node_messages;
+mod ota;
 pub mod power;
 pub mod record;
 pub mod registry;
@@ -152,6 +154,8 @@ pub struct Site {
     cycle_us: u64,
     /// Lifetime totals loaded from storage, for bays that appear later.
     stored_totals: BTreeMap<BayId, u64>,
+    /// Firmware jobs; their bays are held (see `ota.rs`).
+    ota: crate::ota::jobs::OtaJobs,
 }
 
 impl Site {
@@ -185,6 +189,7 @@ impl Site {
             deferred: Vec::new(),
             cycle_us: 0,
             stored_totals: stored.totals_wh,
+            ota: crate::ota::jobs::OtaJobs::default(),
             settings,
         };
         let configured: Vec<_> = site
@@ -239,7 +244,10 @@ impl Site {
     pub fn handle(&mut self, now: Now, input: Input) -> Vec<Output> {
         let mut out = Vec::new();
         match input {
-            Input::Mesh { src, msg } => self.on_mesh(now, src, msg, &mut out),
+            Input::Mesh { src, msg } => {
+                self.ota_on_mesh(now, src, &msg, &mut out);
+                self.on_mesh(now, src, msg, &mut out);
+            }
             Input::Rejected { kind } => self.count_rejected(kind),
             Input::MeshLink {
                 up,
@@ -267,6 +275,7 @@ impl Site {
             // Applied by the energy-sources work; until then an external limit is ignored.
             Input::ExternalLimit { .. } => {}
             Input::Tick => {
+                self.poll_ota(now, &mut out);
                 self.tick(now, &mut out);
                 // Timeouts, refreshes and raises that became possible: once per cycle, as
                 // it looks at every bay.
@@ -282,7 +291,7 @@ impl Site {
     /// sequencer timeout. The control cycle ticks anyway; this lets a driver wake earlier.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<u64> {
-        self.sequencer.poll_timeout()
+        self.sequencer.poll_timeout().into_iter().chain(self.ota_timeout()).min()
     }
 
     /// Counts refused input by kind (for `/metrics`); the runtime calls it too, for what it
