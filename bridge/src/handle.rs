@@ -48,7 +48,9 @@ pub enum FirmwareRequest {
         reply: oneshot::Sender<Result<u64, Refusal>>,
     },
     /// Every job, running ones first.
-    Jobs { reply: oneshot::Sender<Vec<JobView>> },
+    Jobs {
+        reply: oneshot::Sender<Vec<JobView>>,
+    },
 }
 
 /// What adapters hold to read and change the site.

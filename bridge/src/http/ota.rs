@@ -113,7 +113,10 @@ async fn image_of(
     let max = state.firmware.max_image_bytes;
     if json {
         let request: InstallBody = serde_json::from_slice(&body).map_err(|e| {
-            ApiError::new(StatusCode::BAD_REQUEST, format!("the body is not an install: {e}"))
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("the body is not an install: {e}"),
+            )
         })?;
         let dir: Option<PathBuf> = state.firmware.dir.clone();
         let file = request.image.clone();
@@ -150,11 +153,10 @@ struct ImageEntry {
 }
 
 async fn jobs(Extract(state): Extract<State>) -> Result<Response, ApiError> {
-    let jobs = state
-        .site
-        .firmware_jobs()
-        .await
-        .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the site has stopped"))?;
+    let jobs =
+        state.site.firmware_jobs().await.ok_or_else(|| {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the site has stopped")
+        })?;
     let dir = state.firmware.dir.clone();
     let images = match dir {
         Some(dir) => tokio::task::spawn_blocking(move || folder::list(&dir))

@@ -112,12 +112,21 @@ pub enum JobError {
 #[serde(rename_all = "snake_case", tag = "state")]
 pub enum JobState {
     Queued,
-    Transferring { done_bytes: usize, total_bytes: usize },
+    Transferring {
+        done_bytes: usize,
+        total_bytes: usize,
+    },
     /// The bay stopped answering; restarted when it is heard again.
-    WaitingForBay { restarts: u32 },
+    WaitingForBay {
+        restarts: u32,
+    },
     Verifying,
-    Succeeded { version: i16 },
-    Failed { error: JobError },
+    Succeeded {
+        version: i16,
+    },
+    Failed {
+        error: JobError,
+    },
 }
 
 impl JobState {
@@ -161,7 +170,10 @@ pub struct JobView {
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OtaOutput {
-    Send { dst: MacAddr, cmd: Command },
+    Send {
+        dst: MacAddr,
+        cmd: Command,
+    },
     /// Hold the bay's setpoints and keep its reservation from now on.
     Hold(BayId),
     /// The job is over: the bay's controller restarted, treat what it holds as unknown.

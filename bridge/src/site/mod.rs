@@ -291,7 +291,11 @@ impl Site {
     /// sequencer timeout. The control cycle ticks anyway; this lets a driver wake earlier.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<u64> {
-        self.sequencer.poll_timeout().into_iter().chain(self.ota_timeout()).min()
+        self.sequencer
+            .poll_timeout()
+            .into_iter()
+            .chain(self.ota_timeout())
+            .min()
     }
 
     /// Counts refused input by kind (for `/metrics`); the runtime calls it too, for what it

@@ -16,6 +16,7 @@ mod http;
 mod mesh;
 mod mesh_link;
 mod mqtt_site;
+mod ota;
 mod store;
 mod tcp;
 mod tcp_framing;

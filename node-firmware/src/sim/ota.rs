@@ -91,6 +91,9 @@ mod tests {
         };
         let fates: Vec<_> = (1..=6).map(|n| faults.fate(n)).collect();
         use ChunkFate::*;
-        assert_eq!(fates, [Delivered, Delivered, Lost, Delivered, DropOff, Lost]);
+        assert_eq!(
+            fates,
+            [Delivered, Delivered, Lost, Delivered, DropOff, Lost]
+        );
     }
 }

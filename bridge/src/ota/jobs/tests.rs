@@ -90,9 +90,9 @@ impl Harness {
             for output in pending {
                 match &output {
                     OtaOutput::Send { dst, cmd } if !self.unreachable.contains(dst) => {
-                        let replies = self
-                            .world
-                            .handle_command(self.now_ms, &Address::Node(*dst), cmd);
+                        let replies =
+                            self.world
+                                .handle_command(self.now_ms, &Address::Node(*dst), cmd);
                         for (src, msg) in replies {
                             next.extend(self.jobs.on_message(self.now_ms, src, &msg));
                         }
@@ -170,11 +170,26 @@ fn an_image_is_flashed_held_throughout_and_its_version_verified() {
     assert_eq!(h.state(job), JobState::Succeeded { version: 15 });
     assert_eq!(h.avr_version(1), Some(15));
     // The hold comes before the first command and the release after the last.
-    let first_send = h.outputs.iter().position(|o| matches!(o, OtaOutput::Send { .. }));
-    let hold = h.outputs.iter().position(|o| matches!(o, OtaOutput::Hold(_)));
-    let release = h.outputs.iter().rposition(|o| matches!(o, OtaOutput::Release(_)));
-    let last_send = h.outputs.iter().rposition(|o| matches!(o, OtaOutput::Send { .. }));
-    assert!(hold < first_send && release > last_send, "{hold:?} {release:?}");
+    let first_send = h
+        .outputs
+        .iter()
+        .position(|o| matches!(o, OtaOutput::Send { .. }));
+    let hold = h
+        .outputs
+        .iter()
+        .position(|o| matches!(o, OtaOutput::Hold(_)));
+    let release = h
+        .outputs
+        .iter()
+        .rposition(|o| matches!(o, OtaOutput::Release(_)));
+    let last_send = h
+        .outputs
+        .iter()
+        .rposition(|o| matches!(o, OtaOutput::Send { .. }));
+    assert!(
+        hold < first_send && release > last_send,
+        "{hold:?} {release:?}"
+    );
     assert!(h.held.is_empty());
     // Progress went up in steps, not once per chunk.
     let percents: Vec<u8> = h
@@ -207,7 +222,11 @@ fn lost_and_corrupted_chunks_are_sent_again() {
         assert!(h.world.set_ota_faults(mac, faults.clone()));
         let job = h.submit(1, image(16));
         h.run(120_000);
-        assert_eq!(h.state(job), JobState::Succeeded { version: 16 }, "{faults:?}");
+        assert_eq!(
+            h.state(job),
+            JobState::Succeeded { version: 16 },
+            "{faults:?}"
+        );
         assert!(!h.saw(|s| matches!(s, JobState::WaitingForBay { .. })));
     }
 }
@@ -267,7 +286,9 @@ fn an_image_for_another_board_is_refused_or_halts() {
     );
     // A file name that does not say, but the image is another board's: the bootloader halts.
     foreign.board = None;
-    foreign.bytes.splice(20..20, b"CTRL22BOARD=m5stick;".iter().copied());
+    foreign
+        .bytes
+        .splice(20..20, b"CTRL22BOARD=m5stick;".iter().copied());
     foreign.bytes.truncate(1000);
     let job = h.submit(1, foreign);
     h.run(60_000);
@@ -308,7 +329,10 @@ fn a_charging_bay_is_refused_unless_forced_also_when_its_turn_comes() {
         h.jobs.submit(id(mac), mac, image(15), false, &charging),
         Err(Refusal::InSession)
     );
-    assert!(h.jobs.submit(id(mac), mac, image(15), true, &charging).is_ok());
+    assert!(h
+        .jobs
+        .submit(id(mac), mac, image(15), true, &charging)
+        .is_ok());
     assert_eq!(
         h.jobs.submit(id(mac), mac, image(15), true, &charging),
         Err(Refusal::Busy)
@@ -334,8 +358,12 @@ fn a_charging_bay_is_refused_unless_forced_also_when_its_turn_comes() {
             }
         })
     });
-    assert!(out.iter().any(|o| matches!(o, OtaOutput::Hold(b) if b == &id(mac))));
-    assert!(!out.iter().any(|o| matches!(o, OtaOutput::Hold(b) if b == &id(other))));
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, OtaOutput::Hold(b) if b == &id(mac))));
+    assert!(!out
+        .iter()
+        .any(|o| matches!(o, OtaOutput::Hold(b) if b == &id(other))));
     assert_eq!(
         h.state(job),
         JobState::Failed {
