@@ -251,7 +251,7 @@ async fn lost_chunks_and_a_bay_dropping_off_are_survived_two_bays_at_a_time() ->
         world.set_ota_faults(
             macs[1],
             OtaFaults {
-                lose_every_nth_chunk: Some(7),
+                lose_every_nth_chunk: Some(15),
                 corrupt_every_nth_chunk: Some(5),
                 ..OtaFaults::default()
             },
