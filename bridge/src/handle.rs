@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::bay::BayId;
+use crate::ota::folder::FolderImage;
 use crate::ota::jobs::{AvrImage, JobView, Refusal};
 use crate::site::snapshot::SiteSnapshot;
 use crate::site::{BayEvent, PowerReading, SettingChange, SettingError, SourceId};
@@ -51,6 +52,8 @@ pub enum FirmwareRequest {
     Jobs {
         reply: oneshot::Sender<Vec<JobView>>,
     },
+    /// The firmware folder's images, rescanned.
+    Catalogue(Vec<FolderImage>),
 }
 
 /// What adapters hold to read and change the site.

@@ -263,12 +263,28 @@ impl OtaJobs {
         if self.jobs.iter().any(|j| j.bay == bay) {
             return Err(Refusal::Busy);
         }
-        if self.jobs.len() >= MAX_JOBS {
-            return Err(Refusal::QueueFull);
-        }
-        check(&image, force, facts)?;
         let id = self.next_id;
         self.next_id += 1;
+        let checked = if self.jobs.len() >= MAX_JOBS {
+            Err(Refusal::QueueFull)
+        } else {
+            check(&image, force, facts)
+        };
+        if let Err(refusal) = checked {
+            // Kept, so that the bay's views (Home Assistant) can say why nothing happened.
+            self.keep_finished(JobView {
+                id,
+                bay,
+                image: image.name,
+                version: image.version,
+                forced: force,
+                state: JobState::Failed {
+                    error: JobError::Refused(refusal.clone()),
+                },
+                percent: None,
+            });
+            return Err(refusal);
+        }
         let job = Job {
             id,
             bay,
@@ -416,11 +432,25 @@ impl OtaJobs {
             .partition(|j| matches!(j.stage, Stage::Finished));
         self.jobs = open;
         for job in done {
-            if self.finished.len() >= FINISHED_KEPT {
-                self.finished.pop_front();
-            }
-            self.finished.push_back(job.view());
+            self.keep_finished(job.view());
         }
+    }
+
+    fn keep_finished(&mut self, view: JobView) {
+        if self.finished.len() >= FINISHED_KEPT {
+            self.finished.pop_front();
+        }
+        self.finished.push_back(view);
+    }
+
+    /// The bay's running job, else its latest finished (or refused) one.
+    #[must_use]
+    pub fn latest_of(&self, bay: &BayId) -> Option<JobView> {
+        self.jobs
+            .iter()
+            .find(|j| &j.bay == bay)
+            .map(Job::view)
+            .or_else(|| self.finished.iter().rev().find(|v| &v.bay == bay).cloned())
     }
 }
 

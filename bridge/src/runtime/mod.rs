@@ -212,11 +212,9 @@ impl Bridge {
         };
         task.execute(now, restored).await?;
         let task = tokio::spawn(site_task(task, mesh_events, requests, stopped));
-        Ok(Self {
-            handle: SiteHandle::new(requests_tx, snapshot_rx, events_tx),
-            task,
-            stop,
-        })
+        let handle = SiteHandle::new(requests_tx, snapshot_rx, events_tx);
+        firmware::spawn_folder_scan(&config.firmware, handle.clone());
+        Ok(Self { handle, task, stop })
     }
 
     /// Runs until `shutdown`, then stops the site task and flushes the store.

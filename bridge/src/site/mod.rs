@@ -156,6 +156,7 @@ pub struct Site {
     stored_totals: BTreeMap<BayId, u64>,
     /// Firmware jobs; their bays are held (see `ota.rs`).
     ota: crate::ota::jobs::OtaJobs,
+    firmware_catalogue: Vec<crate::ota::folder::FolderImage>,
 }
 
 impl Site {
@@ -190,6 +191,7 @@ impl Site {
             cycle_us: 0,
             stored_totals: stored.totals_wh,
             ota: crate::ota::jobs::OtaJobs::default(),
+            firmware_catalogue: Vec::new(),
             settings,
         };
         let configured: Vec<_> = site

@@ -12,9 +12,12 @@ use ctrl22_node::mesh::{Address, MacAddr, NodeMessage};
 use ctrl22_node::Ccss;
 
 use super::events::{BayEvent, BayEventKind};
+use super::snapshot::LatestAvr;
 use super::{Output, Site};
 use crate::bay::BayId;
 use crate::clock::Now;
+use crate::config::firmware::ImageName;
+use crate::ota::folder::{self, FolderImage};
 use crate::ota::jobs::{AvrImage, BayFacts, JobView, OtaJobs, OtaOutput, OtaParams, Refusal};
 
 impl Site {
@@ -54,6 +57,29 @@ impl Site {
     #[must_use]
     pub fn firmware_jobs(&self) -> Vec<JobView> {
         self.ota.views()
+    }
+
+    /// The images of the firmware folder (rescanned by the runtime): the newest AVR image of
+    /// a bay's board is its "latest version".
+    pub fn set_firmware_catalogue(&mut self, images: Vec<FolderImage>) {
+        self.firmware_catalogue = images;
+    }
+
+    /// The newest AVR image in the folder for `board`.
+    pub(super) fn latest_avr(&self, board: Option<&str>) -> Option<LatestAvr> {
+        let image = folder::latest_avr(&self.firmware_catalogue, board?)?;
+        match image.name {
+            ImageName::Avr { version, .. } => Some(LatestAvr {
+                file: image.file.clone(),
+                version,
+            }),
+            ImageName::Esp32 { .. } => None,
+        }
+    }
+
+    /// The bay's running firmware job, else its latest finished or refused one.
+    pub(super) fn firmware_job_of(&self, bay: &BayId) -> Option<JobView> {
+        self.ota.latest_of(bay)
     }
 
     /// Whether `bay`'s setpoints are held for a firmware job.
