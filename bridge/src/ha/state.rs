@@ -4,7 +4,7 @@
 use ctrl22_ha::ctrl22::{BayField, SiteField};
 use serde_json::{Map, Value};
 
-use crate::ota::jobs::JobState;
+use crate::ota::jobs::{JobError, JobState};
 use crate::site::snapshot::{BaySnapshot, SiteSnapshot};
 
 /// A bay's state object.
@@ -91,6 +91,9 @@ fn controller_update(bay: &BaySnapshot) -> ControllerUpdate {
         )
     });
     let summary = match job.map(|j| &j.state) {
+        Some(JobState::Failed {
+            error: JobError::Refused(refusal),
+        }) => format!("install refused: {refusal}"),
         Some(JobState::Failed { error }) => format!("last install failed: {error}"),
         Some(JobState::Queued) => "install queued".to_owned(),
         Some(JobState::WaitingForBay { .. }) => {

@@ -97,7 +97,7 @@ pub enum Refusal {
 pub enum JobError {
     #[error("{0}")]
     Flash(String),
-    #[error("refused at start: {0}")]
+    #[error("refused: {0}")]
     Refused(Refusal),
     #[error("the bay did not come back after it stopped answering")]
     BayGone,

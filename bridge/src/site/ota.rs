@@ -146,6 +146,10 @@ impl Site {
                             Err(e) => tracing::warn!(%bay, "after a firmware job: {e}"),
                         }
                         self.sequencer.restore_reservation(index, reserved);
+                        // Ask for `system` in the next cycle: the new controller version.
+                        if let Some(slot) = self.registry.get_mut(index) {
+                            slot.bay.last_poll_ms = None;
+                        }
                     }
                     out.push(Output::Event {
                         bay: Some(bay),
