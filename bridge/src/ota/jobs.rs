@@ -73,7 +73,7 @@ pub struct BayFacts {
 
 /// Why a job is not accepted or not started.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize)]
-#[serde(rename_all = "snake_case", tag = "refused")]
+#[serde(rename_all = "snake_case", tag = "reason")]
 pub enum Refusal {
     #[error("the bay is in a charging session; install with force to flash it anyway")]
     InSession,

@@ -215,10 +215,19 @@ async fn an_avr_image_is_installed_over_http_while_the_site_charges() -> anyhow:
 
     let (status, body) = install(http, dev, &format!("ctrl22_{BOARD}_15.hex"), true).await?;
     ensure!(status == 202, "{status} {body}");
+    let job = serde_json::from_str::<Value>(&body)?["job"].clone();
     let jobs = finished_jobs(http, Duration::from_secs(90)).await?;
+    // The refusals are kept too, each with its reason.
+    ensure!(jobs.len() == 3, "{jobs:#?}");
     ensure!(
-        jobs.len() == 1 && jobs[0]["state"] == "succeeded" && jobs[0]["version"] == 15,
+        jobs.iter()
+            .any(|j| j["error"]["refused"]["reason"] == "wrong_board"),
         "{jobs:#?}"
+    );
+    let flashed = jobs.iter().find(|j| j["id"] == job).context("the job")?;
+    ensure!(
+        flashed["state"] == "succeeded" && flashed["version"] == 15,
+        "{flashed:#?}"
     );
 
     let records = site.watcher.messages();
