@@ -124,14 +124,14 @@ async fn image_of(
             tokio::task::spawn_blocking(move || folder::load_avr(dir.as_deref(), &file, max))
                 .await
                 .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-        return Ok((loaded.map_err(image_error)?, request.force));
+        return Ok((loaded.map_err(|e| image_error(&e))?, request.force));
     }
     let name = query.name.unwrap_or_else(|| "upload".to_owned());
-    let image = folder::avr_image(&name, &body, max).map_err(image_error)?;
+    let image = folder::avr_image(&name, &body, max).map_err(|e| image_error(&e))?;
     Ok((image, query.force))
 }
 
-fn image_error(e: ImageError) -> ApiError {
+fn image_error(e: &ImageError) -> ApiError {
     let status = match e {
         ImageError::Missing(_) => StatusCode::NOT_FOUND,
         ImageError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
