@@ -186,12 +186,14 @@ def ota_check(ha: Ha, expect, eid, charging: str, stopped: str) -> None:
     def update(dev: str) -> dict[str, Any]:
         return ha.states().get(eid(dev, "controller_firmware"), {})
 
+    def update_with(dev: str, key: str, value: str) -> dict[str, Any] | None:
+        state = update(dev)
+        return state if state.get("attributes", {}).get(key) == value else None
+
     want = f"{OTA_VERSION // 10}.{OTA_VERSION % 10}"
     try:
         state = wait_for("the folder's image as the latest controller version",
-                         lambda: update(stopped)
-                         if update(stopped).get("attributes", {}).get("latest_version") == want
-                         else None, 60)
+                         lambda: update_with(stopped, "latest_version", want), 60)
         expect(state["state"] == "on",
                f"update entity: {state['attributes'].get('installed_version')} installed, "
                f"{want} available ({state['state']})")
@@ -204,9 +206,7 @@ def ota_check(ha: Ha, expect, eid, charging: str, stopped: str) -> None:
         t = time.monotonic()
         ha.service("update", "install", {"entity_id": eid(stopped, "controller_firmware")})
         state = wait_for(f"controller {want} installed on {stopped}",
-                         lambda: update(stopped)
-                         if update(stopped).get("attributes", {}).get("installed_version") == want
-                         else None, 90)
+                         lambda: update_with(stopped, "installed_version", want), 90)
         expect(state["state"] == "off",
                f"update.install flashed {stopped} in {time.monotonic() - t:.0f} s: "
                f"{want} installed, up to date ({state['state']})")

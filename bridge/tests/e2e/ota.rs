@@ -192,12 +192,8 @@ async fn ota_site() -> anyhow::Result<OtaSite> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_avr_image_is_installed_over_http_while_the_site_charges() -> anyhow::Result<()> {
-    let OtaSite {
-        site,
-        http,
-        _firmware: _folder,
-    } = ota_site().await?;
-    let mut bridge = site.bridge()?;
+    let ota = ota_site().await?;
+    let (site, http, mut bridge) = (&ota.site, ota.http, ota.site.bridge()?);
     let sim = Simulator::start(&site.broker, &site.mesh, 4, 7);
     let wire = site.wire();
     wire.wait_charging(0, 3, Duration::from_secs(40)).await?;
@@ -249,12 +245,8 @@ async fn an_avr_image_is_installed_over_http_while_the_site_charges() -> anyhow:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_chunks_and_a_bay_dropping_off_are_survived_two_bays_at_a_time() -> anyhow::Result<()>
 {
-    let OtaSite {
-        site,
-        http,
-        _firmware: _folder,
-    } = ota_site().await?;
-    let mut bridge = site.bridge()?;
+    let ota = ota_site().await?;
+    let (site, http, mut bridge) = (&ota.site, ota.http, ota.site.bridge()?);
     let sim = Simulator::start_with(&site.broker, &site.mesh, 3, 7, |world| {
         let macs: Vec<MacAddr> = world.macs().collect();
         world.set_ota_faults(
