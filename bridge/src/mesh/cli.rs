@@ -39,6 +39,10 @@ pub struct MeshArgs {
     /// How long to print replies after sending.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
     pub wait: Duration,
+    /// Talk to the mesh directly even when a running bridge is configured (`http.token`) and
+    /// answers; `avrflash` otherwise goes through it, so that it holds the bay meanwhile.
+    #[arg(long)]
+    pub standalone: bool,
     /// How long to wait for the broker connection or for the root to connect.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     pub connect_timeout: Duration,
@@ -79,8 +83,17 @@ pub enum Tool {
         /// Board name, e.g. `m5stick`.
         board: String,
     },
-    /// Flash the AVR charge controller of one node with an Intel-HEX or binary image.
-    Avrflash { dst: MacAddr, image: PathBuf },
+    /// Flash the AVR charge controller of one node with an Intel-HEX or binary image. With a
+    /// running bridge configured (`http.token`), through it: the bridge holds the bay's
+    /// setpoints meanwhile and refuses a charging bay unless `--force`.
+    /// Example: `ctrl22-bridge mesh --config ctrl22.toml avrflash d8a01d55a710 ctrl22_agccs12_15.hex`
+    Avrflash {
+        dst: MacAddr,
+        image: PathBuf,
+        /// Through the bridge: flash even while a car charges (the session ends).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 fn parse_par(s: &str) -> Result<ParName, String> {
@@ -110,6 +123,8 @@ pub enum ToolError {
     Flash(#[from] FlashError),
     #[error("interrupted")]
     Interrupted,
+    #[error("avrflash: {0}")]
+    Bridge(String),
 }
 
 /// Runs one tool until it is done or `shutdown` resolves.
@@ -123,12 +138,26 @@ pub async fn run(
 ) -> Result<(), ToolError> {
     // The image is read before connecting, so a wrong path fails fast.
     let image = match &args.tool {
-        Tool::Avrflash { image, .. } => {
+        Tool::Avrflash { dst, image, force } => {
             let bytes = std::fs::read(image).map_err(|source| ToolError::Read {
                 path: image.clone(),
                 source,
             })?;
-            Some(parse_image(&bytes)?)
+            let parsed = parse_image(&bytes)?;
+            let bridge = if args.standalone {
+                None
+            } else {
+                super::via_bridge::find(config).await
+            };
+            if let Some(bridge) = bridge {
+                let name = image
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or("upload");
+                let dev = dst.topic_form().to_string();
+                return bridge.avrflash(&dev, name, bytes, *force).await;
+            }
+            Some(parsed)
         }
         _ => None,
     };

@@ -9,6 +9,7 @@
 pub mod cli;
 mod mqtt;
 mod tcp;
+mod via_bridge;
 
 use std::collections::HashMap;
 use std::fmt;

@@ -121,7 +121,10 @@ pub enum JobState {
         restarts: u32,
     },
     Verifying,
+    /// `ver` read back from the controller (as `installed_version`: the job's `version` is
+    /// the image's).
     Succeeded {
+        #[serde(rename = "installed_version")]
         version: i16,
     },
     Failed {

@@ -161,7 +161,7 @@ fn flash_on_wire<R: WireRecord>(mesh: &str, records: &[R], bay: MacAddr) -> (usi
 struct OtaSite {
     site: MqttSite,
     http: SocketAddr,
-    _firmware: tempfile::TempDir,
+    firmware: tempfile::TempDir,
 }
 
 async fn ota_site() -> anyhow::Result<OtaSite> {
@@ -186,7 +186,7 @@ async fn ota_site() -> anyhow::Result<OtaSite> {
     Ok(OtaSite {
         site,
         http,
-        _firmware: firmware,
+        firmware,
     })
 }
 
@@ -222,7 +222,7 @@ async fn an_avr_image_is_installed_over_http_while_the_site_charges() -> anyhow:
     );
     let flashed = jobs.iter().find(|j| j["id"] == job).context("the job")?;
     ensure!(
-        flashed["state"] == "succeeded" && flashed["version"] == 15,
+        flashed["state"] == "succeeded" && flashed["installed_version"] == 15,
         "{flashed:#?}"
     );
 
@@ -292,6 +292,61 @@ async fn lost_chunks_and_a_bay_dropping_off_are_survived_two_bays_at_a_time() ->
         .count();
     ensure!(recimg >= 2, "receive mode entered {recimg} times");
     wire.check("two bays flashed with faults")?;
+    bridge.kill();
+    sim.stop().await;
+    Ok(())
+}
+
+/// `ctrl22-bridge mesh avrflash` with the bridge running: the image goes through the
+/// bridge's API, which holds the bay; a charging bay needs `--force`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_flashes_through_the_running_bridge() -> anyhow::Result<()> {
+    let ota = ota_site().await?;
+    let (site, http, mut bridge) = (&ota.site, ota.http, ota.site.bridge()?);
+    let sim = Simulator::start(&site.broker, &site.mesh, 2, 7);
+    site.wire()
+        .wait_charging(0, 2, Duration::from_secs(40))
+        .await?;
+    boards_known(http, 2).await?;
+    let image = ota.firmware.path().join(format!("ctrl22_{BOARD}_15.hex"));
+    let config = site.config.clone();
+    let dev = sim.devs[1].clone();
+    let avrflash = |force: bool| {
+        let (config, image, dev) = (config.clone(), image.clone(), dev.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut command = std::process::Command::new(crate::bridge_binary());
+            command
+                .args(["mesh", "--config"])
+                .arg(&config)
+                .args(["avrflash", &dev])
+                .arg(&image);
+            if force {
+                command.arg("--force");
+            }
+            command.output()
+        })
+    };
+    let refused = avrflash(false).await??;
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    ensure!(
+        !refused.status.success() && stderr.contains("session"),
+        "{stderr}"
+    );
+    let flashed = avrflash(true).await??;
+    let stdout = String::from_utf8_lossy(&flashed.stdout);
+    ensure!(
+        flashed.status.success()
+            && stdout.contains("through the bridge")
+            && stdout.contains("avrflash ok: ver 15"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&flashed.stderr)
+    );
+    let (writes, ver) = flash_on_wire(&site.mesh, &site.watcher.messages(), sim.macs[1]);
+    ensure!(
+        writes == 0 && ver == Some(15),
+        "{writes} writes, ver {ver:?}"
+    );
+    site.wire().check("flashed from the CLI")?;
     bridge.kill();
     sim.stop().await;
     Ok(())
