@@ -8,6 +8,7 @@
 
 pub mod cli;
 mod mqtt;
+pub mod table;
 mod tcp;
 mod via_bridge;
 

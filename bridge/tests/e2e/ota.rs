@@ -347,6 +347,23 @@ async fn the_cli_flashes_through_the_running_bridge() -> anyhow::Result<()> {
         "{writes} writes, ver {ver:?}"
     );
     site.wire().check("flashed from the CLI")?;
+    // The fleet as a table: one row per bay, the flashed one on ver 15.
+    let table = std::process::Command::new(crate::bridge_binary())
+        .args(["mesh", "--config"])
+        .arg(&config)
+        .args(["--wait", "2s", "system", "*"])
+        .output()?;
+    let text = String::from_utf8_lossy(&table.stdout);
+    let rows: Vec<&str> = text.lines().collect();
+    ensure!(
+        table.status.success() && rows.len() == 3 && rows[0].contains("avr_version"),
+        "{text}"
+    );
+    let flashed_row = rows
+        .iter()
+        .find(|r| r.starts_with(&sim.macs[1].to_string()))
+        .context("no row of the flashed bay")?;
+    ensure!(flashed_row.contains(" 15 "), "{text}");
     bridge.kill();
     sim.stop().await;
     Ok(())
