@@ -212,7 +212,12 @@ async fn an_avr_image_is_installed_over_http_while_the_site_charges() -> anyhow:
     let (status, body) = install(http, dev, &format!("ctrl22_{BOARD}_15.hex"), true).await?;
     ensure!(status == 202, "{status} {body}");
     let job = serde_json::from_str::<Value>(&body)?["job"].clone();
+    let queued = std::time::Instant::now();
     let jobs = finished_jobs(http, Duration::from_secs(90)).await?;
+    eprintln!(
+        "4 KiB image installed through the bridge in {:.1?} (queued to verified, 0.5 s polls)",
+        queued.elapsed()
+    );
     // The refusals are kept too, each with its reason.
     ensure!(jobs.len() == 3, "{jobs:#?}");
     ensure!(
