@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
+use crate::bay::BayId;
+use crate::ota::folder::FolderImage;
+use crate::ota::jobs::{AvrImage, JobView, Refusal};
 use crate::site::snapshot::SiteSnapshot;
 use crate::site::{
     BayEvent, ExternalLimit, LimitScope, PowerReading, SettingChange, SettingError, SourceId,
@@ -45,6 +48,27 @@ pub enum SiteRequest {
     },
     /// An OCPP backend's limit on the site's phases in A (`None`: lifted).
     OcppSiteLimit { limit_a: Option<[f64; 3]> },
+    /// Firmware: queue an install, or list the jobs.
+    Firmware(FirmwareRequest),
+}
+
+/// A firmware request to the site task.
+#[derive(Debug)]
+pub enum FirmwareRequest {
+    /// Flash `image` into `bay`'s controller (`force`: even while it charges); the reply is
+    /// the job's id.
+    Install {
+        bay: BayId,
+        image: AvrImage,
+        force: bool,
+        reply: oneshot::Sender<Result<u64, Refusal>>,
+    },
+    /// Every job, running ones first.
+    Jobs {
+        reply: oneshot::Sender<Vec<JobView>>,
+    },
+    /// The firmware folder's images, rescanned.
+    Catalogue(Vec<FolderImage>),
 }
 
 /// What adapters hold to read and change the site.
@@ -111,6 +135,40 @@ impl SiteHandle {
             .await
             .map_err(|_| SettingError::Unavailable)?;
         answer.await.map_err(|_| SettingError::Unavailable)?
+    }
+
+    /// Queues a firmware install through the site core; the answer is the job's id.
+    ///
+    /// # Errors
+    /// The core's refusal, or `None` when the site task is gone.
+    pub async fn install_firmware(
+        &self,
+        bay: BayId,
+        image: AvrImage,
+        force: bool,
+    ) -> Option<Result<u64, Refusal>> {
+        let (reply, answer) = oneshot::channel();
+        let request = FirmwareRequest::Install {
+            bay,
+            image,
+            force,
+            reply,
+        };
+        self.requests
+            .send(SiteRequest::Firmware(request))
+            .await
+            .ok()?;
+        answer.await.ok()
+    }
+
+    /// Every firmware job; `None` when the site task is gone.
+    pub async fn firmware_jobs(&self) -> Option<Vec<JobView>> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(SiteRequest::Firmware(FirmwareRequest::Jobs { reply }))
+            .await
+            .ok()?;
+        answer.await.ok()
     }
 
     /// Sends a request without waiting for an answer.

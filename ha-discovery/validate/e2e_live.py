@@ -17,6 +17,10 @@ Checks, through Home Assistant's REST and websocket APIs:
 - number.set_value (max current 10 A) makes the bridge send `smaxcur` <= 100 to that node,
   select.select_option (charge mode off) `smaxcur` 0 to another, button.press stop/start an
   `opbutton` press to a third (watched on `/<mesh>/+/control`);
+- with `--ota`: the controller's update entity shows the image in the bridge's firmware
+  folder as the latest version; update.install on a charging bay is refused (the entity's
+  release summary says why), on a stopped one it flashes the controller (a firmware job of
+  the bridge) until the entity shows the new version installed;
 - SIGKILL of the bridge turns the entities unavailable (last will);
 - no MQTT errors in Home Assistant's log.
 Prints the entity table (entity_id, device_class, unit, state_class). Exit status 1 on any
@@ -104,7 +108,31 @@ class Wire:
         self.client.loop_stop()
 
 
-def bridge_config(work: str, broker_port: int) -> str:
+# The simulator's board, and the controller image the --ota check installs.
+BOARD = "agccs12"
+OTA_VERSION = 15
+
+
+def controller_image(work: str) -> str:
+    """A firmware folder with a 4 KiB Intel HEX image for the simulator's controller; the
+    simulator reads its new `ver` from the `CTRL22VER=` tag in the image."""
+    folder = os.path.join(work, "firmware")
+    os.makedirs(folder)
+    image = b"\x0c\x94\x5c\x00" + f"CTRL22VER={OTA_VERSION}\0".encode()
+    image += bytes(i % 251 for i in range(4096 - len(image)))
+    lines = []
+    for offset in range(0, len(image), 16):
+        chunk = image[offset:offset + 16]
+        record = bytes([len(chunk), offset >> 8, offset & 0xFF, 0]) + chunk
+        record += bytes([(-sum(record)) & 0xFF])
+        lines.append(":" + record.hex().upper())
+    lines.append(":00000001FF")
+    with open(os.path.join(folder, f"ctrl22_{BOARD}_{OTA_VERSION}.hex"), "w", encoding="ascii") as f:
+        f.write("\n".join(lines) + "\n")
+    return folder
+
+
+def bridge_config(work: str, broker_port: int, firmware: str | None = None) -> str:
     path = os.path.join(work, "ctrl22.toml")
     with open(path, "w", encoding="utf-8") as f:
         f.write(f"""
@@ -135,6 +163,8 @@ listen = "127.0.0.1:{free_port()}"
 [storage]
 path = "{os.path.join(work, 'ctrl22.db')}"
 """)
+        if firmware:
+            f.write(f'\n[firmware]\ndir = "{firmware}"\n')
     return path
 
 
@@ -150,6 +180,40 @@ def ha_config(work: str, http_port: int) -> str:
     return config
 
 
+def ota_check(ha: Ha, expect, eid, charging: str, stopped: str) -> None:
+    """update.install of the controller firmware: refused on the charging bay, installed on
+    the stopped one."""
+    def update(dev: str) -> dict[str, Any]:
+        return ha.states().get(eid(dev, "controller_firmware"), {})
+
+    def update_with(dev: str, key: str, value: str) -> dict[str, Any] | None:
+        state = update(dev)
+        return state if state.get("attributes", {}).get(key) == value else None
+
+    want = f"{OTA_VERSION // 10}.{OTA_VERSION % 10}"
+    try:
+        state = wait_for("the folder's image as the latest controller version",
+                         lambda: update_with(stopped, "latest_version", want), 60)
+        expect(state["state"] == "on",
+               f"update entity: {state['attributes'].get('installed_version')} installed, "
+               f"{want} available ({state['state']})")
+        ha.service("update", "install", {"entity_id": eid(charging, "controller_firmware")})
+        summary = wait_for("the refusal in the release summary",
+                           lambda: "session" in str(update(charging).get("attributes", {})
+                                                    .get("release_summary", "")) and
+                           update(charging)["attributes"]["release_summary"], 20)
+        expect(True, f"update.install on the charging bay refused: {summary!r}")
+        t = time.monotonic()
+        ha.service("update", "install", {"entity_id": eid(stopped, "controller_firmware")})
+        state = wait_for(f"controller {want} installed on {stopped}",
+                         lambda: update_with(stopped, "installed_version", want), 90)
+        expect(state["state"] == "off",
+               f"update.install flashed {stopped} in {time.monotonic() - t:.0f} s: "
+               f"{want} installed, up to date ({state['state']})")
+    except AssertionError as e:
+        expect(False, f"{e}: {update(stopped)} / {update(charging)}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--bridge", required=True)
@@ -158,6 +222,8 @@ def main() -> int:
     parser.add_argument("--broker-port", type=int,
                         help="use this broker on 127.0.0.1 instead of starting mosquitto")
     parser.add_argument("--nodes", type=int, default=3)
+    parser.add_argument("--ota", action="store_true",
+                        help="also install a controller image from Home Assistant")
     args = parser.parse_args()
     started = time.monotonic()
 
@@ -194,7 +260,8 @@ def main() -> int:
                        "--log-file", os.path.join(work, "ha", "ha.log")])
         time.sleep(0.5)
         wire = Wire(broker_port)
-        start("bridge", [args.bridge, "run", "--config", bridge_config(work, broker_port)],
+        firmware = controller_image(work) if args.ota else None
+        start("bridge", [args.bridge, "run", "--config", bridge_config(work, broker_port, firmware)],
               RUST_LOG="info")
         if args.sim:
             start("sim", [args.sim, "--broker", f"mqtt://127.0.0.1:{broker_port}", "--mesh-id", MESH,
@@ -319,6 +386,8 @@ def main() -> int:
                      and not ccss(bay_c).startswith("C"), 30)
         except AssertionError as e:
             expect(False, f"{e} (ccss {ccss(bay_c)})")
+        if args.ota:
+            ota_check(ha, expect, eid, bay_a, bay_c)
         t = time.monotonic()
         ha.service("button", "press", {"entity_id": eid(bay_c, "start")})
         mesh_write("button.press start", bay_c, "opbutton", t, lambda v: True)

@@ -44,6 +44,11 @@ pub struct BridgeConfig {
     pub min_on_off_s: u32,
     /// `None`: `[homeassistant] enabled = false`.
     pub homeassistant: Option<HomeAssistant>,
+    /// `[http] token`; `None`: a read-only API.
+    pub http_token: Option<String>,
+    /// More TOML appended to the file: whole sections the fields above do not write
+    /// (`[firmware]`, ...).
+    pub extra_toml: String,
 }
 
 impl BridgeConfig {
@@ -59,6 +64,8 @@ impl BridgeConfig {
             site_name: "e2e".to_owned(),
             min_on_off_s: 5,
             homeassistant: None,
+            http_token: None,
+            extra_toml: String::new(),
         }
     }
 
@@ -111,10 +118,19 @@ rotation_period = "20s"
 
 [http]
 listen = "{http}"
+{token}
 
 [storage]
 path = "{db}"
+
+{extra}
 "#,
+            token = self
+                .http_token
+                .as_ref()
+                .map(|t| format!("token = \"{t}\""))
+                .unwrap_or_default(),
+            extra = self.extra_toml,
             url = self.broker_url,
             mesh = self.mesh_id,
             site = self.site_name,

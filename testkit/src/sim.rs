@@ -20,7 +20,20 @@ impl Simulator {
     /// `bays` bays of mesh `mesh` on `broker`, laid out by `seed`.
     #[must_use]
     pub fn start(broker: &Mosquitto, mesh: &str, bays: usize, seed: u64) -> Self {
-        let world = SimWorld::new(SimConfig {
+        Self::start_with(broker, mesh, bays, seed, |_| {})
+    }
+
+    /// Like [`Simulator::start`], with `prepare` changing the world first (failures injected
+    /// with [`SimWorld::set_ota_faults`], ...).
+    #[must_use]
+    pub fn start_with(
+        broker: &Mosquitto,
+        mesh: &str,
+        bays: usize,
+        seed: u64,
+        prepare: impl FnOnce(&mut SimWorld),
+    ) -> Self {
+        let mut world = SimWorld::new(SimConfig {
             nodes: bays,
             seed,
             heartbeat_ms: 1_000,
@@ -28,6 +41,7 @@ impl Simulator {
             arrivals: Arrivals::AllPlugged,
             mesh_id: mesh.to_owned(),
         });
+        prepare(&mut world);
         let macs: Vec<MacAddr> = world.macs().collect();
         let devs = macs.iter().map(|m| m.topic_form().to_string()).collect();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

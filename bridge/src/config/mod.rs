@@ -8,10 +8,11 @@
 //! no error, log line or `check-config` output shows a secret ([`redact`]).
 //!
 //! One file per section: [`mqtt`], [`mesh`], [`site`], [`nodes`], [`solar`],
-//! [`homeassistant`], [`ocpp`], [`http`], [`storage`].
+//! [`homeassistant`], [`ocpp`], [`http`], [`storage`], [`firmware`].
 
 mod amps;
 mod error;
+pub mod firmware;
 pub mod homeassistant;
 pub mod http;
 mod load;
@@ -33,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use crate::bay::BayId;
 
 pub use error::{ConfigError, Invalid};
+pub use firmware::FirmwareConfig;
 pub use homeassistant::{DiscoveryMode, HomeAssistantConfig};
 pub use http::HttpConfig;
 pub use load::ENV_PREFIX;
@@ -60,6 +62,7 @@ pub struct Config {
     pub ocpp: OcppConfig,
     pub http: HttpConfig,
     pub storage: StorageConfig,
+    pub firmware: FirmwareConfig,
 }
 
 impl Config {

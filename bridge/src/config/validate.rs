@@ -22,6 +22,12 @@ impl Config {
         let mut bad = |key: String, problem: String| problems.push(Invalid { key, problem });
 
         check_url(&self.mqtt.url, "mqtt.url", &["mqtt", "mqtts"], &mut bad);
+        if !(1..=super::firmware::MAX_PARALLEL).contains(&self.firmware.max_parallel) {
+            bad(
+                "firmware.max_parallel".into(),
+                format!("must be 1 to {}", super::firmware::MAX_PARALLEL),
+            );
+        }
         if self.mqtt.embedded.is_some()
             && self.mqtt.username.is_some() != self.mqtt.password.is_some()
         {

@@ -109,6 +109,8 @@ fn bay_change(bay: BayId, command: BayCommand, text: &str) -> Result<SettingChan
             bay,
             kwh: number(text)?,
         },
+        // An install is a firmware job, not a setting: see `ha::firmware`.
+        BayCommand::InstallAvr => return Err("not a setting".to_owned()),
     })
 }
 

@@ -15,6 +15,7 @@
 //! reading commands.
 
 pub mod command;
+pub mod firmware;
 pub mod outbox;
 pub mod publisher;
 pub mod state;
@@ -22,7 +23,7 @@ pub mod state;
 use std::time::Duration;
 
 use anyhow::Context;
-use ctrl22_ha::ctrl22::CommandTarget;
+use ctrl22_ha::ctrl22::{BayCommand, CommandTarget};
 use rumqttc::{AsyncClient, Event, EventLoop, LastWill, Packet, QoS};
 use tokio::sync::{mpsc, watch};
 
@@ -77,6 +78,7 @@ pub fn spawn(config: &Config, site: SiteHandle) -> anyhow::Result<()> {
         outbox: Outbox::default(),
         subscribe_pending: false,
         clock: SystemClock::new(),
+        firmware: config.firmware.clone(),
     };
     tokio::spawn(poll_broker(eventloop, incoming_tx, connected_tx, overload));
     tokio::spawn(adapter.run(incoming, connected));
@@ -130,6 +132,8 @@ struct Adapter {
     /// Connected, the command subscriptions not yet queued.
     subscribe_pending: bool,
     clock: SystemClock,
+    /// `[firmware]`: where installs find the controller images.
+    firmware: crate::config::FirmwareConfig,
 }
 
 impl Adapter {
@@ -219,16 +223,30 @@ impl Adapter {
             CommandTarget::Bay { dev, .. } => dev.clone(),
             CommandTarget::Site(_) => String::new(),
         };
+        if let CommandTarget::Bay {
+            dev,
+            command: BayCommand::InstallAvr,
+        } = &target
+        {
+            let result = firmware::install(&self.site, &self.firmware, dev, payload).await;
+            self.refused_if(topic, dev, result).await;
+            return;
+        }
         let result = match command::parse(&target, payload) {
             Ok(change) => self.site.apply(change).await.map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
+        self.refused_if(topic, &dev, result).await;
+    }
+
+    /// A refused command is logged, counted and answered with the state in force.
+    async fn refused_if(&mut self, topic: &str, dev: &str, result: Result<(), String>) {
         if let Err(problem) = result {
             tracing::info!(topic, "Home Assistant command refused: {problem}");
             self.site.send(SiteRequest::Rejected("ha_command")).await;
             let out = self
                 .publisher
-                .republish_bay(self.now_ms(), &self.site.snapshot(), &dev);
+                .republish_bay(self.now_ms(), &self.site.snapshot(), dev);
             self.outbox.extend(out);
         }
     }

@@ -374,6 +374,8 @@ mod tests {
             firmware: Some("3.5".to_owned()),
             board: None,
             avr_firmware: None,
+            avr_latest: None,
+            firmware_job: None,
         }
     }
 

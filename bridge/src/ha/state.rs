@@ -4,6 +4,7 @@
 use ctrl22_ha::ctrl22::{BayField, SiteField};
 use serde_json::{Map, Value};
 
+use crate::ota::jobs::{JobError, JobState};
 use crate::site::snapshot::{BaySnapshot, SiteSnapshot};
 
 /// A bay's state object.
@@ -59,7 +60,57 @@ pub fn bay_state(bay: &BaySnapshot) -> Value {
         avr_version(bay.avr_firmware).unwrap_or_default().into(),
     );
     put(BayField::Ccss, bay.state.clone().unwrap_or_default().into());
+    let update = controller_update(bay);
+    put(BayField::AvrLatest, update.latest.into());
+    put(BayField::AvrUpdateInProgress, update.in_progress.into());
+    put(BayField::AvrUpdatePercent, update.percent.into());
+    put(BayField::AvrReleaseSummary, update.summary.into());
     Value::Object(m)
+}
+
+/// What the controller's update entity shows.
+struct ControllerUpdate {
+    latest: String,
+    in_progress: bool,
+    percent: Option<u8>,
+    summary: String,
+}
+
+fn controller_update(bay: &BaySnapshot) -> ControllerUpdate {
+    let installed = avr_version(bay.avr_firmware).unwrap_or_default();
+    let latest = bay
+        .avr_latest
+        .as_ref()
+        .and_then(|l| avr_version(Some(l.version)))
+        .unwrap_or_else(|| installed.clone());
+    let job = bay.firmware_job.as_ref();
+    let in_progress = job.is_some_and(|j| {
+        !matches!(
+            j.state,
+            JobState::Failed { .. } | JobState::Succeeded { .. }
+        )
+    });
+    let summary = match job.map(|j| &j.state) {
+        Some(JobState::Failed {
+            error: JobError::Refused(refusal),
+        }) => format!("install refused: {refusal}"),
+        Some(JobState::Failed { error }) => format!("last install failed: {error}"),
+        Some(JobState::Queued) => "install queued".to_owned(),
+        Some(JobState::WaitingForBay { .. }) => {
+            "install waits for the bay to answer again".to_owned()
+        }
+        _ => bay
+            .avr_latest
+            .as_ref()
+            .map(|l| format!("image {}", l.file))
+            .unwrap_or_default(),
+    };
+    ControllerUpdate {
+        latest,
+        in_progress,
+        percent: job.filter(|_| in_progress).and_then(|j| j.percent),
+        summary,
+    }
 }
 
 /// The site's state object.

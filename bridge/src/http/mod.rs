@@ -22,6 +22,7 @@ mod guard;
 mod history;
 mod login;
 mod metrics;
+mod ota;
 mod refusal;
 mod server;
 mod sessions;
@@ -75,6 +76,8 @@ pub struct HttpOptions {
     pub allowed_hosts: Vec<String>,
     /// The power sources' counters for `/metrics`; `None` = no sources in this process.
     pub solar: Option<crate::solar::Health>,
+    /// `[firmware]`: the folder installs name images in, the largest image.
+    pub firmware: crate::config::FirmwareConfig,
 }
 
 impl Default for HttpOptions {
@@ -101,6 +104,7 @@ impl From<&crate::config::HttpConfig> for HttpOptions {
             max_sse_clients: http.max_sse_clients,
             allowed_hosts: http.allowed_hosts.clone(),
             solar: None,
+            firmware: crate::config::FirmwareConfig::default(),
         }
     }
 }
@@ -125,6 +129,7 @@ impl From<&Config> for HttpOptions {
     fn from(config: &Config) -> Self {
         Self {
             store: Some(config.storage.path.clone()),
+            firmware: config.firmware.clone(),
             ..Self::from(&config.http)
         }
     }
@@ -209,6 +214,7 @@ fn router(state: State) -> Router {
         .route("/api/v1/auth", get(login::status))
         .route("/api/v1/login", post(login::login))
         .route("/api/v1/logout", post(login::logout))
+        .merge(ota::routes(state.firmware.max_image_bytes))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such resource") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         // Covers reading the body too; a live stream's body is not a wait for the answer.
@@ -235,6 +241,7 @@ struct State {
     streams: Arc<Semaphore>,
     max_streams: usize,
     request_timeout: Duration,
+    firmware: Arc<crate::config::FirmwareConfig>,
 }
 
 impl State {
@@ -250,6 +257,7 @@ impl State {
             streams: Arc::new(Semaphore::new(options.max_sse_clients)),
             max_streams: options.max_sse_clients,
             request_timeout: options.request_timeout,
+            firmware: Arc::new(options.firmware),
             site,
         };
         let observer = tokio::spawn(observe(state.clone()));

@@ -12,6 +12,7 @@ use ctrl22_node::mesh::{encode_uplink_tcp_vec, Address, Command, MacAddr, NodeMe
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::table;
 use super::{
     spawn_mqtt, spawn_tcp, LinkError, MeshCommand, MeshEvent, MeshSender, SendError, TcpLinkOptions,
 };
@@ -39,6 +40,10 @@ pub struct MeshArgs {
     /// How long to print replies after sending.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
     pub wait: Duration,
+    /// Talk to the mesh directly even when a running bridge is configured (`http.token`) and
+    /// answers; `avrflash` otherwise goes through it, so that it holds the bay meanwhile.
+    #[arg(long)]
+    pub standalone: bool,
     /// How long to wait for the broker connection or for the root to connect.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     pub connect_timeout: Duration,
@@ -49,10 +54,22 @@ pub struct MeshArgs {
 /// One operator action. `DST` is a node MAC (either form), `*` (every node) or `root`.
 #[derive(Debug, clap::Subcommand)]
 pub enum Tool {
-    /// Mesh position: parent, RSSI, layer, mesh size, parent latency.
-    Status { dst: Address },
-    /// Uptime, ESP32 firmware version, board, AVR firmware version.
-    System { dst: Address },
+    /// Mesh position of each answering node: layer, parent, RSSI, parent latency, mesh size,
+    /// as a table. Example: `ctrl22-bridge mesh status '*' --json`
+    Status {
+        dst: Address,
+        /// A JSON array instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Board, ESP32 firmware version, AVR version and uptime of each answering node, as a
+    /// table. Example: `ctrl22-bridge mesh system '*'`
+    System {
+        dst: Address,
+        /// A JSON array instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Reboot the node (no reply).
     Restart { dst: Address },
     /// Read a charge-controller parameter (e.g. `ver`, `smaxcur`).
@@ -79,8 +96,17 @@ pub enum Tool {
         /// Board name, e.g. `m5stick`.
         board: String,
     },
-    /// Flash the AVR charge controller of one node with an Intel-HEX or binary image.
-    Avrflash { dst: MacAddr, image: PathBuf },
+    /// Flash the AVR charge controller of one node with an Intel-HEX or binary image. With a
+    /// running bridge configured (`http.token`), through it: the bridge holds the bay's
+    /// setpoints meanwhile and refuses a charging bay unless `--force`.
+    /// Example: `ctrl22-bridge mesh --config ctrl22.toml avrflash d8a01d55a710 ctrl22_agccs12_15.hex`
+    Avrflash {
+        dst: MacAddr,
+        image: PathBuf,
+        /// Through the bridge: flash even while a car charges (the session ends).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 fn parse_par(s: &str) -> Result<ParName, String> {
@@ -110,6 +136,8 @@ pub enum ToolError {
     Flash(#[from] FlashError),
     #[error("interrupted")]
     Interrupted,
+    #[error("avrflash: {0}")]
+    Bridge(String),
 }
 
 /// Runs one tool until it is done or `shutdown` resolves.
@@ -123,12 +151,26 @@ pub async fn run(
 ) -> Result<(), ToolError> {
     // The image is read before connecting, so a wrong path fails fast.
     let image = match &args.tool {
-        Tool::Avrflash { image, .. } => {
+        Tool::Avrflash { dst, image, force } => {
             let bytes = std::fs::read(image).map_err(|source| ToolError::Read {
                 path: image.clone(),
                 source,
             })?;
-            Some(parse_image(&bytes)?)
+            let parsed = parse_image(&bytes)?;
+            let bridge = if args.standalone {
+                None
+            } else {
+                super::via_bridge::find(config).await
+            };
+            if let Some(bridge) = bridge {
+                let name = image
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or("upload");
+                let dev = dst.topic_form().to_string();
+                return bridge.avrflash(&dev, name, bytes, *force).await;
+            }
+            Some(parsed)
         }
         _ => None,
     };
@@ -147,8 +189,30 @@ pub async fn run(
             let image = image.unwrap_or_default();
             return avrflash(&sender, &mut events, dst, image, shutdown).await;
         }
-        Tool::Status { dst } => (dst, Command::Status),
-        Tool::System { dst } => (dst, Command::System),
+        Tool::Status { dst, json } => {
+            return fleet(
+                &sender,
+                &mut events,
+                dst,
+                Command::Status,
+                json,
+                args.wait,
+                shutdown,
+            )
+            .await
+        }
+        Tool::System { dst, json } => {
+            return fleet(
+                &sender,
+                &mut events,
+                dst,
+                Command::System,
+                json,
+                args.wait,
+                shutdown,
+            )
+            .await
+        }
         Tool::Restart { dst } => (dst, Command::Restart),
         Tool::Getpar { dst, par } => (dst, Command::AvrGetPar { par }),
         Tool::Setpar { dst, par, val } => (dst, Command::AvrSetPar { par, val }),
@@ -194,6 +258,54 @@ pub async fn run(
     }
     if expects_reply && replies == 0 {
         return Err(ToolError::NoReply(dst));
+    }
+    Ok(())
+}
+
+/// `status` or `system` to `dst`, every answer within `wait` as one row; answers of a
+/// broadcast are partial by nature (a node that does not answer has no row).
+async fn fleet(
+    sender: &MeshSender,
+    events: &mut mpsc::Receiver<MeshEvent>,
+    dst: Address,
+    cmd: Command,
+    json: bool,
+    wait: Duration,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ToolError> {
+    tokio::pin!(shutdown);
+    // A running bridge polls `status` and `system` too: only the kind asked for counts.
+    let reply_type = cmd.name();
+    sender.send(MeshCommand { dst, cmd }).await?;
+    let deadline = Instant::now() + wait;
+    let mut rows = Vec::new();
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            () = tokio::time::sleep_until(deadline) => break,
+            event = events.recv() => match event {
+                Some(MeshEvent::Message { src, msg }) => {
+                    let from_dst = match dst {
+                        Address::Node(mac) => mac == src,
+                        Address::Broadcast | Address::Root => true,
+                    };
+                    let asked = from_dst && msg.mtype() == reply_type;
+                    if let Some(row) = asked.then(|| table::row(src, &msg)).flatten() {
+                        rows.push(row);
+                    }
+                }
+                Some(other) => print_link_event(&other),
+                None => break,
+            },
+        }
+    }
+    if rows.is_empty() {
+        return Err(ToolError::NoReply(dst));
+    }
+    if json {
+        println!("{}", table::render_json(&rows));
+    } else {
+        print!("{}", table::render_table(&rows));
     }
     Ok(())
 }

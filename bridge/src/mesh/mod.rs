@@ -8,7 +8,9 @@
 
 pub mod cli;
 mod mqtt;
+pub mod table;
 mod tcp;
+mod via_bridge;
 
 use std::collections::HashMap;
 use std::fmt;

@@ -1,7 +1,14 @@
 //! Firmware updates of the bays, as sans-IO state machines of the core.
 //!
-//! [`flasher`] flashes one node's AVR controller over the mesh (chunks, acknowledgement by
-//! CRC, retries). Today the `mesh avrflash` command drives it; the site-owned job queue
-//! (a few bays at a time, setpoints held while flashing, progress as events) builds on it.
+//! | file | idea |
+//! |---|---|
+//! | `flasher.rs` | flashing one node's AVR controller over the mesh: chunks, CRC acknowledgement, retries; Intel HEX |
+//! | `folder.rs` | the firmware folder: its images by file name, loading one (the only disk access here) |
+//! | `jobs.rs` | the site's job queue: a job per bay, a few at a time, restart after the bay dropped off, `ver` verified, bays held meanwhile |
+//!
+//! The site core owns an [`jobs::OtaJobs`] and holds a bay's setpoints while its job runs;
+//! `mesh avrflash` without a running bridge drives a [`flasher::Flasher`] directly.
 
 pub mod flasher;
+pub mod folder;
+pub mod jobs;

@@ -11,6 +11,7 @@
 
 #[cfg(feature = "demo")]
 pub mod demo;
+mod firmware;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -187,6 +188,7 @@ impl Bridge {
             );
         }
         let mut site = Site::new(site_settings(config), stored, now).context("site.circuits")?;
+        site.set_firmware_params(firmware::params(&config.firmware));
         let restored = site.restore_settings(now, stored_settings);
         let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(site.snapshot(now)));
         let (events_tx, _) = broadcast::channel(VIEW_EVENTS);
@@ -205,11 +207,9 @@ impl Bridge {
         };
         task.execute(now, restored).await?;
         let task = tokio::spawn(site_task(task, mesh_events, requests, stopped));
-        Ok(Self {
-            handle: SiteHandle::new(requests_tx, snapshot_rx, events_tx),
-            task,
-            stop,
-        })
+        let handle = SiteHandle::new(requests_tx, snapshot_rx, events_tx);
+        firmware::spawn_folder_scan(&config.firmware, handle.clone());
+        Ok(Self { handle, task, stop })
     }
 
     /// Runs until `shutdown`, then stops the site task and flushes the store.
@@ -442,6 +442,12 @@ async fn site_task(
                 Some(SiteRequest::Rejected(kind)) => (Input::Rejected { kind }, false),
                 Some(SiteRequest::BayCap { bay, cap_a }) => (Input::BayCap { bay, cap_a }, false),
                 Some(SiteRequest::OcppSiteLimit { limit_a }) => (Input::OcppSiteLimit { limit_a }, false),
+                Some(SiteRequest::Firmware(request)) => {
+                    if let Err(e) = t.firmware(request).await {
+                        break Err(e);
+                    }
+                    continue;
+                }
                 // Every handle is gone: nobody can ask anything any more, the mesh still runs.
                 None => {
                     requests_open = false;

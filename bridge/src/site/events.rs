@@ -45,6 +45,8 @@ pub enum BayEventKind {
     ProblemRaised { what: &'static str },
     /// It went away.
     ProblemCleared { what: &'static str },
+    /// A firmware job of the bay was queued, progressed or ended.
+    Firmware { job: crate::ota::jobs::JobView },
 }
 
 impl BayEventKind {
@@ -60,6 +62,7 @@ impl BayEventKind {
             Self::SetpointConfirmed { .. } => "setpoint_confirmed",
             Self::ProblemRaised { .. } => "problem_raised",
             Self::ProblemCleared { .. } => "problem_cleared",
+            Self::Firmware { .. } => "firmware",
         }
     }
 }

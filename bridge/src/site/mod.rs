@@ -20,6 +20,7 @@
 //! | `limits.rs` | ceilings and the dynamic limits below them |
 //! | `events.rs` | the ordered stream of bay events |
 //! | `status.rs` | a bay's state in OCPP's words |
+//! | `ota.rs` | firmware jobs: a bay held while flashed, learned afresh after |
 //! | `record.rs`, `demand.rs`, `energy.rs`, `settings.rs`, `snapshot.rs` | one bay's live record, its demand, its meter, settings, the snapshot's types |
 //!
 //! It must never: send a write the sequencer did not release, let a runtime input lift a
@@ -35,6 +36,7 @@ mod external;
 mod house_load;
 pub mod limits;
 mod node_messages;
+mod ota;
 pub mod power;
 mod power_flow;
 pub mod record;
@@ -162,6 +164,9 @@ pub struct Site {
     cycle_us: u64,
     /// Lifetime totals loaded from storage, for bays that appear later.
     stored_totals: BTreeMap<BayId, u64>,
+    /// Firmware jobs; their bays are held (see `ota.rs`).
+    ota: crate::ota::jobs::OtaJobs,
+    firmware_catalogue: Vec<crate::ota::folder::FolderImage>,
 }
 
 impl Site {
@@ -196,6 +201,8 @@ impl Site {
             deferred: Vec::new(),
             cycle_us: 0,
             stored_totals: stored.totals_wh,
+            ota: crate::ota::jobs::OtaJobs::default(),
+            firmware_catalogue: Vec::new(),
             settings,
         };
         let configured: Vec<_> = site
@@ -252,7 +259,10 @@ impl Site {
     pub fn handle(&mut self, now: Now, input: Input) -> Vec<Output> {
         let mut out = Vec::new();
         match input {
-            Input::Mesh { src, msg } => self.on_mesh(now, src, msg, &mut out),
+            Input::Mesh { src, msg } => {
+                self.ota_on_mesh(now, src, &msg, &mut out);
+                self.on_mesh(now, src, msg, &mut out);
+            }
             Input::Rejected { kind } => self.count_rejected(kind),
             Input::MeshLink {
                 up,
@@ -287,6 +297,7 @@ impl Site {
             Input::BayCap { bay, cap_a } => self.set_bay_cap(bay, cap_a),
             Input::OcppSiteLimit { limit_a } => self.set_ocpp_site_limit(now, limit_a),
             Input::Tick => {
+                self.poll_ota(now, &mut out);
                 self.tick(now, &mut out);
                 // Timeouts, refreshes and raises that became possible: once per cycle, as
                 // it looks at every bay.
@@ -303,7 +314,11 @@ impl Site {
     /// sequencer timeout. The control cycle ticks anyway; this lets a driver wake earlier.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<u64> {
-        self.sequencer.poll_timeout()
+        self.sequencer
+            .poll_timeout()
+            .into_iter()
+            .chain(self.ota_timeout())
+            .min()
     }
 
     /// Counts refused input by kind (for `/metrics`); the runtime calls it too, for what it

@@ -134,10 +134,13 @@ impl Site {
                 bay.learn_ev_phases();
                 let wiring = wiring(bay);
                 self.sequencer.set_wiring(index, wiring);
-                let writes = self
-                    .sequencer
-                    .on_heartbeat(now.mono_ms, index, &measurement);
-                self.writes.extend(writes);
+                // A bay being flashed is held: its heartbeats say nothing of its setpoints.
+                if !self.firmware_holds(&id) {
+                    let writes = self
+                        .sequencer
+                        .on_heartbeat(now.mono_ms, index, &measurement);
+                    self.writes.extend(writes);
+                }
             }
             NodeMessage::Status(status) => bay.status = Some(status),
             NodeMessage::System(system) => bay.system = Some(system),

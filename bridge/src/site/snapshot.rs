@@ -125,6 +125,18 @@ pub struct BaySnapshot {
     pub firmware: Option<String>,
     pub board: Option<String>,
     pub avr_firmware: Option<i16>,
+    /// The newest controller image of the firmware folder for the bay's board.
+    pub avr_latest: Option<LatestAvr>,
+    /// The bay's running firmware job, else its latest finished or refused one.
+    pub firmware_job: Option<crate::ota::jobs::JobView>,
+}
+
+/// A controller image of the firmware folder.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LatestAvr {
+    pub file: String,
+    /// The controller's `ver` (15 = v1.5).
+    pub version: i16,
 }
 
 /// The site's energy picture: what the meters say, what the house takes, what limits the

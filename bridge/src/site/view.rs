@@ -169,6 +169,8 @@ impl Site {
             firmware: bay.system.as_ref().map(|s| s.version.to_string()),
             board: bay.system.as_ref().map(|s| s.board.to_string()),
             avr_firmware: bay.system.as_ref().map(|s| s.avrver),
+            avr_latest: self.latest_avr(bay.system.as_ref().map(|s| s.board.as_str())),
+            firmware_job: self.firmware_job_of(&bay.id),
         }
     }
 }

@@ -286,7 +286,7 @@ async fn mesh_status_over_tcp_to_a_connecting_root() {
             "--wait",
             "2s",
         ])
-        .args(["status", "root"])
+        .args(["status", "root", "--json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -317,8 +317,8 @@ async fn mesh_status_over_tcp_to_a_connecting_root() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains(r#""mtype":"status""#), "{stdout}");
-    assert!(stdout.contains(r#""nodes":12"#), "{stdout}");
+    assert!(stdout.contains(r#""layer":1"#), "{stdout}");
+    assert!(stdout.contains(r#""mesh_nodes":12"#), "{stdout}");
 }
 
 #[tokio::test]

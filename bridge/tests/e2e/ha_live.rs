@@ -7,7 +7,8 @@
 //!   release's MQTT platform schemas (`ha-discovery/validate/validate_schemas.py`);
 //! - Home Assistant running for real, the bridge in per-entity mode
 //!   (`ha-discovery/validate/e2e_live.py`): entities, classes, units, values, service calls
-//!   reaching the mesh, unavailability when the bridge dies.
+//!   reaching the mesh, a controller firmware installed from the update entity (refused on a
+//!   charging bay), unavailability when the bridge dies.
 //!
 //! A missing venv is a failure, not a skip: these are the only tests that run Home Assistant.
 
@@ -140,6 +141,7 @@ async fn home_assistant_runs_the_bridge_entities_and_commands() -> anyhow::Resul
             broker.port().to_string().into(),
             "--nodes".into(),
             BAYS.to_string().into(),
+            "--ota".into(),
         ],
     )
     .await?;

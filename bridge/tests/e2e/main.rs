@@ -22,6 +22,7 @@ mod ocpp_peer;
 mod ocpp_security;
 mod ocpp_session;
 mod ocpp_single;
+mod ota;
 mod solar_bridge;
 mod solar_common;
 mod solar_http;

@@ -18,9 +18,17 @@ pub struct MqttSite {
 
 impl MqttSite {
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_configured(|_| {}).await
+    }
+
+    /// Like [`MqttSite::start`], with `configure` changing the bridge's configuration.
+    pub async fn start_configured(
+        configure: impl FnOnce(&mut BridgeConfig),
+    ) -> anyhow::Result<Self> {
         let broker = Mosquitto::start()?;
         let dir = tempfile::tempdir()?;
-        let bridge_config = BridgeConfig::new(broker.url());
+        let mut bridge_config = BridgeConfig::new(broker.url());
+        configure(&mut bridge_config);
         let config = bridge_config.write(dir.path())?;
         let mesh = bridge_config.mesh_id.clone();
         let watcher = Recorder::connect(broker.port(), "e2e-watcher", &["/DEMESH/#"]).await?;

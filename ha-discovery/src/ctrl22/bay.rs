@@ -14,6 +14,9 @@ use crate::device::{Availability, AvailabilityTopic, Connection, Device};
 use crate::error::DiscoveryError;
 use crate::render::{check_id, DeviceConfig};
 
+/// What the controller's update entity sends to install.
+pub const PAYLOAD_INSTALL: &str = "install";
+
 /// What the catalogue needs to know about a bay.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BayInfo {
@@ -33,6 +36,21 @@ pub struct BayInfo {
     /// number is left out.
     pub ceiling_a: u16,
     pub configuration_url: Option<String>,
+}
+
+/// The controller update's state: a JSON object of the update platform's keys.
+fn controller_update_template() -> String {
+    use BayField as F;
+    let pairs = [
+        ("installed_version", F::AvrVersion),
+        ("latest_version", F::AvrLatest),
+        ("in_progress", F::AvrUpdateInProgress),
+        ("update_percentage", F::AvrUpdatePercent),
+        ("release_summary", F::AvrReleaseSummary),
+    ]
+    .map(|(key, field)| format!("'{key}': value_json.{}", field.as_str()))
+    .join(", ");
+    format!("{{{{ {{{pairs}}} | to_json }}}}")
 }
 
 /// The discovery config of one bay.
@@ -264,6 +282,23 @@ pub fn bay_device(site: &SiteInfo, bay: &BayInfo) -> Result<DeviceConfig, Discov
                 latest_version_template: value_of(F::FwLatest.as_str()),
                 command_topic: None,
                 payload_install: None,
+                device_class: Some(UpdateClass::Firmware),
+            },
+        )
+        .category(diagnostic),
+        // The controller's firmware: installed through the bridge's firmware jobs, one bay
+        // at a time, refused while a car charges. The state renders to the JSON object the
+        // update platform reads (installed and latest version, progress, summary).
+        Component::new(
+            "controller_firmware",
+            "Controller firmware",
+            Update {
+                state_topic: b.state_topic.clone(),
+                value_template: Some(controller_update_template()),
+                latest_version_topic: None,
+                latest_version_template: None,
+                command_topic: Some(command(C::InstallAvr)),
+                payload_install: Some(PAYLOAD_INSTALL.to_owned()),
                 device_class: Some(UpdateClass::Firmware),
             },
         )

@@ -50,6 +50,10 @@ field_names!(
         FwVersion = "fw_version",
         FwLatest = "fw_latest",
         AvrVersion = "avr_version",
+        AvrLatest = "avr_latest",
+        AvrUpdateInProgress = "avr_update_in_progress",
+        AvrUpdatePercent = "avr_update_percent",
+        AvrReleaseSummary = "avr_release_summary",
         Ccss = "ccss",
     }
 );
@@ -64,6 +68,7 @@ field_names!(
         Stop = "stop",
         DepartureTime = "departure_time",
         TargetEnergyKwh = "target_energy_kwh",
+        InstallAvr = "install_avr",
     }
 );
 

@@ -40,6 +40,10 @@
 //! | `fw_version` | string | node firmware (`"3.5"`) |
 //! | `fw_latest` | string | newest node firmware the bridge knows for the board; `fw_version` when unknown |
 //! | `avr_version` | string | charge controller firmware (`"1.3"`; `""` without AVR) |
+//! | `avr_latest` | string | newest controller image in the bridge's firmware folder for the board; `avr_version` when none |
+//! | `avr_update_in_progress` | bool | a firmware job flashes the controller now |
+//! | `avr_update_percent` | number or `null` | its progress, percent; `null` when none runs |
+//! | `avr_release_summary` | string | the image to install, or why the last install failed or was refused |
 //! | `ccss` | string | raw charge-controller state name (`"C3"`, `"OFF9"`) |
 //!
 //! # Site state (`ctrl22/<site>/site/state`): the contract
@@ -62,7 +66,8 @@
 //!
 //! # Commands
 //! Payloads as Home Assistant sends them: select = the option; number = decimal text
-//! (`"16"`, `"7.5"`); switch = `ON` / `OFF`; button = `PRESS`; text = the text.
+//! (`"16"`, `"7.5"`); switch = `ON` / `OFF`; button = `PRESS`; text = the text; update =
+//! [`PAYLOAD_INSTALL`] (`install_avr`: flash the newest controller image of the folder).
 //!
 //! # Ids
 //! Bay device `ctrl22_<dev>`, unique ids `ctrl22_<dev>_<key>`, entity ids
@@ -88,7 +93,7 @@ mod topics;
 #[cfg(test)]
 mod tests;
 
-pub use bay::{bay_device, BayInfo};
+pub use bay::{bay_device, BayInfo, PAYLOAD_INSTALL};
 pub use fields::{BayCommand, BayField, SiteCommand, SiteField};
 pub use identity::{bay_device_id, site_device_id, slug};
 pub use options::{

@@ -48,13 +48,15 @@ fn fields_read(platform: &Platform) -> Vec<String> {
     templates
         .into_iter()
         .flatten()
-        .filter_map(|t| {
-            let rest = t.split("value_json.").nth(1)?;
-            Some(
-                rest.chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                    .collect(),
-            )
+        .flat_map(|t| {
+            t.split("value_json.")
+                .skip(1)
+                .map(|rest| {
+                    rest.chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect::<String>()
+                })
+                .collect::<Vec<_>>()
         })
         .collect()
 }

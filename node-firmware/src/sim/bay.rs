@@ -11,6 +11,7 @@ use super::arrivals::Visit;
 use super::ev::{Ev, EvDemand, EvSupply};
 use super::meshtree::MeshNode;
 use super::node::{self, Node, Scheduled};
+use super::ota::{self, ChunkFate, OtaFaults};
 use super::SimConfig;
 use crate::controller::{ChargeController, Config, Inputs, LockCommand, Outputs};
 use crate::line::{self, Reply};
@@ -65,6 +66,12 @@ pub(super) struct Bay {
     pub(super) car: Option<Ev>,
     pub(super) visit: Visit,
     pub(super) rng: ChaCha8Rng,
+    /// Failures a test injected into AVR updates.
+    pub(super) ota_faults: OtaFaults,
+    /// `avrimg` chunks received so far (what the faults count).
+    chunks_received: u32,
+    /// The `ver` of a flashed image that says; the controller's own otherwise.
+    pub(super) avr_version: Option<i16>,
 }
 
 impl Bay {
@@ -86,6 +93,9 @@ impl Bay {
             car,
             visit,
             rng,
+            ota_faults: OtaFaults::default(),
+            chunks_received: 0,
+            avr_version: None,
         }
     }
 
@@ -218,16 +228,26 @@ impl Bay {
                     state: OtaState::RecImg,
                 }
             }
-            Command::AvrImg { addr, data, crc } => NodeMessage::AvrImg {
-                addr: *addr,
-                ok: self.node.receive_chunk(*addr, data, *crc),
-            },
+            Command::AvrImg { addr, data, crc } => {
+                self.chunks_received = self.chunks_received.saturating_add(1);
+                let ok = match self.ota_faults.fate(self.chunks_received) {
+                    ChunkFate::Delivered => self.node.receive_chunk(*addr, data, *crc),
+                    ChunkFate::Corrupted => false,
+                    ChunkFate::Lost => return (None, None),
+                    ChunkFate::DropOff => {
+                        return (None, Some((0, Scheduled::Reboot { version: None })));
+                    }
+                };
+                NodeMessage::AvrImg { addr: *addr, ok }
+            }
             Command::AvrOtaFlash { image_len } => {
-                let complete = self.node.image.take().is_some_and(|image| {
+                let image = self.node.image.take().filter(|image| {
                     !image.is_empty() && u32::try_from(image.len()).ok() == Some(*image_len)
                 });
-                if complete {
-                    return (None, Some((node::FLASH_MS, Scheduled::Flashed)));
+                let board = node::board();
+                if let Some(image) = image.filter(|i| !ota::wrong_board(i, &board)) {
+                    let version = ota::image_version(&image);
+                    return (None, Some((node::FLASH_MS, Scheduled::Flashed { version })));
                 }
                 NodeMessage::AvrOta {
                     state: OtaState::Halted,
@@ -248,6 +268,9 @@ impl Bay {
 
     /// `par?` over the serial line.
     fn read_par(&mut self, now_ms: u64, par: &str) -> Option<i16> {
+        if let Some(version) = self.avr_version.filter(|_| par == "ver") {
+            return Some(version);
+        }
         let mut request: heapless::String<48> = heapless::String::new();
         if !is_par_name(par) || write!(request, "{par}?").is_err() {
             return None;

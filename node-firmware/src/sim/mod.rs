@@ -29,6 +29,7 @@ mod clock;
 pub mod ev;
 pub mod meshtree;
 mod node;
+mod ota;
 mod uplink_mqtt;
 mod uplink_tcp;
 mod world;
@@ -37,6 +38,7 @@ use core::fmt;
 
 pub use arrivals::{Arrivals, UnknownArrivals};
 pub use bay::BayTruth;
+pub use ota::OtaFaults;
 pub use uplink_mqtt::run_mqtt;
 pub use uplink_tcp::run_tcp;
 pub use world::SimWorld;

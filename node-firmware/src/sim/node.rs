@@ -29,8 +29,9 @@ pub(super) enum Scheduled {
     Reboot {
         version: Option<heapless::String<16>>,
     },
-    /// Flashing the AVR finished: it restarts on the new image and reports `running`.
-    Flashed,
+    /// Flashing the AVR finished: it restarts on the new image (reporting `version` from
+    /// then on, when the image says) and reports `running`.
+    Flashed { version: Option<i16> },
 }
 
 /// The ESP32 side of a bay.

@@ -186,6 +186,15 @@ impl SimWorld {
         true
     }
 
+    /// Injects failures into the AVR updates of bay `mac`; `false` when there is no such bay.
+    pub fn set_ota_faults(&mut self, mac: MacAddr, faults: super::OtaFaults) -> bool {
+        let Some(bay) = self.by_mac.get(&mac).and_then(|&i| self.bays.get_mut(i)) else {
+            return false;
+        };
+        bay.ota_faults = faults;
+        true
+    }
+
     /// The root fetches the image (the simulated firmware server always has it) and every
     /// node of that board reboots into it.
     fn schedule_upgrade(&mut self, now_ms: u64, version: &heapless::String<16>, board: &str) {
@@ -220,8 +229,11 @@ impl SimWorld {
                 Scheduled::Reboot { version } => {
                     bay.node.reboot(now_ms, version, self.config.heartbeat_ms);
                 }
-                Scheduled::Flashed => {
+                Scheduled::Flashed { version } => {
                     bay.restart_avr();
+                    if version.is_some() {
+                        bay.avr_version = version;
+                    }
                     out.push((
                         node.mac,
                         NodeMessage::AvrOta {

@@ -1,0 +1,191 @@
+//! Firmware over HTTP: `POST /api/v1/nodes/{dev}/firmware` queues an AVR install (an image
+//! from the firmware folder by name, or one uploaded in the body), `GET /api/v1/ota` lists
+//! the jobs and the folder's images.
+//!
+//! An install is a write: it needs the token or a login. The core decides whether the bay
+//! may be flashed (not while it charges unless `force`, not with another board's image); the
+//! answer is `202` with the job's id, its progress is in `GET /api/v1/ota` and the event
+//! stream.
+//!
+//! Bodies: `application/json` `{"image": "ctrl22_agccs12_15.hex", "force": false}`, or the
+//! image itself (Intel HEX or binary, at most `[firmware] max_image_bytes`) with
+//! `?name=<file name>&force=true`; a name that follows the convention
+//! (`ctrl22_<board>_<ver>.hex`) lets the core check the board and the version afterwards.
+
+use std::path::PathBuf;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State as Extract};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, State};
+use crate::bay::BayId;
+use crate::config::firmware::ImageName;
+use crate::ota::folder::{self, ImageError};
+use crate::ota::jobs::{AvrImage, Refusal};
+
+/// The firmware routes, with their own body limit (an image is larger than a setting).
+pub(super) fn routes(max_image_bytes: usize) -> Router<State> {
+    Router::new()
+        .route(
+            "/api/v1/nodes/{dev}/firmware",
+            post(install).layer(DefaultBodyLimit::max(max_image_bytes)),
+        )
+        .route("/api/v1/ota", get(jobs))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InstallBody {
+    /// A file name in the firmware folder.
+    image: String,
+    #[serde(default)]
+    force: bool,
+}
+
+/// The query of an upload.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UploadQuery {
+    name: Option<String>,
+    #[serde(default)]
+    force: bool,
+}
+
+#[derive(Serialize)]
+struct Accepted {
+    job: u64,
+}
+
+async fn install(
+    Extract(state): Extract<State>,
+    Path(dev): Path<String>,
+    Query(query): Query<UploadQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    state
+        .access
+        .authorize_write(&headers)
+        .inspect_err(|e| state.refused(e))?;
+    let (image, force) = image_of(&state, &headers, query, body)
+        .await
+        .inspect_err(|e| state.refused(e))?;
+    let answer = state
+        .site
+        .install_firmware(BayId(dev), image, force)
+        .await
+        .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the site has stopped"))?;
+    match answer {
+        Ok(job) => Ok((StatusCode::ACCEPTED, Json(Accepted { job })).into_response()),
+        Err(refusal) => {
+            let status = match refusal {
+                Refusal::UnknownBay => StatusCode::NOT_FOUND,
+                Refusal::QueueFull => StatusCode::SERVICE_UNAVAILABLE,
+                Refusal::Image(_) => StatusCode::BAD_REQUEST,
+                Refusal::InSession
+                | Refusal::Offline
+                | Refusal::WrongBoard { .. }
+                | Refusal::Busy => StatusCode::CONFLICT,
+            };
+            let error = ApiError::new(status, refusal.to_string());
+            state.refused(&error);
+            Err(error)
+        }
+    }
+}
+
+/// The image a request names or carries.
+async fn image_of(
+    state: &State,
+    headers: &HeaderMap,
+    query: UploadQuery,
+    body: Bytes,
+) -> Result<(AvrImage, bool), ApiError> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let max = state.firmware.max_image_bytes;
+    if json {
+        let request: InstallBody = serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("the body is not an install: {e}"),
+            )
+        })?;
+        let dir: Option<PathBuf> = state.firmware.dir.clone();
+        let file = request.image.clone();
+        let loaded =
+            tokio::task::spawn_blocking(move || folder::load_avr(dir.as_deref(), &file, max))
+                .await
+                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        return Ok((loaded.map_err(|e| image_error(&e))?, request.force));
+    }
+    let name = query.name.unwrap_or_else(|| "upload".to_owned());
+    let image = folder::avr_image(&name, &body, max).map_err(|e| image_error(&e))?;
+    Ok((image, query.force))
+}
+
+fn image_error(e: &ImageError) -> ApiError {
+    let status = match e {
+        ImageError::Missing(_) => StatusCode::NOT_FOUND,
+        ImageError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        ImageError::NoFolder | ImageError::Io(_) => StatusCode::SERVICE_UNAVAILABLE,
+        ImageError::BadName(_) | ImageError::NotAvr(_) | ImageError::Invalid(_) => {
+            StatusCode::BAD_REQUEST
+        }
+    };
+    ApiError::new(status, e.to_string())
+}
+
+/// An image of the folder as `GET /api/v1/ota` lists it.
+#[derive(Serialize)]
+struct ImageEntry {
+    file: String,
+    kind: &'static str,
+    board: String,
+    version: String,
+}
+
+async fn jobs(Extract(state): Extract<State>) -> Result<Response, ApiError> {
+    let jobs =
+        state.site.firmware_jobs().await.ok_or_else(|| {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the site has stopped")
+        })?;
+    let dir = state.firmware.dir.clone();
+    let images = match dir {
+        Some(dir) => tokio::task::spawn_blocking(move || folder::list(&dir))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let images: Vec<ImageEntry> = images
+        .into_iter()
+        .map(|i| match i.name {
+            ImageName::Avr { board, version } => ImageEntry {
+                file: i.file,
+                kind: "avr",
+                board,
+                version: version.to_string(),
+            },
+            ImageName::Esp32 {
+                board,
+                major,
+                minor,
+            } => ImageEntry {
+                file: i.file,
+                kind: "esp32",
+                board,
+                version: format!("{major}.{minor}"),
+            },
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "jobs": jobs, "images": images })).into_response())
+}
