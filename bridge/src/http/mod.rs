@@ -43,6 +43,7 @@ use tokio::sync::Semaphore;
 use tower_http::timeout::TimeoutLayer;
 
 pub use history::{History, PowerSample, HISTORY_MINUTES};
+pub(crate) use api::body_changes;
 
 use crate::config::Config;
 use crate::handle::SiteHandle;

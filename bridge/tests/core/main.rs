@@ -4,6 +4,7 @@
 //! Assistant is given.
 
 mod allocate_props;
+mod fuzz_corpus;
 mod ha_vocabulary;
 mod pair;
 mod pair_props;
