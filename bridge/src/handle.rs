@@ -10,7 +10,9 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::site::snapshot::SiteSnapshot;
-use crate::site::{BayEvent, PowerReading, SettingChange, SettingError, SourceId};
+use crate::site::{
+    BayEvent, ExternalLimit, LimitScope, PowerReading, SettingChange, SettingError, SourceId,
+};
 
 /// How often the site allocates and delivers setpoints.
 pub const CONTROL_INTERVAL: Duration = Duration::from_secs(1);
@@ -27,6 +29,12 @@ pub enum SiteRequest {
     Power {
         source: SourceId,
         reading: Result<PowerReading, String>,
+    },
+    /// An external limit (grid operator, energy manager) for `scope`; `None` lifts it.
+    ExternalLimit {
+        source: SourceId,
+        scope: LimitScope,
+        limit: Option<ExternalLimit>,
     },
     /// An adapter refused some input (counted for `/metrics`).
     Rejected(&'static str),
@@ -102,6 +110,12 @@ impl SiteHandle {
     pub async fn send(&self, request: SiteRequest) {
         // A stopped site task means the process is shutting down; nothing to do.
         let _ = self.requests.send(request).await;
+    }
+
+    /// Whether the site task has stopped taking requests.
+    #[must_use]
+    pub fn is_closed(&self) -> bool {
+        self.requests.is_closed()
     }
 
     /// Sends a request if there is room; `false` once the site task has stopped.

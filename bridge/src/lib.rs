@@ -21,7 +21,7 @@
 //! | [`ha`] | Home Assistant discovery, state and commands |
 //! | [`http`] | HTTP API, dashboard, metrics |
 //! | [`store`] | SQLite: settings, sessions, energy, reservations, bay events, OCPP queue |
-//! | [`solar`] | power sources (today the demo's simulated PV) |
+//! | [`solar`] | power sources: inverter and meter APIs, external limits, the demo's simulated PV |
 //! | [`config`] | the TOML configuration: sections, loading, validation, redaction |
 //! | [`broker`], [`broker_client`] | the embedded MQTT broker; how the bridge reaches a broker |
 //! | `runtime::demo` | feature `demo`: everything in one process with simulated bays |

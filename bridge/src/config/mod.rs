@@ -42,7 +42,7 @@ pub use nodes::{NodeConfig, PhaseRotation};
 pub use ocpp::{OcppConfig, OcppLayout};
 pub use redact::REDACTED;
 pub use site::{ChargeMode, CircuitConfig, SiteConfig, Strategy};
-pub use solar::{Measure, SolarConfig, SolarKind, SolarSourceConfig};
+pub use solar::{LimitUnit, Measure, OnStale, SolarConfig, SolarKind, SolarSourceConfig};
 pub use storage::StorageConfig;
 
 /// The whole configuration file.

@@ -114,7 +114,12 @@ impl Config {
         }
 
         for (i, source) in self.solar.sources.iter().enumerate() {
-            check_solar_source(source, &format!("solar.sources[{i}]"), &mut bad);
+            check_solar(
+                source,
+                &format!("solar.sources[{i}]"),
+                &circuit_ids,
+                &mut bad,
+            );
         }
 
         if self.homeassistant.discovery_prefix.is_empty()
@@ -218,42 +223,22 @@ fn check_circuits(circuits: &[CircuitConfig], bad: &mut impl FnMut(String, Strin
     }
 }
 
-fn check_solar_source(source: &SolarSourceConfig, key: &str, bad: &mut impl FnMut(String, String)) {
-    let needs_url = !matches!(source.kind, SolarKind::Mqtt | SolarKind::Homeassistant);
-    match (&source.url, needs_url) {
-        (None, true) => bad(format!("{key}.url"), "is required for this kind".into()),
-        (Some(url), _) => {
-            let schemes: &[&str] = match source.kind {
-                SolarKind::SmaModbus => &["modbus", "tcp"],
-                SolarKind::SmaSpeedwire => &["udp"],
-                SolarKind::Mqtt => &["mqtt", "mqtts"],
-                _ => &["http", "https"],
-            };
-            check_url(url, &format!("{key}.url"), schemes, bad);
-        }
-        (None, false) => {}
+fn check_solar(
+    source: &SolarSourceConfig,
+    key: &str,
+    circuits: &BTreeSet<&str>,
+    bad: &mut impl FnMut(String, String),
+) {
+    if let Some(url) = &source.url {
+        let schemes: &[&str] = match source.kind {
+            SolarKind::SmaModbus | SolarKind::Sunspec => &["modbus", "tcp"],
+            SolarKind::SmaSpeedwire => &["udp"],
+            SolarKind::Mqtt => &["mqtt", "mqtts"],
+            _ => &["http", "https"],
+        };
+        check_url(url, &format!("{key}.url"), schemes, bad);
     }
-    if source.kind == SolarKind::Mqtt && source.topic.is_none() {
-        bad(
-            format!("{key}.topic"),
-            "is required for kind \"mqtt\"".into(),
-        );
-    }
-    if source.kind == SolarKind::Homeassistant && source.entity.is_none() {
-        bad(
-            format!("{key}.entity"),
-            "is required for kind \"homeassistant\"".into(),
-        );
-    }
-    if source.interval.is_zero() {
-        bad(format!("{key}.interval"), "must be more than 0s".into());
-    }
-    if source.measures.is_empty() {
-        bad(
-            format!("{key}.measures"),
-            "must list at least one of \"grid\", \"pv\", \"battery\"".into(),
-        );
-    }
+    super::solar::check_source(source, key, circuits, bad);
 }
 
 fn check_ocpp(ocpp: &OcppConfig, bad: &mut impl FnMut(String, String)) {

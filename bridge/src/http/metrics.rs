@@ -33,7 +33,10 @@ pub(super) struct Metrics {
 }
 
 impl Metrics {
-    pub(super) fn new(snapshots: watch::Receiver<Arc<SiteSnapshot>>) -> Self {
+    pub(super) fn new(
+        snapshots: watch::Receiver<Arc<SiteSnapshot>>,
+        solar: Option<crate::solar::Health>,
+    ) -> Self {
         let mut registry = Registry::default();
         // 10 us to 2.6 s: an allocation takes microseconds; seconds would mean trouble.
         let cycle_seconds = Histogram::new(exponential_buckets(1e-5, 4.0, 10));
@@ -43,6 +46,9 @@ impl Metrics {
             cycle_seconds.clone(),
         );
         registry.register_collector(Box::new(SnapshotCollector(snapshots)));
+        if let Some(solar) = solar {
+            registry.register_collector(Box::new(solar));
+        }
         Self {
             registry,
             cycle_seconds,

@@ -74,6 +74,8 @@ pub struct HttpOptions {
     pub max_sse_clients: usize,
     /// `Host` names a loopback listener accepts besides `localhost`, `127.0.0.1` and `[::1]`.
     pub allowed_hosts: Vec<String>,
+    /// The power sources' counters for `/metrics`; `None` = no sources in this process.
+    pub solar: Option<crate::solar::Health>,
 }
 
 impl Default for HttpOptions {
@@ -99,6 +101,7 @@ impl From<&crate::config::HttpConfig> for HttpOptions {
             header_timeout: http.header_timeout,
             max_sse_clients: http.max_sse_clients,
             allowed_hosts: http.allowed_hosts.clone(),
+            solar: None,
         }
     }
 }
@@ -242,7 +245,7 @@ impl State {
             access: Arc::new(auth::Access::new(options.token, options.protect_reads)),
             store: options.store.map(StoreReader::new),
             history: Arc::new(Mutex::new(History::default())),
-            metrics: Arc::new(metrics::Metrics::new(site.subscribe())),
+            metrics: Arc::new(metrics::Metrics::new(site.subscribe(), options.solar)),
             refusals: Arc::new(refusal::Refusals::new(site.clone())),
             hosts: loopback.then(|| Arc::new(guard::HostCheck::new(&options.allowed_hosts))),
             streams: Arc::new(Semaphore::new(options.max_sse_clients)),

@@ -127,19 +127,15 @@ pub async fn run(
         // With its own broker the bridge is a client of it, whatever `mqtt.url` says.
         config.mqtt.url = broker.url();
     }
-    // Parsed and validated already, so a file written for a later version keeps working.
-    if !config.solar.sources.is_empty() {
-        tracing::warn!(
-            "solar.sources: inverter and meter APIs are not supported yet; pv bays get no surplus"
-        );
-    }
     if config.ocpp.enabled {
         tracing::warn!(
             "ocpp.enabled: the OCPP 1.6-J adapter is not built yet; no backend is contacted"
         );
     }
     let bridge = Bridge::start(&config).await?;
-    let _http = crate::http::spawn((&config).into(), bridge.handle.clone()).await?;
+    let mut http: crate::http::HttpOptions = (&config).into();
+    http.solar = Some(crate::solar::spawn(&config, &bridge.handle)?);
+    let _http = crate::http::spawn(http, bridge.handle.clone()).await?;
     if config.homeassistant.enabled {
         crate::ha::spawn(&config, bridge.handle.clone())?;
     }
@@ -443,6 +439,7 @@ async fn site_task(
                     Ok(reading) => (Input::Power { source, reading }, false),
                     Err(error) => (Input::PowerLost { source, error }, false),
                 },
+                Some(SiteRequest::ExternalLimit { source, scope, limit }) => (Input::ExternalLimit { source, scope, limit }, false),
                 Some(SiteRequest::Rejected(kind)) => (Input::Rejected { kind }, false),
                 // Every handle is gone: nobody can ask anything any more, the mesh still runs.
                 None => {
