@@ -53,3 +53,8 @@ fn config_toml_corpus_replays() {
 fn tcp_split_corpus_replays() {
     replay("tcp_split", fuzzing::tcp_split);
 }
+
+#[test]
+fn solar_corpus_replays() {
+    replay("solar", fuzzing::solar);
+}
