@@ -235,7 +235,11 @@ fn check_reading(r: &PowerReading) {
     #[allow(clippy::cast_precision_loss)] // bounded far below 2^52
     let watts = |w: i64| assert!((w as f64).abs() <= MAX_POWER_W, "{w} W in {r:?}");
     let amps = |a: f64| assert!(a.is_finite() && a.abs() <= MAX_CURRENT_A, "{a} A in {r:?}");
-    r.grid_w.into_iter().chain(r.pv_w).chain(r.battery_w).for_each(watts);
+    r.grid_w
+        .into_iter()
+        .chain(r.pv_w)
+        .chain(r.battery_w)
+        .for_each(watts);
     r.grid_phase_w.into_iter().flatten().for_each(watts);
     r.grid_phase_a.into_iter().flatten().for_each(amps);
     if let Some(soc) = r.battery_soc_pct {

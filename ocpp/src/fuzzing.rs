@@ -71,9 +71,15 @@ fn expected_answer(text: &str) -> Option<String> {
     };
     if let Ok(Value::Array(items)) = serde_json::from_str::<Value>(text) {
         if let (Some(2), Some(id)) = (items.first().and_then(Value::as_u64), items.get(1)) {
-            if let Some(id) = id.as_str().filter(|id| (1..=MAX_MESSAGE_ID_LEN).contains(&id.len()))
+            if let Some(id) = id
+                .as_str()
+                .filter(|id| (1..=MAX_MESSAGE_ID_LEN).contains(&id.len()))
             {
-                assert_eq!(decoded.as_deref(), Some(id), "a CALL left unanswered: {text}");
+                assert_eq!(
+                    decoded.as_deref(),
+                    Some(id),
+                    "a CALL left unanswered: {text}"
+                );
             }
         }
     }

@@ -6,7 +6,10 @@ use std::path::Path;
 
 #[test]
 fn ocpp_frames_corpus_replays() {
-    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/corpus/ocpp_frames"));
+    let dir = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fuzz/corpus/ocpp_frames"
+    ));
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|entry| entry.map(|e| e.path()))

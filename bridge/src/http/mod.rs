@@ -42,8 +42,8 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 use tower_http::timeout::TimeoutLayer;
 
-pub use history::{History, PowerSample, HISTORY_MINUTES};
 pub(crate) use api::body_changes;
+pub use history::{History, PowerSample, HISTORY_MINUTES};
 
 use crate::config::Config;
 use crate::handle::SiteHandle;
