@@ -36,6 +36,8 @@ pub mod broker;
 pub mod broker_client;
 pub mod clock;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ha;
 pub mod handle;
 pub mod healthcheck;

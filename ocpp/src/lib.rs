@@ -30,6 +30,8 @@
 //!   and only released on the backend's CALLRESULT (or after the configured failed attempts).
 
 pub mod config_keys;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod queue;
 pub mod rpc;
 pub mod session;

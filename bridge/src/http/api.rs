@@ -206,6 +206,18 @@ fn bay_changes(bay: &BayId, body: BaySettingsBody) -> Vec<SettingChange> {
     .collect()
 }
 
+/// The pure step of the `PUT` handlers, bytes to changes (`bay` `None`: the site's body), for
+/// the fuzz target `api_body` (`crate::fuzzing`).
+pub(crate) fn body_changes(
+    bay: Option<&BayId>,
+    body: &[u8],
+) -> Result<Vec<SettingChange>, serde_json::Error> {
+    Ok(match bay {
+        None => site_changes(serde_json::from_slice(body)?),
+        Some(bay) => bay_changes(bay, serde_json::from_slice(body)?),
+    })
+}
+
 /// Hands `changes` to the core as one set: taken whole, or refused with the core's reason
 /// (which names the field and, for a value above a ceiling, the ceiling).
 async fn apply_all(state: &State, changes: Vec<SettingChange>) -> Result<(), ApiError> {

@@ -43,6 +43,7 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 use tower_http::timeout::TimeoutLayer;
 
+pub(crate) use api::body_changes;
 pub use history::{History, PowerSample, HISTORY_MINUTES};
 
 use crate::config::Config;

@@ -4,6 +4,7 @@
 //! Assistant is given.
 
 mod allocate_props;
+mod fuzz_corpus;
 mod ha_vocabulary;
 mod house_load_days;
 mod metered;
