@@ -29,6 +29,7 @@ if [ ! -d e2e/node_modules/playwright-core ]; then
   npm ci --prefix e2e --no-audit --no-fund
 fi
 testkit/ocpp-peers/npm/setup.sh  # the OCPP tests' npm central system (ocpp-rpc, package-lock.json)
+testkit/ocpp-peers/python/setup.sh  # their PyPI ocpp central system (a venv beside it)
 
 echo "== no_std build of the node core"
 cargo build -p ctrl22-node --no-default-features --lib

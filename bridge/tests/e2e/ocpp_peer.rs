@@ -19,6 +19,9 @@ pub struct Peer {
     pub args: Vec<String>,
 }
 
+/// Tests start in parallel: one of them installs a missing peer, the others wait for it.
+static SETUP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn peers_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testkit/ocpp-peers")
 }
@@ -28,6 +31,7 @@ impl Peer {
     pub fn python() -> anyhow::Result<Self> {
         let dir = peers_dir().join("python");
         let python = dir.join(".venv/bin/python");
+        let _setup = SETUP.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if !python.exists() {
             let status = Command::new(dir.join("setup.sh"))
                 .status()
@@ -47,6 +51,7 @@ impl Peer {
     /// `setup.sh` when missing).
     pub fn npm() -> anyhow::Result<Self> {
         let dir = peers_dir().join("npm");
+        let _setup = SETUP.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if !dir.join("node_modules/ocpp-rpc/package.json").exists() {
             let status = Command::new(dir.join("setup.sh"))
                 .status()
