@@ -47,7 +47,7 @@ fn hex_image(ver: i16) -> String {
 }
 
 /// One HTTP/1.0 request; the status and the body.
-async fn call(
+pub(crate) async fn call(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -111,7 +111,7 @@ async fn finished_jobs(http: SocketAddr, timeout: Duration) -> anyhow::Result<Ve
 }
 
 /// Waits until the bridge knows every bay's board (from its `system` polls).
-async fn boards_known(http: SocketAddr, bays: usize) -> anyhow::Result<()> {
+pub(crate) async fn boards_known(http: SocketAddr, bays: usize) -> anyhow::Result<()> {
     for _ in 0..120 {
         if let Ok((200, body)) = call(http, "GET", "/api/v1/nodes", "").await {
             let nodes: Value = serde_json::from_str(&body)?;
@@ -158,13 +158,13 @@ fn flash_on_wire<R: WireRecord>(mesh: &str, records: &[R], bay: MacAddr) -> (usi
     (writes, ver)
 }
 
-struct OtaSite {
-    site: MqttSite,
-    http: SocketAddr,
+pub(crate) struct OtaSite {
+    pub(crate) site: MqttSite,
+    pub(crate) http: SocketAddr,
     firmware: tempfile::TempDir,
 }
 
-async fn ota_site() -> anyhow::Result<OtaSite> {
+pub(crate) async fn ota_site() -> anyhow::Result<OtaSite> {
     let firmware = tempfile::tempdir()?;
     std::fs::write(
         firmware.path().join(format!("ctrl22_{BOARD}_15.hex")),
