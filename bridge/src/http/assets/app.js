@@ -451,7 +451,7 @@ function renderFleet(s) {
     tr.append(name, el('td', '', known(bay.board)), el('td', '', known(bay.firmware)),
       el('td', '', known(bay.avr_firmware)), el('td', '', known(bay.mesh_layer)),
       el('td', 'mono', known(bay.mesh_parent)), el('td', '', known(bay.rssi_dbm, ' dBm')),
-      el('td', '', seen), fleetFirmware(bay));
+      el('td', '', known(bay.mesh_latency_ms, ' ms')), el('td', '', seen), fleetFirmware(bay));
     return tr;
   });
   $('fleet').tBodies[0].replaceChildren(...rows);
