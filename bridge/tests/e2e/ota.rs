@@ -164,6 +164,17 @@ pub(crate) struct OtaSite {
     firmware: tempfile::TempDir,
 }
 
+/// Two simulated bays, both charging, their boards known to the bridge.
+pub(crate) async fn two_bays_charging(ota: &OtaSite) -> anyhow::Result<Simulator> {
+    let sim = Simulator::start(&ota.site.broker, &ota.site.mesh, 2, 7);
+    ota.site
+        .wire()
+        .wait_charging(0, 2, Duration::from_secs(40))
+        .await?;
+    boards_known(ota.http, 2).await?;
+    Ok(sim)
+}
+
 pub(crate) async fn ota_site() -> anyhow::Result<OtaSite> {
     let firmware = tempfile::tempdir()?;
     std::fs::write(
@@ -308,11 +319,7 @@ async fn lost_chunks_and_a_bay_dropping_off_are_survived_two_bays_at_a_time() ->
 async fn the_cli_flashes_through_the_running_bridge() -> anyhow::Result<()> {
     let ota = ota_site().await?;
     let (site, http, mut bridge) = (&ota.site, ota.http, ota.site.bridge()?);
-    let sim = Simulator::start(&site.broker, &site.mesh, 2, 7);
-    site.wire()
-        .wait_charging(0, 2, Duration::from_secs(40))
-        .await?;
-    boards_known(http, 2).await?;
+    let sim = two_bays_charging(&ota).await?;
     let image = ota.firmware.path().join(format!("ctrl22_{BOARD}_15.hex"));
     let config = site.config.clone();
     let dev = sim.devs[1].clone();

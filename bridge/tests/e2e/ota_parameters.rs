@@ -2,24 +2,17 @@
 //! command and hands back the node's reply (a tool on the broker could lose it to the
 //! bridge), and refuses to let an operator write what its sequencer owns on an enabled bay.
 
-use std::time::Duration;
-
 use anyhow::ensure;
 use ctrl22_node::mesh::{Address, Command};
-use ctrl22_testkit::sim::Simulator;
 use ctrl22_testkit::wire::{WireMessage, WireRecord};
 
-use crate::ota::{boards_known, call, ota_site};
+use crate::ota::{call, ota_site, two_bays_charging};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ota_parameters_go_through_the_running_bridge() -> anyhow::Result<()> {
     let ota = ota_site().await?;
     let (site, http, mut bridge) = (&ota.site, ota.http, ota.site.bridge()?);
-    let sim = Simulator::start(&site.broker, &site.mesh, 2, 7);
-    site.wire()
-        .wait_charging(0, 2, Duration::from_secs(40))
-        .await?;
-    boards_known(http, 2).await?;
+    let sim = two_bays_charging(&ota).await?;
     let config = site.config.clone();
     let dev = sim.devs[0].clone();
     let mesh = |args: &[&str]| {
