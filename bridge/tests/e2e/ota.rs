@@ -318,7 +318,7 @@ async fn lost_chunks_and_a_bay_dropping_off_are_survived_two_bays_at_a_time() ->
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_flashes_through_the_running_bridge() -> anyhow::Result<()> {
     let ota = ota_site().await?;
-    let (site, http, mut bridge) = (&ota.site, ota.http, ota.site.bridge()?);
+    let (site, mut bridge) = (&ota.site, ota.site.bridge()?);
     let sim = two_bays_charging(&ota).await?;
     let image = ota.firmware.path().join(format!("ctrl22_{BOARD}_15.hex"));
     let config = site.config.clone();
