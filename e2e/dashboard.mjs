@@ -138,6 +138,10 @@ async function main() {
     await until(`${BAYS} bay rows`, 15000, async () => (await page.locator('#bays tbody tr').count()) === BAYS);
     const row = page.locator(`#bays tr[data-dev="${bay.dev}"]`);
     if ((await row.locator('.dot.on').count()) !== 1) fail('the bay is not shown online');
+    // The fleet table: a row per bay with its mesh position once the bridge heard `status`.
+    await until(`${BAYS} fleet rows`, 15000, async () => (await page.locator('#fleet tbody tr').count()) === BAYS);
+    const fleetRow = page.locator(`#fleet tr[data-dev="${bay.dev}"]`);
+    await until('the fleet row shows RSSI', 15000, async () => /dBm/.test(await fleetRow.innerText()));
 
     // The picture to look at: the site with a car charging.
     await sleep(1500);

@@ -7,11 +7,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use ctrl22_node::mesh::ParName;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::bay::BayId;
 use crate::ota::folder::FolderImage;
 use crate::ota::jobs::{AvrImage, JobView, Refusal};
+use crate::site::parameters::{ParAnswer, ParRefusal};
 use crate::site::snapshot::SiteSnapshot;
 use crate::site::{
     BayEvent, ExternalLimit, LimitScope, PowerReading, SettingChange, SettingError, SourceId,
@@ -50,6 +52,14 @@ pub enum SiteRequest {
     OcppSiteLimit { limit_a: Option<[f64; 3]> },
     /// Firmware: queue an install, or list the jobs.
     Firmware(FirmwareRequest),
+    /// An operator's `getpar` (`value: None`) or `setpar` of a bay's controller, sent by the
+    /// site so that the reply reaches the operator; answered when the node replied.
+    Parameter {
+        bay: BayId,
+        par: ParName,
+        value: Option<i16>,
+        reply: oneshot::Sender<Result<ParAnswer, ParRefusal>>,
+    },
 }
 
 /// A firmware request to the site task.
@@ -168,6 +178,24 @@ impl SiteHandle {
             .send(SiteRequest::Firmware(FirmwareRequest::Jobs { reply }))
             .await
             .ok()?;
+        answer.await.ok()
+    }
+
+    /// An operator's `getpar`/`setpar` through the site; `None` when the site task is gone.
+    pub async fn parameter(
+        &self,
+        bay: BayId,
+        par: ParName,
+        value: Option<i16>,
+    ) -> Option<Result<ParAnswer, ParRefusal>> {
+        let (reply, answer) = oneshot::channel();
+        let request = SiteRequest::Parameter {
+            bay,
+            par,
+            value,
+            reply,
+        };
+        self.requests.send(request).await.ok()?;
         answer.await.ok()
     }
 

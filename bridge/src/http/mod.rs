@@ -23,6 +23,7 @@ mod history;
 mod login;
 mod metrics;
 mod ota;
+mod parameters;
 mod refusal;
 mod server;
 mod sessions;
@@ -216,6 +217,7 @@ fn router(state: State) -> Router {
         .route("/api/v1/login", post(login::login))
         .route("/api/v1/logout", post(login::logout))
         .merge(ota::routes(state.firmware.max_image_bytes))
+        .merge(parameters::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such resource") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         // Covers reading the body too; a live stream's body is not a wait for the answer.

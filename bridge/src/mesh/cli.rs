@@ -41,7 +41,8 @@ pub struct MeshArgs {
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
     pub wait: Duration,
     /// Talk to the mesh directly even when a running bridge is configured (`http.token`) and
-    /// answers; `avrflash` otherwise goes through it, so that it holds the bay meanwhile.
+    /// answers; `avrflash` otherwise goes through it, so that it holds the bay meanwhile, and
+    /// `getpar`/`setpar` so that the bridge does not take their reply.
     #[arg(long)]
     pub standalone: bool,
     /// How long to wait for the broker connection or for the root to connect.
@@ -72,13 +73,17 @@ pub enum Tool {
     },
     /// Reboot the node (no reply).
     Restart { dst: Address },
-    /// Read a charge-controller parameter (e.g. `ver`, `smaxcur`).
+    /// Read a charge-controller parameter (e.g. `ver`, `smaxcur`); through a running bridge
+    /// when one is configured (`http.token`). Example: `ctrl22-bridge mesh getpar d8a01d55a710 ver`
     Getpar {
         dst: Address,
         #[arg(value_parser = parse_par)]
         par: ParName,
     },
-    /// Write a charge-controller parameter (currents in 0.1 A, phases as digits).
+    /// Write a charge-controller parameter (currents in 0.1 A, phases as digits); through a
+    /// running bridge when one is configured, which refuses what its sequencer owns
+    /// (`smaxcur`, `phases`, `fsafecur`, `wdtsec`) unless the bay is disabled.
+    /// Example: `ctrl22-bridge mesh setpar d8a01d55a710 smaxcur 100`
     Setpar {
         dst: Address,
         #[arg(value_parser = parse_par)]
@@ -138,6 +143,8 @@ pub enum ToolError {
     Interrupted,
     #[error("avrflash: {0}")]
     Bridge(String),
+    #[error("through the bridge: {0}")]
+    Parameter(String),
 }
 
 /// Runs one tool until it is done or `shutdown` resolves.
@@ -171,6 +178,24 @@ pub async fn run(
                 return bridge.avrflash(&dev, name, bytes, *force).await;
             }
             Some(parsed)
+        }
+        Tool::Getpar { dst, par } | Tool::Setpar { dst, par, .. } if !args.standalone => {
+            let value = match &args.tool {
+                Tool::Setpar { val, .. } => Some(*val),
+                _ => None,
+            };
+            if let Some(bridge) = super::via_bridge::find(config).await {
+                let Address::Node(mac) = dst else {
+                    return Err(ToolError::Usage(
+                        "a running bridge takes parameters one node at a time; \
+                         --standalone to send to every node"
+                            .to_owned(),
+                    ));
+                };
+                let dev = mac.topic_form().to_string();
+                return bridge.parameter(&dev, par.as_str(), value).await;
+            }
+            None
         }
         _ => None,
     };

@@ -167,6 +167,48 @@ impl RunningBridge {
     }
 }
 
+impl RunningBridge {
+    /// `getpar` (`value: None`) or `setpar` of `dev` through the bridge, which sends the
+    /// command and hands back the node's reply; prints it.
+    ///
+    /// # Errors
+    /// The bridge's refusal (a sequencer-owned parameter of an enabled bay, a bay being
+    /// flashed, no reply), a lost connection.
+    pub async fn parameter(
+        &self,
+        dev: &str,
+        par: &str,
+        value: Option<i16>,
+    ) -> Result<(), ToolError> {
+        let path = format!("/api/v1/nodes/{dev}/parameters/{}", url_safe(par));
+        let (method, body) = match value {
+            Some(value) => (
+                Method::PUT,
+                serde_json::json!({ "value": value }).to_string(),
+            ),
+            None => (Method::GET, String::new()),
+        };
+        let (status, answer) = self.call(method, &path, body.into_bytes()).await?;
+        if status != StatusCode::OK {
+            let why = answer["error"].as_str().unwrap_or("refused").to_owned();
+            return Err(ToolError::Parameter(format!(
+                "the bridge refused: {why} ({status})"
+            )));
+        }
+        match value {
+            Some(_) => println!(
+                "{dev} setpar {par} {} ok (through the bridge)",
+                answer["value"]
+            ),
+            None => println!(
+                "{dev} getpar {par} {} (through the bridge)",
+                answer["value"]
+            ),
+        }
+        Ok(())
+    }
+}
+
 /// A file name as a query value: only the characters a firmware file name may have.
 fn url_safe(name: &str) -> String {
     name.chars()

@@ -12,6 +12,7 @@
 #[cfg(feature = "demo")]
 pub mod demo;
 mod firmware;
+mod parameters;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -198,6 +199,7 @@ impl Bridge {
         tokio::spawn(forward_commands(commands, link));
         let mut task = SiteTask {
             site,
+            parameter_replies: parameters::Waiting::default(),
             clock,
             reply_deadline_ms: millis(mesh::reply_deadline(config.mesh.transport)),
             snapshot: snapshot_tx,
@@ -234,6 +236,8 @@ impl Bridge {
 
 struct SiteTask {
     site: Site,
+    /// Operators waiting for a node's reply to their `getpar`/`setpar`, by request id.
+    parameter_replies: parameters::Waiting,
     clock: SystemClock,
     reply_deadline_ms: u64,
     snapshot: watch::Sender<Arc<SiteSnapshot>>,
@@ -448,6 +452,12 @@ async fn site_task(
                     }
                     continue;
                 }
+                Some(SiteRequest::Parameter { bay, par, value, reply }) => {
+                    if let Err(e) = t.parameter(bay, par, value, reply).await {
+                        break Err(e);
+                    }
+                    continue;
+                }
                 // Every handle is gone: nobody can ask anything any more, the mesh still runs.
                 None => {
                     requests_open = false;
@@ -467,6 +477,7 @@ async fn site_task(
         if let Err(e) = t.execute(now, outputs).await {
             break Err(e);
         }
+        t.answer_parameters();
         if publish {
             t.publish(now);
         }

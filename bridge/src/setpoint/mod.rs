@@ -383,6 +383,13 @@ impl Sequencer {
         self.step(now_ms, vec![bay])
     }
 
+    /// Whether a write to `bay` waits for its reply (an operator's write sent now is
+    /// answered after it).
+    #[must_use]
+    pub fn awaits_ack(&self, bay: usize) -> bool {
+        self.bays.get(bay).is_some_and(|s| s.outstanding.is_some())
+    }
+
     /// The site core lost `bay` (heartbeat timeout): its reservation stays as it is until
     /// it is heard again or [`Sequencer::release`]d; nothing is sent to it meanwhile.
     pub fn on_offline(&mut self, bay: usize) {

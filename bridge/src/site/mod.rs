@@ -37,6 +37,7 @@ mod house_load;
 pub mod limits;
 mod node_messages;
 mod ota;
+pub mod parameters;
 pub mod power;
 mod power_flow;
 pub mod record;
@@ -167,6 +168,8 @@ pub struct Site {
     /// Firmware jobs; their bays are held (see `ota.rs`).
     ota: crate::ota::jobs::OtaJobs,
     firmware_catalogue: Vec<crate::ota::folder::FolderImage>,
+    /// Operators' `getpar`/`setpar` waiting for their node (see `parameters.rs`).
+    operator_pars: parameters::OperatorPars,
 }
 
 impl Site {
@@ -203,6 +206,7 @@ impl Site {
             stored_totals: stored.totals_wh,
             ota: crate::ota::jobs::OtaJobs::default(),
             firmware_catalogue: Vec::new(),
+            operator_pars: parameters::OperatorPars::default(),
             settings,
         };
         let configured: Vec<_> = site
@@ -298,6 +302,7 @@ impl Site {
             Input::OcppSiteLimit { limit_a } => self.set_ocpp_site_limit(now, limit_a),
             Input::Tick => {
                 self.poll_ota(now, &mut out);
+                self.expire_parameter_requests(now);
                 self.tick(now, &mut out);
                 // Timeouts, refreshes and raises that became possible: once per cycle, as
                 // it looks at every bay.

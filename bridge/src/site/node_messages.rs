@@ -145,11 +145,13 @@ impl Site {
             NodeMessage::Status(status) => bay.status = Some(status),
             NodeMessage::System(system) => bay.system = Some(system),
             NodeMessage::AvrSetPar { ok } => {
-                let writes = self.sequencer.on_ack(now.mono_ms, index, ok);
-                self.writes.extend(writes);
+                if !self.operator_set_reply(src, ok) {
+                    let writes = self.sequencer.on_ack(now.mono_ms, index, ok);
+                    self.writes.extend(writes);
+                }
             }
+            NodeMessage::AvrGetPar { par, val } => self.operator_get_reply(src, &par, val),
             NodeMessage::Tsync(_)
-            | NodeMessage::AvrGetPar { .. }
             | NodeMessage::AvrOta { .. }
             | NodeMessage::AvrImg { .. }
             | NodeMessage::AvrLog { .. } => {}

@@ -23,6 +23,7 @@ mod ocpp_security;
 mod ocpp_session;
 mod ocpp_single;
 mod ota;
+mod ota_parameters;
 mod solar_bridge;
 mod solar_common;
 mod solar_http;

@@ -47,7 +47,7 @@ fn hex_image(ver: i16) -> String {
 }
 
 /// One HTTP/1.0 request; the status and the body.
-async fn call(
+pub(crate) async fn call(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -111,7 +111,7 @@ async fn finished_jobs(http: SocketAddr, timeout: Duration) -> anyhow::Result<Ve
 }
 
 /// Waits until the bridge knows every bay's board (from its `system` polls).
-async fn boards_known(http: SocketAddr, bays: usize) -> anyhow::Result<()> {
+pub(crate) async fn boards_known(http: SocketAddr, bays: usize) -> anyhow::Result<()> {
     for _ in 0..120 {
         if let Ok((200, body)) = call(http, "GET", "/api/v1/nodes", "").await {
             let nodes: Value = serde_json::from_str(&body)?;
@@ -158,13 +158,24 @@ fn flash_on_wire<R: WireRecord>(mesh: &str, records: &[R], bay: MacAddr) -> (usi
     (writes, ver)
 }
 
-struct OtaSite {
-    site: MqttSite,
-    http: SocketAddr,
+pub(crate) struct OtaSite {
+    pub(crate) site: MqttSite,
+    pub(crate) http: SocketAddr,
     firmware: tempfile::TempDir,
 }
 
-async fn ota_site() -> anyhow::Result<OtaSite> {
+/// Two simulated bays, both charging, their boards known to the bridge.
+pub(crate) async fn two_bays_charging(ota: &OtaSite) -> anyhow::Result<Simulator> {
+    let sim = Simulator::start(&ota.site.broker, &ota.site.mesh, 2, 7);
+    ota.site
+        .wire()
+        .wait_charging(0, 2, Duration::from_secs(40))
+        .await?;
+    boards_known(ota.http, 2).await?;
+    Ok(sim)
+}
+
+pub(crate) async fn ota_site() -> anyhow::Result<OtaSite> {
     let firmware = tempfile::tempdir()?;
     std::fs::write(
         firmware.path().join(format!("ctrl22_{BOARD}_15.hex")),
@@ -307,12 +318,8 @@ async fn lost_chunks_and_a_bay_dropping_off_are_survived_two_bays_at_a_time() ->
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_flashes_through_the_running_bridge() -> anyhow::Result<()> {
     let ota = ota_site().await?;
-    let (site, http, mut bridge) = (&ota.site, ota.http, ota.site.bridge()?);
-    let sim = Simulator::start(&site.broker, &site.mesh, 2, 7);
-    site.wire()
-        .wait_charging(0, 2, Duration::from_secs(40))
-        .await?;
-    boards_known(http, 2).await?;
+    let (site, mut bridge) = (&ota.site, ota.site.bridge()?);
+    let sim = two_bays_charging(&ota).await?;
     let image = ota.firmware.path().join(format!("ctrl22_{BOARD}_15.hex"));
     let config = site.config.clone();
     let dev = sim.devs[1].clone();

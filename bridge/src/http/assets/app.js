@@ -413,6 +413,50 @@ function renderMesh(s) {
   tree.replaceChildren(...top);
 }
 
+// ---------- fleet ----------
+// One row per bay: what runs on it, where it sits in the mesh, and the controller image of
+// the firmware folder it could get (installed by the core's job queue, which refuses a
+// charging bay; the refusal comes back as the toast).
+function fleetFirmware(bay) {
+  const td = el('td', 'firmware');
+  const job = bay.firmware_job;
+  if (job && !['succeeded', 'failed', 'refused'].includes(job.state)) {
+    td.textContent = job.state + (job.percent !== null && job.percent !== undefined ? ' ' + job.percent + '%' : '');
+    return td;
+  }
+  const latest = bay.avr_latest;
+  if (latest && latest.version !== bay.avr_firmware) {
+    const button = el('button', 'install', 'Install v' + latest.version);
+    button.title = latest.file;
+    button.addEventListener('click', () => {
+      write('POST', bayPath(bay.dev) + '/firmware', { image: latest.file, force: false },
+        'Install of ' + latest.file + ' queued');
+    });
+    td.append(button);
+  } else {
+    td.textContent = latest ? 'up to date' : '–';
+  }
+  if (job && job.state !== 'succeeded') td.title = job.state + (job.error ? ': ' + job.error : '');
+  return td;
+}
+
+function renderFleet(s) {
+  const known = (v, suffix) => (v === null || v === undefined ? '–' : v + (suffix || ''));
+  const rows = [...s.bays].sort((a, b) => a.name.localeCompare(b.name)).map((bay) => {
+    const tr = el('tr');
+    tr.dataset.dev = bay.dev;
+    const seen = bay.last_heard_ms ? new Date(bay.last_heard_ms).toLocaleTimeString([], { hourCycle: 'h23' }) : '–';
+    const name = el('td');
+    name.append(el('span', 'dot' + (bay.online ? ' on' : '')), el('span', '', bay.name));
+    tr.append(name, el('td', '', known(bay.board)), el('td', '', known(bay.firmware)),
+      el('td', '', known(bay.avr_firmware)), el('td', '', known(bay.mesh_layer)),
+      el('td', 'mono', known(bay.mesh_parent)), el('td', '', known(bay.rssi_dbm, ' dBm')),
+      el('td', '', known(bay.mesh_latency_ms, ' ms')), el('td', '', seen), fleetFirmware(bay));
+    return tr;
+  });
+  $('fleet').tBodies[0].replaceChildren(...rows);
+}
+
 // ---------- 24 h chart ----------
 const SERIES = [
   { key: 'pv_power_w', label: 'PV', color: '--pv' },
@@ -518,6 +562,7 @@ function render(s) {
   renderPhases(s);
   renderBays(s);
   renderMesh(s);
+  renderFleet(s);
   $('updated').textContent = 'updated ' + new Date(s.at_ms).toLocaleTimeString([], { hourCycle: 'h23' });
 }
 
