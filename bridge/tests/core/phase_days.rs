@@ -170,3 +170,31 @@ fn passing_clouds_do_not_make_the_phases_flap() {
         stats.switches.len()
     );
 }
+
+/// A seed whose three-phase car refuses a phase set other than the one it started on.
+const PICKY_CAR: u64 = 14;
+
+#[test]
+fn a_car_that_refuses_the_new_set_goes_back_and_is_left_alone() {
+    let sky = Sky {
+        peak_w: 7_000.0,
+        cloud: clear,
+        offset_ms: 0,
+    };
+    let stats = run(sky, PICKY_CAR, true);
+    eprintln!("picky car: {stats:?}");
+    // It started on one phase in the morning, refused three (W9), went back to one within
+    // the firmware's phase check, and was not switched again all day.
+    assert_eq!(stats.w9_entries, 1, "{stats:?}");
+    let sets: Vec<PhaseSet> = stats.switches.iter().map(|s| s.2).collect();
+    assert_eq!(
+        sets,
+        [PhaseSet::L1, PhaseSet::ALL, PhaseSet::L1],
+        "{stats:?}"
+    );
+    assert!(
+        stats.switches[2].0 - stats.switches[1].0 < 60_000,
+        "{stats:?}"
+    );
+    assert!(stats.energy_wh > 5_000.0, "{stats:?}");
+}
