@@ -155,6 +155,8 @@ impl Rank {
 struct Contender {
     candidate: Candidate,
     goal: Option<schedule::Goal>,
+    /// A `schedule` bay whose laxity ran out: it may take grid power.
+    from_grid: bool,
     rank: Rank,
 }
 
@@ -219,14 +221,26 @@ impl Allocator {
         for contender in &contenders {
             if let (Some(goal), Some(slot)) = (contender.goal, out.get_mut(contender.candidate.bay))
             {
+                // While it waits for its latest start, the goal is reachable if the laxity is.
+                let reachable = if contender.from_grid {
+                    slot.setpoint.current >= goal.needed
+                } else {
+                    goal.laxity_ms >= 0
+                };
                 slot.deadline = Some(DeadlineOutlook {
                     needed: goal.needed,
-                    reachable: slot.setpoint.current >= goal.needed,
+                    reachable,
                 });
             }
         }
         let mut surplus = vec![(false, false); bays.len()];
         for contender in &contenders {
+            if let Some(memory) = bays
+                .get(contender.candidate.bay)
+                .and_then(|bay| self.memory.get_mut(&bay.id))
+            {
+                memory.from_grid = contender.from_grid;
+            }
             if let Some(s) = surplus.get_mut(contender.candidate.bay) {
                 *s = (
                     contender.candidate.short_of_surplus,
@@ -372,25 +386,33 @@ fn contend(
     if bay.max_current < Deciamps::MIN_CHARGE {
         return Err(Reason::CapBelowMinimum);
     }
-    if bay.mode == ChargeMode::Pv && solar_limit.is_none() {
+    let weights = bay.site_load_weights(phases);
+    let phase_count: u8 = weights.iter().sum();
+    let goal = (bay.mode == ChargeMode::Schedule)
+        .then(|| schedule::goal(bay, phase_count, now_ms, params.voltage))
+        .flatten();
+    let from_grid =
+        bay.mode == ChargeMode::Schedule && schedule::from_grid(bay, goal, memory.from_grid);
+    // A `schedule` bay that can still wait lives on the surplus, by the `pv` rules.
+    let mode = if bay.mode == ChargeMode::Schedule && !from_grid {
+        ChargeMode::Pv
+    } else {
+        bay.mode
+    };
+    if mode == ChargeMode::Pv && solar_limit.is_none() {
         return Err(Reason::NoSurplus);
     }
     if memory.resting(now_ms, params) {
         return Err(Reason::MinOffTime);
     }
-    let weights = bay.site_load_weights(phases);
-    let phase_count: u8 = weights.iter().sum();
-    let solar_weight = match bay.mode {
+    let solar_weight = match mode {
         ChargeMode::Pv | ChargeMode::MinPv => {
             i64::from(phase_count) * i64::from(params.voltage.max(1))
         }
         _ => 0,
     };
-    let goal = (bay.mode == ChargeMode::Schedule)
-        .then(|| schedule::goal(bay, phase_count, now_ms, params.voltage))
-        .flatten();
     let floor = match goal {
-        Some(goal) if params.strategy == Strategy::Schedule => {
+        Some(goal) if from_grid && params.strategy == Strategy::Schedule => {
             goal.needed.clamp(Deciamps::MIN_CHARGE, bay.max_current)
         }
         _ => Deciamps::MIN_CHARGE,
@@ -398,7 +420,7 @@ fn contend(
     let protected = memory.protected(now_ms, params);
     let rank = Rank {
         unprotected: u8::from(!protected),
-        surplus_only: u8::from(bay.mode == ChargeMode::Pv),
+        surplus_only: u8::from(mode == ChargeMode::Pv),
         strategy: order::strategy_key(params.strategy, bay, goal),
         rotation: memory.rotation_key(now_ms, params, bay.arrived_at_ms),
         arrived_at_ms: bay.arrived_at_ms,
@@ -407,7 +429,7 @@ fn contend(
     Ok(Contender {
         candidate: Candidate {
             bay: index,
-            mode: bay.mode,
+            mode,
             phases,
             floor: fine(floor),
             cap: fine(bay.max_current),
@@ -420,6 +442,7 @@ fn contend(
             waiting_for_surplus: false,
         },
         goal,
+        from_grid,
         rank,
     })
 }

@@ -30,6 +30,8 @@ pub(super) struct BayMemory {
     short_since_ms: Option<u64>,
     /// Since when a paused `pv` bay has had enough surplus to start.
     enough_since_ms: Option<u64>,
+    /// A `schedule` bay charged from the grid last round (its laxity ran out).
+    pub from_grid: bool,
     /// Round in which the bay was last present, to forget bays that left.
     pub seen_round: u64,
 }
