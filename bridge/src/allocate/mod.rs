@@ -216,7 +216,7 @@ impl Allocator {
             .filter_map(|index| contenders.get(index))
             .collect();
         let grants = fill(params.strategy, &mut net, admitted);
-        self.grant(&grants, &net, &mut out, params);
+        self.grant(now_ms, &grants, &net, &mut out, params);
 
         for contender in &contenders {
             if let (Some(goal), Some(slot)) = (contender.goal, out.get_mut(contender.candidate.bay))
@@ -295,7 +295,8 @@ impl Allocator {
     /// Step 5: turns granted fine currents into setpoints, with reasons, hysteresis and
     /// fail-safe currents.
     fn grant(
-        &self,
+        &mut self,
+        now_ms: u64,
         grants: &[(&Contender, i64)],
         net: &Network,
         out: &mut [BayAllocation],
@@ -319,6 +320,17 @@ impl Allocator {
                     .map_or(Reason::AtCap, |(_, c)| Reason::Limited(net.bottleneck(c)))
             };
             let floor = coarse(candidate.floor);
+            // The surplus part of a `minpv` bay starts and stops by the `pv` delays.
+            let held_to_floor = candidate.mode == ChargeMode::MinPv
+                && self
+                    .memory
+                    .get_mut(&slot.id)
+                    .is_some_and(|m| !m.minpv_extra(now_ms, granted > floor, params));
+            let granted = if held_to_floor {
+                granted.min(floor)
+            } else {
+                granted
+            };
             let current = self
                 .memory
                 .get(&slot.id)

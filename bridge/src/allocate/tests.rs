@@ -335,6 +335,35 @@ fn schedule_takes_surplus_first_and_the_grid_from_its_latest_start() {
 }
 
 #[test]
+fn minpv_takes_the_surplus_part_by_the_pv_delays() {
+    let mut bay = bay("m", 16);
+    bay.mode = ChargeMode::MinPv;
+    let p = |budget| Params {
+        solar_budget_w: Some(budget),
+        pv_start_delay_ms: MIN,
+        pv_stop_delay_ms: 3 * MIN,
+        ..params(Strategy::Fair)
+    };
+    let mut allocator = Allocator::new();
+    let at = |allocator: &mut Allocator, t: u64, budget: i32| {
+        currents(&allocator.allocate(t, &site(32), std::slice::from_ref(&bay), &p(budget)))[0]
+    };
+    // 6 A always; 6.9 kW of sun is 10 A, but only after the start delay.
+    assert_eq!(at(&mut allocator, 0, 6_900), 60);
+    assert_eq!(at(&mut allocator, 30_000, 6_900), 60);
+    assert_eq!(at(&mut allocator, MIN, 6_900), 100);
+    // A cloud: back to 6 A at once (the budget says so); the sun back within the stop
+    // delay: 10 A at once, no new start delay.
+    assert_eq!(at(&mut allocator, 2 * MIN, 0), 60);
+    assert_eq!(at(&mut allocator, 4 * MIN, 6_900), 100);
+    // Gone longer than the stop delay: the start delay applies again.
+    assert_eq!(at(&mut allocator, 5 * MIN, 0), 60);
+    assert_eq!(at(&mut allocator, 9 * MIN, 0), 60);
+    assert_eq!(at(&mut allocator, 9 * MIN + 1, 6_900), 60);
+    assert_eq!(at(&mut allocator, 10 * MIN + 1, 6_900), 100);
+}
+
+#[test]
 fn bays_that_cannot_charge_say_why() {
     let mut off = bay("off", 16);
     off.mode = ChargeMode::Off;
