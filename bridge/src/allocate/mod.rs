@@ -102,6 +102,9 @@ pub struct BayAllocation {
     pub fail_safe: Deciamps,
     pub reason: Reason,
     pub deadline: Option<DeadlineOutlook>,
+    /// It lives on the solar budget this round: `pv`, or `schedule` still waiting for its
+    /// latest start.
+    pub surplus_only: bool,
 }
 
 /// The decision for the whole site.
@@ -188,6 +191,7 @@ impl Allocator {
                 fail_safe: Deciamps::ZERO,
                 reason: Reason::Idle,
                 deadline: None,
+                surplus_only: false,
             })
             .collect();
         self.reserve(topo, bays, &mut net, &mut out);
@@ -235,6 +239,9 @@ impl Allocator {
         }
         let mut surplus = vec![(false, false); bays.len()];
         for contender in &contenders {
+            if let Some(slot) = out.get_mut(contender.candidate.bay) {
+                slot.surplus_only = contender.candidate.mode == ChargeMode::Pv;
+            }
             if let Some(memory) = bays
                 .get(contender.candidate.bay)
                 .and_then(|bay| self.memory.get_mut(&bay.id))
