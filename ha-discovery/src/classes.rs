@@ -56,6 +56,7 @@ pub enum SensorDeviceClass {
     Energy,
     Voltage,
     SignalStrength,
+    Battery,
     Enum,
 }
 
@@ -68,6 +69,7 @@ impl SensorDeviceClass {
             Self::Energy => "energy",
             Self::Voltage => "voltage",
             Self::SignalStrength => "signal_strength",
+            Self::Battery => "battery",
             Self::Enum => "enum",
         }
     }
@@ -107,6 +109,7 @@ pub enum Unit {
     Millivolt,
     Decibel,
     DecibelMilliwatt,
+    Percent,
 }
 
 impl Unit {
@@ -124,6 +127,7 @@ impl Unit {
             Self::Millivolt => "mV",
             Self::Decibel => "dB",
             Self::DecibelMilliwatt => "dBm",
+            Self::Percent => "%",
         }
     }
 }
@@ -230,6 +234,12 @@ impl SensorKind {
     #[must_use]
     pub fn signal_strength(unit: SignalUnit) -> Self {
         Self::measured(SensorDeviceClass::SignalStrength, unit.into())
+    }
+
+    /// A battery's state of charge in percent.
+    #[must_use]
+    pub fn battery_pct() -> Self {
+        Self::measured(SensorDeviceClass::Battery, Unit::Percent)
     }
 
     #[must_use]
@@ -426,6 +436,7 @@ pub mod rules {
         ),
         ("voltage", &["µV", "mV", "V", "kV", "MV"], &["measurement"]),
         ("signal_strength", &["dB", "dBm"], &["measurement"]),
+        ("battery", &["%"], &["measurement"]),
         (
             "duration",
             &["d", "h", "min", "s", "ms", "µs"],
@@ -545,6 +556,7 @@ mod tests {
             SensorKind::power_w(),
             SensorKind::energy_kwh_total_increasing(),
             SensorKind::signal_dbm(),
+            SensorKind::battery_pct(),
             SensorKind::enumeration(&["a", "b"]),
             SensorKind::text(),
             SensorKind::count(),
@@ -568,7 +580,7 @@ mod tests {
     #[test]
     fn every_sensor_constructor_fits_home_assistant_tables() {
         let kinds = every_sensor_kind();
-        assert_eq!(kinds.len(), 7 + 2 + 2 + 2 + 2 + 3 * 2);
+        assert_eq!(kinds.len(), 8 + 2 + 2 + 2 + 2 + 3 * 2);
         for kind in &kinds {
             assert_eq!(check(kind), Ok(()), "{kind:?}");
         }

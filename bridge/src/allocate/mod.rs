@@ -102,6 +102,9 @@ pub struct BayAllocation {
     pub fail_safe: Deciamps,
     pub reason: Reason,
     pub deadline: Option<DeadlineOutlook>,
+    /// It lives on the solar budget this round: `pv`, or `schedule` still waiting for its
+    /// latest start.
+    pub surplus_only: bool,
 }
 
 /// The decision for the whole site.
@@ -155,6 +158,8 @@ impl Rank {
 struct Contender {
     candidate: Candidate,
     goal: Option<schedule::Goal>,
+    /// A `schedule` bay whose laxity ran out: it may take grid power.
+    from_grid: bool,
     rank: Rank,
 }
 
@@ -186,6 +191,7 @@ impl Allocator {
                 fail_safe: Deciamps::ZERO,
                 reason: Reason::Idle,
                 deadline: None,
+                surplus_only: false,
             })
             .collect();
         self.reserve(topo, bays, &mut net, &mut out);
@@ -214,19 +220,34 @@ impl Allocator {
             .filter_map(|index| contenders.get(index))
             .collect();
         let grants = fill(params.strategy, &mut net, admitted);
-        self.grant(&grants, &net, &mut out, params);
+        self.grant(now_ms, &grants, &net, &mut out, params);
 
         for contender in &contenders {
             if let (Some(goal), Some(slot)) = (contender.goal, out.get_mut(contender.candidate.bay))
             {
+                // While it waits for its latest start, the goal is reachable if the laxity is.
+                let reachable = if contender.from_grid {
+                    slot.setpoint.current >= goal.needed
+                } else {
+                    goal.laxity_ms >= 0
+                };
                 slot.deadline = Some(DeadlineOutlook {
                     needed: goal.needed,
-                    reachable: slot.setpoint.current >= goal.needed,
+                    reachable,
                 });
             }
         }
         let mut surplus = vec![(false, false); bays.len()];
         for contender in &contenders {
+            if let Some(slot) = out.get_mut(contender.candidate.bay) {
+                slot.surplus_only = contender.candidate.mode == ChargeMode::Pv;
+            }
+            if let Some(memory) = bays
+                .get(contender.candidate.bay)
+                .and_then(|bay| self.memory.get_mut(&bay.id))
+            {
+                memory.from_grid = contender.from_grid;
+            }
             if let Some(s) = surplus.get_mut(contender.candidate.bay) {
                 *s = (
                     contender.candidate.short_of_surplus,
@@ -281,7 +302,8 @@ impl Allocator {
     /// Step 5: turns granted fine currents into setpoints, with reasons, hysteresis and
     /// fail-safe currents.
     fn grant(
-        &self,
+        &mut self,
+        now_ms: u64,
         grants: &[(&Contender, i64)],
         net: &Network,
         out: &mut [BayAllocation],
@@ -305,6 +327,17 @@ impl Allocator {
                     .map_or(Reason::AtCap, |(_, c)| Reason::Limited(net.bottleneck(c)))
             };
             let floor = coarse(candidate.floor);
+            // The surplus part of a `minpv` bay starts and stops by the `pv` delays.
+            let held_to_floor = candidate.mode == ChargeMode::MinPv
+                && self
+                    .memory
+                    .get_mut(&slot.id)
+                    .is_some_and(|m| !m.minpv_extra(now_ms, granted > floor, params));
+            let granted = if held_to_floor {
+                granted.min(floor)
+            } else {
+                granted
+            };
             let current = self
                 .memory
                 .get(&slot.id)
@@ -372,25 +405,33 @@ fn contend(
     if bay.max_current < Deciamps::MIN_CHARGE {
         return Err(Reason::CapBelowMinimum);
     }
-    if bay.mode == ChargeMode::Pv && solar_limit.is_none() {
+    let weights = bay.site_load_weights(phases);
+    let phase_count: u8 = weights.iter().sum();
+    let goal = (bay.mode == ChargeMode::Schedule)
+        .then(|| schedule::goal(bay, phase_count, now_ms, params.voltage))
+        .flatten();
+    let from_grid =
+        bay.mode == ChargeMode::Schedule && schedule::from_grid(bay, goal, memory.from_grid);
+    // A `schedule` bay that can still wait lives on the surplus, by the `pv` rules.
+    let mode = if bay.mode == ChargeMode::Schedule && !from_grid {
+        ChargeMode::Pv
+    } else {
+        bay.mode
+    };
+    if mode == ChargeMode::Pv && solar_limit.is_none() {
         return Err(Reason::NoSurplus);
     }
     if memory.resting(now_ms, params) {
         return Err(Reason::MinOffTime);
     }
-    let weights = bay.site_load_weights(phases);
-    let phase_count: u8 = weights.iter().sum();
-    let solar_weight = match bay.mode {
+    let solar_weight = match mode {
         ChargeMode::Pv | ChargeMode::MinPv => {
             i64::from(phase_count) * i64::from(params.voltage.max(1))
         }
         _ => 0,
     };
-    let goal = (bay.mode == ChargeMode::Schedule)
-        .then(|| schedule::goal(bay, phase_count, now_ms, params.voltage))
-        .flatten();
     let floor = match goal {
-        Some(goal) if params.strategy == Strategy::Schedule => {
+        Some(goal) if from_grid && params.strategy == Strategy::Schedule => {
             goal.needed.clamp(Deciamps::MIN_CHARGE, bay.max_current)
         }
         _ => Deciamps::MIN_CHARGE,
@@ -398,7 +439,7 @@ fn contend(
     let protected = memory.protected(now_ms, params);
     let rank = Rank {
         unprotected: u8::from(!protected),
-        surplus_only: u8::from(bay.mode == ChargeMode::Pv),
+        surplus_only: u8::from(mode == ChargeMode::Pv),
         strategy: order::strategy_key(params.strategy, bay, goal),
         rotation: memory.rotation_key(now_ms, params, bay.arrived_at_ms),
         arrived_at_ms: bay.arrived_at_ms,
@@ -407,7 +448,7 @@ fn contend(
     Ok(Contender {
         candidate: Candidate {
             bay: index,
-            mode: bay.mode,
+            mode,
             phases,
             floor: fine(floor),
             cap: fine(bay.max_current),
@@ -420,6 +461,7 @@ fn contend(
             waiting_for_surplus: false,
         },
         goal,
+        from_grid,
         rank,
     })
 }

@@ -30,6 +30,14 @@ pub(super) struct BayMemory {
     short_since_ms: Option<u64>,
     /// Since when a paused `pv` bay has had enough surplus to start.
     enough_since_ms: Option<u64>,
+    /// Since when a `minpv` bay's share of the surplus has been above its 6 A.
+    extra_since_ms: Option<u64>,
+    /// Since when it has not been.
+    no_extra_since_ms: Option<u64>,
+    /// The surplus part above 6 A is released (the start delay passed, the stop delay not).
+    extra_on: bool,
+    /// A `schedule` bay charged from the grid last round (its laxity ran out).
+    pub from_grid: bool,
     /// Round in which the bay was last present, to forget bays that left.
     pub seen_round: u64,
 }
@@ -85,6 +93,27 @@ impl BayMemory {
         } else {
             None
         };
+    }
+
+    /// Whether a `minpv` bay may take surplus above its 6 A this round, given that the
+    /// share it was given is above it (`wanted`): only once the surplus has lasted the `pv`
+    /// start delay, and released again after it was gone for the stop delay.
+    pub fn minpv_extra(&mut self, now_ms: u64, wanted: bool, params: &Params) -> bool {
+        let held = |since: Option<u64>, delay: u64| {
+            since.is_some_and(|at| now_ms.saturating_sub(at) >= delay)
+        };
+        if wanted {
+            self.no_extra_since_ms = None;
+            let since = *self.extra_since_ms.get_or_insert(now_ms);
+            self.extra_on |= held(Some(since), params.pv_start_delay_ms);
+        } else {
+            self.extra_since_ms = None;
+            let since = *self.no_extra_since_ms.get_or_insert(now_ms);
+            if held(Some(since), params.pv_stop_delay_ms) {
+                self.extra_on = false;
+            }
+        }
+        self.extra_on
     }
 
     /// Holds a small increase back; never a decrease, never below `floor` (a goal that

@@ -1,12 +1,21 @@
 //! Departure goals: the current a `schedule` bay needs to deliver its energy in time, and its
 //! laxity (how long it could still wait at full speed), which orders the bays under the
 //! `schedule` strategy: least laxity first.
+//!
+//! A `schedule` bay charges from the surplus first (like `pv`) while it can still wait, and
+//! from the grid once its laxity falls to [`GRID_MARGIN_MS`]: the latest start at its own
+//! maximum that still meets the departure, with a margin for what the site may not grant.
+//! Once on the grid it stays there until the laxity has grown to twice the margin (the sun
+//! came back), so the boundary does not flap.
 
 use ctrl22_node::Deciamps;
 
 use super::input::BayDemand;
 
 const MS_PER_HOUR: u128 = 3_600_000;
+
+/// Laxity at which a `schedule` bay starts charging from the grid.
+pub(super) const GRID_MARGIN_MS: i64 = 15 * 60_000;
 
 /// What a bay with a departure time and an energy goal needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +54,22 @@ pub(super) fn goal(bay: &BayDemand, phase_count: u8, now_ms: u64, voltage: u16) 
     let laxity = i128::from(remaining_ms) - i128::try_from(at_full_ms).unwrap_or(i128::MAX);
     let laxity_ms = i64::try_from(laxity).unwrap_or(if laxity < 0 { i64::MIN } else { i64::MAX });
     Some(Goal { needed, laxity_ms })
+}
+
+/// Whether a `schedule` bay may take grid power this round. Without a departure or a goal
+/// it charges like `now`; with its goal met it only takes surplus.
+pub(super) fn from_grid(bay: &BayDemand, goal: Option<Goal>, was_from_grid: bool) -> bool {
+    match goal {
+        Some(goal) => {
+            let margin = if was_from_grid {
+                2 * GRID_MARGIN_MS
+            } else {
+                GRID_MARGIN_MS
+            };
+            goal.laxity_ms <= margin
+        }
+        None => !(bay.departure_ms.is_some() && bay.energy_needed_wh == Some(0)),
+    }
 }
 
 #[cfg(test)]

@@ -259,8 +259,9 @@ fn pv_bays_follow_the_surplus_and_stop_without_it() {
 #[test]
 fn schedule_meets_reachable_goals_and_says_when_it_cannot() {
     let hour = 60 * MIN;
-    // 6.9 kWh in one hour on three phases: 10 A.
-    let mut commuter = bay("commuter", 16);
+    // 6.9 kWh in one hour on three phases: 10 A; at its 12 A it takes 50 minutes, so its
+    // latest start (with the 15 minute margin) has come.
+    let mut commuter = bay("commuter", 12);
     commuter.mode = ChargeMode::Schedule;
     commuter.departure_ms = Some(hour);
     commuter.energy_needed_wh = Some(6_900);
@@ -290,9 +291,76 @@ fn schedule_meets_reachable_goals_and_says_when_it_cannot() {
     assert_eq!(out.bays[0].deadline.map(|d| d.reachable), Some(false));
     // 30 kWh in an hour needs 43.5 A: more than the bay can take.
     commuter.energy_needed_wh = Some(30_000);
+    commuter.max_current = amps(16);
     let out = Allocator::new().allocate(0, &site(63), &[commuter], &params(Strategy::Schedule));
     assert_eq!(currents(&out), [160]);
     assert_eq!(out.bays[0].deadline.map(|d| d.reachable), Some(false));
+}
+
+#[test]
+fn schedule_takes_surplus_first_and_the_grid_from_its_latest_start() {
+    let hour = 60 * MIN;
+    // 6.9 kWh by a departure in 3 hours; at 16 A on three phases it takes 37.5 minutes.
+    let mut commuter = bay("commuter", 16);
+    commuter.mode = ChargeMode::Schedule;
+    commuter.departure_ms = Some(3 * hour);
+    commuter.energy_needed_wh = Some(6_900);
+    let p = Params {
+        pv_start_delay_ms: 0,
+        ..params(Strategy::Schedule)
+    };
+    let mut allocator = Allocator::new();
+    // No surplus source: it waits.
+    let out = allocator.allocate(0, &site(32), std::slice::from_ref(&commuter), &p);
+    assert_eq!(currents(&out), [0]);
+    assert_eq!(out.bays[0].reason, Reason::NoSurplus);
+    // 5 kW of surplus: it charges from it, 7.2 A on three phases.
+    let sunny = Params {
+        solar_budget_w: Some(5_000),
+        ..p
+    };
+    let out = allocator.allocate(MIN, &site(32), std::slice::from_ref(&commuter), &sunny);
+    assert_eq!(currents(&out), [72]);
+    // The sun goes, the energy still to come stays: from 3 h - 37.5 min - 15 min on, grid.
+    let latest = 3 * hour - 52 * MIN - 30_000;
+    let mut allocator = Allocator::new();
+    let out = allocator.allocate(latest - MIN, &site(32), std::slice::from_ref(&commuter), &p);
+    assert_eq!(currents(&out), [0]);
+    let out = allocator.allocate(latest, &site(32), std::slice::from_ref(&commuter), &p);
+    assert_eq!(currents(&out), [160]);
+    // Its goal met, it only takes surplus again.
+    commuter.energy_needed_wh = Some(0);
+    let out = allocator.allocate(latest + hour, &site(32), &[commuter], &p);
+    assert_eq!(out.bays[0].reason, Reason::NoSurplus);
+}
+
+#[test]
+fn minpv_takes_the_surplus_part_by_the_pv_delays() {
+    let mut bay = bay("m", 16);
+    bay.mode = ChargeMode::MinPv;
+    let p = |budget| Params {
+        solar_budget_w: Some(budget),
+        pv_start_delay_ms: MIN,
+        pv_stop_delay_ms: 3 * MIN,
+        ..params(Strategy::Fair)
+    };
+    let mut allocator = Allocator::new();
+    let at = |allocator: &mut Allocator, t: u64, budget: i32| {
+        currents(&allocator.allocate(t, &site(32), std::slice::from_ref(&bay), &p(budget)))[0]
+    };
+    // 6 A always; 6.9 kW of sun is 10 A, but only after the start delay.
+    assert_eq!(at(&mut allocator, 0, 6_900), 60);
+    assert_eq!(at(&mut allocator, 30_000, 6_900), 60);
+    assert_eq!(at(&mut allocator, MIN, 6_900), 100);
+    // A cloud: back to 6 A at once (the budget says so); the sun back within the stop
+    // delay: 10 A at once, no new start delay.
+    assert_eq!(at(&mut allocator, 2 * MIN, 0), 60);
+    assert_eq!(at(&mut allocator, 4 * MIN, 6_900), 100);
+    // Gone longer than the stop delay: the start delay applies again.
+    assert_eq!(at(&mut allocator, 5 * MIN, 0), 60);
+    assert_eq!(at(&mut allocator, 9 * MIN, 0), 60);
+    assert_eq!(at(&mut allocator, 9 * MIN + 1, 6_900), 60);
+    assert_eq!(at(&mut allocator, 10 * MIN + 1, 6_900), 100);
 }
 
 #[test]

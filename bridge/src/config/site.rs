@@ -92,6 +92,12 @@ pub struct SurplusConfig {
     /// A charging `pv` bay pauses after the surplus was short of 6 A this long.
     #[serde(with = "humantime_serde")]
     pub disable_delay: Duration,
+    /// `pv` and `minpv` bays switch between one and three phases with the surplus (the bays
+    /// must be wired so the node's contactors can drop L2 and L3).
+    pub phase_switching: bool,
+    /// The least time between two phase switches of a bay.
+    #[serde(with = "humantime_serde")]
+    pub phase_switch_interval: Duration,
 }
 
 impl Default for SurplusConfig {
@@ -103,6 +109,8 @@ impl Default for SurplusConfig {
             smoothing: Duration::from_secs(20),
             enable_delay: Duration::from_secs(60),
             disable_delay: Duration::from_secs(180),
+            phase_switching: false,
+            phase_switch_interval: Duration::from_secs(300),
         }
     }
 }
@@ -160,6 +168,8 @@ impl SiteConfig {
             },
             pv_enable_delay_ms: millis(self.surplus.enable_delay),
             pv_disable_delay_ms: millis(self.surplus.disable_delay),
+            phase_switching: self.surplus.phase_switching,
+            phase_switch_interval_ms: millis(self.surplus.phase_switch_interval),
         }
     }
 

@@ -134,6 +134,7 @@ pub fn site_state(site: &SiteSnapshot) -> Value {
     put(SiteField::SolarOk, site.solar_ok.into());
     put(SiteField::EvEnergyKwh, kwh(site.energy_total_wh));
     put(SiteField::BatteryPowerW, site.battery_power_w.into());
+    put(SiteField::BatterySocPct, site.power.battery_soc_pct.into());
     put(SiteField::BudgetW, site.power.budget_w.into());
     let house = site.power.house_load_a;
     put(SiteField::HouseLoadL1A, house.map(|h| h[0]).into());

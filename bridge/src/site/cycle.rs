@@ -19,6 +19,7 @@ impl Site {
         self.check_power_sources(now, out);
         self.poll_details(now, out);
         self.press_buttons(now);
+        self.switch_phases(now, out);
         self.allocate(now);
         // Every whole Wh is saved in the cycle it is reached: a crash loses at most one
         // cycle of energy, and only bays that charged cause a write.

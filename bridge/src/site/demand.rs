@@ -59,7 +59,7 @@ pub fn demand(
     let mut demand = BayDemand::new(bay.id.clone(), bay.cap());
     demand.circuit = circuit.map(str::to_owned);
     demand.rotation = bay.settings.rotation;
-    demand.wired_phases = PhaseSet::ALL;
+    demand.wired_phases = bay.phase_switch.phases(PhaseSet::ALL);
     demand.ev_phases = bay.ev_phases;
     demand.mode = mode;
     demand.wants_charge = wants_charge(bay, mode);

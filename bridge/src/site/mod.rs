@@ -21,6 +21,7 @@
 //! | `events.rs` | the ordered stream of bay events |
 //! | `status.rs` | a bay's state in OCPP's words |
 //! | `ota.rs` | firmware jobs: a bay held while flashed, learned afresh after |
+//! | `phase_switch.rs` | automatic 1-phase <-> 3-phase switching of surplus bays |
 //! | `record.rs`, `demand.rs`, `energy.rs`, `settings.rs`, `snapshot.rs` | one bay's live record, its demand, its meter, settings, the snapshot's types |
 //!
 //! It must never: send a write the sequencer did not release, let a runtime input lift a
@@ -38,6 +39,7 @@ pub mod limits;
 mod node_messages;
 mod ota;
 pub mod parameters;
+pub mod phase_switch;
 pub mod power;
 mod power_flow;
 pub mod record;

@@ -5,6 +5,7 @@ use ctrl22_node::mesh::{MacAddr, NodeMessage};
 use ctrl22_node::Ccss;
 
 use super::events::{self, BayEvent, BayEventKind};
+use super::phase_switch::PhaseSwitch;
 use super::record::BaySettings;
 use super::{wiring, Output, Site};
 use crate::bay::BayId;
@@ -113,6 +114,7 @@ impl Site {
                     bay.session_started_ms = Some(now.wall_ms);
                     bay.session_started_mono_ms = Some(now.mono_ms);
                     bay.ev_phases = None;
+                    bay.phase_switch = PhaseSwitch::default();
                     out.push(event(BayEventKind::SessionStarted {
                         meter_wh: bay.energy.total_wh_floor(),
                     }));
@@ -130,6 +132,7 @@ impl Site {
                         });
                     }
                     bay.ev_phases = None;
+                    bay.phase_switch = PhaseSwitch::default();
                 }
                 bay.learn_ev_phases();
                 let wiring = wiring(bay);

@@ -60,6 +60,11 @@ pub struct PowerSettings {
     pub pv_enable_delay_ms: u64,
     /// A charging `pv` bay is paused only after the surplus has been short this long.
     pub pv_disable_delay_ms: u64,
+    /// `pv` and `minpv` bays switch between one and three phases with the surplus
+    /// (`site.surplus.phase_switching`).
+    pub phase_switching: bool,
+    /// The least time between two phase switches of a bay.
+    pub phase_switch_interval_ms: u64,
 }
 
 impl Default for PowerSettings {
@@ -72,6 +77,8 @@ impl Default for PowerSettings {
             surplus: SurplusSettings::default(),
             pv_enable_delay_ms: 60_000,
             pv_disable_delay_ms: 180_000,
+            phase_switching: false,
+            phase_switch_interval_ms: 300_000,
         }
     }
 }

@@ -8,6 +8,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::energy::EnergyMeter;
+use super::phase_switch::PhaseSwitch;
 use crate::allocate::ChargeMode;
 use crate::bay::BayId;
 
@@ -146,6 +147,8 @@ pub struct Bay {
     /// The phase set the last heartbeats showed drawing, and how many in a row: the
     /// reservation narrows to fewer phases only on repeated evidence.
     pub phase_evidence: (PhaseSet, u8),
+    /// Automatic 1-phase <-> 3-phase switching for this session.
+    pub phase_switch: PhaseSwitch,
     /// The bridge already pressed start for this plug-in (so it never loops on a car that
     /// stops by itself).
     pub autostart_done: bool,
@@ -182,6 +185,7 @@ impl Bay {
             session_started_mono_ms: None,
             ev_phases: None,
             phase_evidence: (PhaseSet::NONE, 0),
+            phase_switch: PhaseSwitch::default(),
             autostart_done: false,
             button_request: None,
         }
@@ -247,7 +251,8 @@ impl Bay {
         let Some(h) = self.heartbeat.as_ref() else {
             return;
         };
-        if h.ccss != Ccss::C3 {
+        // Told one phase, the car draws on one: that says nothing of what it could draw.
+        if h.ccss != Ccss::C3 || self.phase_switch.one_phase() {
             self.phase_evidence = (PhaseSet::NONE, 0);
             return;
         }

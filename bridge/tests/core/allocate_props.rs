@@ -157,7 +157,10 @@ fn check_fair(site: &Site, bays: &[BayDemand], out: &Allocation, params: &Params
     let loads = loads(site, bays, &currents);
     let charging = |i: usize| bays[i].reserved.is_none() && currents[i].0 > Deciamps::ZERO;
     // The solar budget in deciamps * volts, shared by pv and minpv bays.
-    let solar_member = |i: usize| matches!(bays[i].mode, ChargeMode::Pv | ChargeMode::MinPv);
+    // A `schedule` bay that can still wait for its latest start lives on the surplus too.
+    let solar_member = |i: usize| {
+        matches!(bays[i].mode, ChargeMode::Pv | ChargeMode::MinPv) || out.bays[i].surplus_only
+    };
     let volts = i64::from(params.voltage);
     let solar_load: i64 = (0..bays.len())
         .filter(|&i| charging(i) && solar_member(i))

@@ -10,5 +10,6 @@ mod house_load_days;
 mod metered;
 mod pair;
 mod pair_props;
+mod phase_days;
 mod setpoint_props;
 mod solar_days;

@@ -12,16 +12,16 @@ use crate::pair::layout::Layout;
 use crate::pair::Pair;
 
 /// One simulated day lasts this long (sunrise at 0, sunset at the end).
-const DAY_MS: u64 = 3 * 3_600_000;
-const HOUSE_W: i64 = 500;
+pub const DAY_MS: u64 = 3 * 3_600_000;
+pub const HOUSE_W: i64 = 500;
 
 /// A clear-sky arch peaking at `peak_w`, with clouds where `cloud` says so (share of PV
 /// let through).
-struct Sky {
-    peak_w: f64,
-    cloud: fn(u64) -> f64,
+pub struct Sky {
+    pub peak_w: f64,
+    pub cloud: fn(u64) -> f64,
     /// The run starts this far into the day.
-    offset_ms: u64,
+    pub offset_ms: u64,
 }
 
 impl Grid for Sky {
@@ -37,12 +37,12 @@ impl Grid for Sky {
     }
 }
 
-fn clear(_t: u64) -> f64 {
+pub fn clear(_t: u64) -> f64 {
     1.0
 }
 
 /// A cloud of 40-100 s passes every 5 minutes and lets 15 % through.
-fn passing_clouds(t: u64) -> f64 {
+pub fn passing_clouds(t: u64) -> f64 {
     let in_period = t % 300_000;
     let length = 40_000 + (t / 300_000 % 4) * 20_000;
     if in_period < length {

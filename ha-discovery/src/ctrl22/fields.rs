@@ -89,6 +89,7 @@ field_names!(
         SolarOk = "solar_ok",
         EvEnergyKwh = "ev_energy_kwh",
         BatteryPowerW = "battery_power_w",
+        BatterySocPct = "battery_soc_pct",
         BudgetW = "budget_w",
         HouseLoadL1A = "house_load_l1_a",
         HouseLoadL2A = "house_load_l2_a",

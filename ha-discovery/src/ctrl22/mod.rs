@@ -59,6 +59,7 @@
 //! | `solar_ok` | bool | every solar source answers with fresh data |
 //! | `ev_energy_kwh` | number, kWh | energy delivered to all bays; never decreases |
 //! | `battery_power_w` | number, W, or null | home battery, positive = discharge |
+//! | `battery_soc_pct` | number, %, or null | home battery state of charge |
 //! | `budget_w` | number, W, or null | what `pv`/`minpv` bays may draw from the sun; null without a fresh grid reading |
 //! | `house_load_l1_a`, `house_load_l2_a`, `house_load_l3_a` | number, A, or null | the house's own load per phase, net of PV (grid meter minus the cars); null without a grid meter or while it is stale |
 //! | `house_fallback` | bool | the grid meter is stale and `site.house_reserve` is assumed |

@@ -92,6 +92,16 @@ pub fn site_device(site: &SiteInfo) -> Result<DeviceConfig, DiscoveryError> {
             "mdi:transmission-tower-off",
         ),
     ];
+    components.push(
+        b.sensor(
+            "battery_soc",
+            "Battery state of charge",
+            F::BatterySocPct.as_str(),
+            SensorKind::battery_pct(),
+            Some(0),
+        )
+        .icon("mdi:home-battery-outline"),
+    );
     let house_loads = [F::HouseLoadL1A, F::HouseLoadL2A, F::HouseLoadL3A];
     for ((key, label), field) in PHASES.iter().zip(house_loads) {
         components.push(
