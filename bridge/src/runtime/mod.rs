@@ -79,6 +79,8 @@ pub fn site_settings(config: &Config) -> SiteSettings {
         default_circuit: config.site.default_circuit.clone(),
         nodes,
         power: config.site.power_settings(),
+        autostart: !(config.ocpp.enabled
+            && config.ocpp.authorization == crate::config::OcppAuthorization::Backend),
         ..SiteSettings::default()
     }
 }

@@ -16,6 +16,7 @@ mod http;
 mod mesh;
 mod mesh_link;
 mod mqtt_site;
+mod ocpp_authorization;
 mod ocpp_config;
 mod ocpp_durability;
 mod ocpp_peer;
