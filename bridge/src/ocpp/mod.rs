@@ -10,12 +10,14 @@
 //! | `mapping.rs` | bay events and snapshots in OCPP's words; identities |
 //! | `commands.rs` | what the backend asked for, carried out through the site handle |
 //! | `durable.rs` | the queue and state of each charge point in SQLite |
+//! | `metrics.rs` | the sessions' counters for `/metrics` |
 //!
 //! [`ChargePoint`]: ctrl22_ocpp::ChargePoint
 
 mod commands;
 mod durable;
 mod mapping;
+mod metrics;
 mod session;
 mod transport;
 
@@ -33,6 +35,7 @@ use crate::site::snapshot::SiteSnapshot;
 use crate::site::BayEvent;
 use commands::Commands;
 use durable::OcppStore;
+pub use metrics::OcppMetrics;
 use session::{ConnectorInput, SessionParams};
 use transport::Security;
 
@@ -59,13 +62,15 @@ struct Supervisor {
     /// The one charge point's bays in connector order (layout `single`).
     single_bays: Vec<String>,
     warned_unrouted: bool,
+    metrics: OcppMetrics,
 }
 
-/// Starts the adapter: the OCPP store thread and the supervisor task.
+/// Starts the adapter: the OCPP store thread and the supervisor task. Returns the sessions'
+/// counters for `/metrics`.
 ///
 /// # Errors
 /// A bad TLS setup (unreadable certificates) or a store that cannot be opened.
-pub fn spawn(config: &Config, handle: SiteHandle) -> anyhow::Result<()> {
+pub fn spawn(config: &Config, handle: SiteHandle) -> anyhow::Result<OcppMetrics> {
     let cfg = config.ocpp.clone();
     let url = cfg
         .url
@@ -84,12 +89,14 @@ pub fn spawn(config: &Config, handle: SiteHandle) -> anyhow::Result<()> {
         routes: BTreeMap::new(),
         single_bays,
         warned_unrouted: false,
+        metrics: OcppMetrics::default(),
     };
+    let metrics = supervisor.metrics.clone();
     if supervisor.cfg.layout == OcppLayout::Single {
         supervisor.start_single();
     }
     tokio::spawn(supervisor.run());
-    Ok(())
+    Ok(metrics)
 }
 
 impl Supervisor {
@@ -120,7 +127,13 @@ impl Supervisor {
             bays,
             site_wide: self.cfg.layout == OcppLayout::Single,
         };
-        tokio::spawn(session::run(params, self.store.clone(), commands, inputs));
+        tokio::spawn(session::run(
+            params,
+            self.store.clone(),
+            commands,
+            inputs,
+            self.metrics.point(),
+        ));
         inputs_tx
     }
 

@@ -1,7 +1,9 @@
 //! End to end, `ocpp.authorization = "backend"` against the PyPI central system: a plugged
 //! car waits in Preparing (no transaction, no current) until the backend starts it with
-//! RemoteStartTransaction; the transaction carries the backend's idTag.
+//! RemoteStartTransaction; the transaction carries the backend's idTag. `/metrics` counts
+//! the session: connected, frames both ways, the CALLERROR for an unknown action.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use ctrl22_testkit::sim::Simulator;
@@ -18,7 +20,8 @@ const HELD: Duration = Duration::from_secs(4);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugged_car_waits_for_the_backend_to_start_it() -> anyhow::Result<()> {
     let mut cs = PeerProcess::start(&Peer::python()?, &[]).await?;
-    let site = MqttSite::start().await?;
+    let http = SocketAddr::from(([127, 0, 0, 1], ctrl22_testkit::free_port()?));
+    let site = MqttSite::start_configured(|c| c.http_listen = http).await?;
     enable_ocpp(&site, &cs.url(), "authorization = \"backend\"")?;
     let mut bridge = site.bridge()?;
     let simulator = Simulator::start(&site.broker, &site.mesh, 1, 21);
@@ -61,6 +64,30 @@ async fn a_plugged_car_waits_for_the_backend_to_start_it() -> anyhow::Result<()>
         .await?;
     assert_eq!(start["payload"]["idTag"], "BACKEND7", "{start}");
     cs.wait_for(2 * STEP, "Charging", charging).await?;
+
+    let unknown = cs.raw(&cp, r#"[2,"raw-1","MakeCoffee",{}]"#).await?;
+    assert_eq!(unknown[2], "NotImplemented", "{unknown}");
+    // Published after the session's next step (the answer went out in it).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let text = ctrl22_testkit::bridge::http_get(http, "/metrics").await?;
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(f64::NAN)
+    };
+    assert!(
+        (value("ctrl22_ocpp_charge_points") - 1.0).abs() < 1e-9,
+        "{text}"
+    );
+    assert!(
+        (value("ctrl22_ocpp_sessions_connected") - 1.0).abs() < 1e-9,
+        "{text}"
+    );
+    assert!(value("ctrl22_ocpp_callerrors_sent_total") >= 1.0, "{text}");
+    // Boot, statuses, StartTransaction, meter values and answers.
+    assert!(value("ctrl22_ocpp_frames_sent_total") >= 4.0, "{text}");
+    assert!(value("ctrl22_ocpp_frames_received_total") >= 3.0, "{text}");
+    assert!(value("ctrl22_ocpp_tx_messages_queued") >= 0.0, "{text}");
     bridge.kill();
     simulator.stop().await;
     Ok(())
