@@ -20,6 +20,7 @@ mod ocpp_authorization;
 mod ocpp_config;
 mod ocpp_durability;
 mod ocpp_peer;
+mod ocpp_reset;
 mod ocpp_security;
 mod ocpp_session;
 mod ocpp_single;
