@@ -202,6 +202,31 @@ impl Supervisor {
         }
     }
 
+    /// After the event stream lagged: statuses, and the sessions as the snapshot has them. A
+    /// bay in session opens a transaction on a connector without one, a bay out of session
+    /// closes one still open (with the register now); the charge point ignores (and counts)
+    /// the one that matches what it has. A stop and start both missed stay one transaction:
+    /// only a replay of the store's `bay_events` would split them.
+    async fn reconcile(&mut self, snapshot: &SiteSnapshot) {
+        self.resync(snapshot).await;
+        for bay in &snapshot.bays {
+            let meter = mapping::reading(Some(bay), None);
+            let event = if bay.session_started_ms.is_some() {
+                ConnectorEvent::SessionStarted {
+                    id_tag: self.cfg.id_tag.clone(),
+                    meter,
+                }
+            } else {
+                ConnectorEvent::SessionStopped {
+                    meter,
+                    reason: ctrl22_ocpp::StopReason::Other,
+                    id_tag: None,
+                }
+            };
+            self.send(&bay.dev, event).await;
+        }
+    }
+
     async fn on_event(&mut self, event: BayEvent) {
         let snapshot = self.handle.snapshot();
         let bay = snapshot.bays.iter().find(|b| b.dev == event.bay.0);
@@ -241,9 +266,9 @@ impl Supervisor {
                 event = events.recv() => match event {
                     Ok(event) => self.on_event(event).await,
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
-                        tracing::warn!(missed, "OCPP adapter fell behind the bay events; resyncing statuses");
+                        tracing::warn!(missed, "OCPP adapter fell behind the bay events; resyncing statuses and sessions");
                         let snapshot = self.handle.snapshot();
-                        self.resync(&snapshot).await;
+                        self.reconcile(&snapshot).await;
                     }
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
