@@ -41,7 +41,7 @@ pub use load::ENV_PREFIX;
 pub use mesh::{MeshConfig, MeshTransport};
 pub use mqtt::MqttConfig;
 pub use nodes::{NodeConfig, PhaseRotation};
-pub use ocpp::{OcppConfig, OcppLayout};
+pub use ocpp::{OcppAuthorization, OcppConfig, OcppLayout};
 pub use redact::REDACTED;
 pub use site::{ChargeMode, CircuitConfig, SiteConfig, Strategy};
 pub use solar::{LimitUnit, Measure, OnStale, SolarConfig, SolarKind, SolarSourceConfig};

@@ -16,6 +16,17 @@ pub enum OcppLayout {
     Single,
 }
 
+/// Who lets a plugged car charge.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OcppAuthorization {
+    /// The bay starts a plugged car at once; the transaction carries `ocpp.id_tag`.
+    #[default]
+    Free,
+    /// A plugged car waits (Preparing) until the backend starts it (RemoteStartTransaction).
+    Backend,
+}
+
 /// `[ocpp]`
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -49,6 +60,8 @@ pub struct OcppConfig {
     /// The idTag of sessions started at the bay (free charging); sessions the backend starts
     /// (RemoteStartTransaction) carry the backend's tag.
     pub id_tag: String,
+    /// Free charging or start only when the backend says so.
+    pub authorization: OcppAuthorization,
     /// `MeterValueSampleInterval` until the backend changes it (0 = no sampled meter values).
     #[serde(with = "humantime_serde")]
     pub meter_value_sample_interval: Duration,
@@ -73,6 +86,7 @@ impl Default for OcppConfig {
             vendor: "CTRL22".into(),
             model: "CTRL22 bay".into(),
             id_tag: "CTRL22".into(),
+            authorization: OcppAuthorization::Free,
             meter_value_sample_interval: Duration::from_secs(60),
             reconnect_max: Duration::from_secs(300),
         }

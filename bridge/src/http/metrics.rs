@@ -36,6 +36,7 @@ impl Metrics {
     pub(super) fn new(
         snapshots: watch::Receiver<Arc<SiteSnapshot>>,
         solar: Option<crate::solar::Health>,
+        ocpp: Option<crate::ocpp::OcppMetrics>,
     ) -> Self {
         let mut registry = Registry::default();
         // 10 us to 2.6 s: an allocation takes microseconds; seconds would mean trouble.
@@ -48,6 +49,9 @@ impl Metrics {
         registry.register_collector(Box::new(SnapshotCollector(snapshots)));
         if let Some(solar) = solar {
             registry.register_collector(Box::new(solar));
+        }
+        if let Some(ocpp) = ocpp {
+            registry.register_collector(Box::new(ocpp));
         }
         Self {
             registry,

@@ -78,6 +78,8 @@ pub struct HttpOptions {
     pub allowed_hosts: Vec<String>,
     /// The power sources' counters for `/metrics`; `None` = no sources in this process.
     pub solar: Option<crate::solar::Health>,
+    /// The OCPP sessions' counters for `/metrics`; `None` = OCPP off.
+    pub ocpp: Option<crate::ocpp::OcppMetrics>,
     /// `[firmware]`: the folder installs name images in, the largest image.
     pub firmware: crate::config::FirmwareConfig,
 }
@@ -106,6 +108,7 @@ impl From<&crate::config::HttpConfig> for HttpOptions {
             max_sse_clients: http.max_sse_clients,
             allowed_hosts: http.allowed_hosts.clone(),
             solar: None,
+            ocpp: None,
             firmware: crate::config::FirmwareConfig::default(),
         }
     }
@@ -254,7 +257,11 @@ impl State {
             access: Arc::new(auth::Access::new(options.token, options.protect_reads)),
             store: options.store.map(StoreReader::new),
             history: Arc::new(Mutex::new(History::default())),
-            metrics: Arc::new(metrics::Metrics::new(site.subscribe(), options.solar)),
+            metrics: Arc::new(metrics::Metrics::new(
+                site.subscribe(),
+                options.solar,
+                options.ocpp,
+            )),
             refusals: Arc::new(refusal::Refusals::new(site.clone())),
             hosts: loopback.then(|| Arc::new(guard::HostCheck::new(&options.allowed_hosts))),
             streams: Arc::new(Semaphore::new(options.max_sse_clients)),

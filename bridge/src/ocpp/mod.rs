@@ -10,12 +10,14 @@
 //! | `mapping.rs` | bay events and snapshots in OCPP's words; identities |
 //! | `commands.rs` | what the backend asked for, carried out through the site handle |
 //! | `durable.rs` | the queue and state of each charge point in SQLite |
+//! | `metrics.rs` | the sessions' counters for `/metrics` |
 //!
 //! [`ChargePoint`]: ctrl22_ocpp::ChargePoint
 
 mod commands;
 mod durable;
 mod mapping;
+mod metrics;
 mod session;
 mod transport;
 
@@ -33,6 +35,7 @@ use crate::site::snapshot::SiteSnapshot;
 use crate::site::BayEvent;
 use commands::Commands;
 use durable::OcppStore;
+pub use metrics::OcppMetrics;
 use session::{ConnectorInput, SessionParams};
 use transport::Security;
 
@@ -59,13 +62,15 @@ struct Supervisor {
     /// The one charge point's bays in connector order (layout `single`).
     single_bays: Vec<String>,
     warned_unrouted: bool,
+    metrics: OcppMetrics,
 }
 
-/// Starts the adapter: the OCPP store thread and the supervisor task.
+/// Starts the adapter: the OCPP store thread and the supervisor task. Returns the sessions'
+/// counters for `/metrics`.
 ///
 /// # Errors
 /// A bad TLS setup (unreadable certificates) or a store that cannot be opened.
-pub fn spawn(config: &Config, handle: SiteHandle) -> anyhow::Result<()> {
+pub fn spawn(config: &Config, handle: SiteHandle) -> anyhow::Result<OcppMetrics> {
     let cfg = config.ocpp.clone();
     let url = cfg
         .url
@@ -84,12 +89,14 @@ pub fn spawn(config: &Config, handle: SiteHandle) -> anyhow::Result<()> {
         routes: BTreeMap::new(),
         single_bays,
         warned_unrouted: false,
+        metrics: OcppMetrics::default(),
     };
+    let metrics = supervisor.metrics.clone();
     if supervisor.cfg.layout == OcppLayout::Single {
         supervisor.start_single();
     }
     tokio::spawn(supervisor.run());
-    Ok(())
+    Ok(metrics)
 }
 
 impl Supervisor {
@@ -120,7 +127,13 @@ impl Supervisor {
             bays,
             site_wide: self.cfg.layout == OcppLayout::Single,
         };
-        tokio::spawn(session::run(params, self.store.clone(), commands, inputs));
+        tokio::spawn(session::run(
+            params,
+            self.store.clone(),
+            commands,
+            inputs,
+            self.metrics.point(),
+        ));
         inputs_tx
     }
 
@@ -189,6 +202,31 @@ impl Supervisor {
         }
     }
 
+    /// After the event stream lagged: statuses, and the sessions as the snapshot has them. A
+    /// bay in session opens a transaction on a connector without one, a bay out of session
+    /// closes one still open (with the register now); the charge point ignores (and counts)
+    /// the one that matches what it has. A stop and start both missed stay one transaction:
+    /// only a replay of the store's `bay_events` would split them.
+    async fn reconcile(&mut self, snapshot: &SiteSnapshot) {
+        self.resync(snapshot).await;
+        for bay in &snapshot.bays {
+            let meter = mapping::reading(Some(bay), None);
+            let event = if bay.session_started_ms.is_some() {
+                ConnectorEvent::SessionStarted {
+                    id_tag: self.cfg.id_tag.clone(),
+                    meter,
+                }
+            } else {
+                ConnectorEvent::SessionStopped {
+                    meter,
+                    reason: ctrl22_ocpp::StopReason::Other,
+                    id_tag: None,
+                }
+            };
+            self.send(&bay.dev, event).await;
+        }
+    }
+
     async fn on_event(&mut self, event: BayEvent) {
         let snapshot = self.handle.snapshot();
         let bay = snapshot.bays.iter().find(|b| b.dev == event.bay.0);
@@ -228,9 +266,9 @@ impl Supervisor {
                 event = events.recv() => match event {
                     Ok(event) => self.on_event(event).await,
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
-                        tracing::warn!(missed, "OCPP adapter fell behind the bay events; resyncing statuses");
+                        tracing::warn!(missed, "OCPP adapter fell behind the bay events; resyncing statuses and sessions");
                         let snapshot = self.handle.snapshot();
-                        self.resync(&snapshot).await;
+                        self.reconcile(&snapshot).await;
                     }
                     Err(broadcast::error::RecvError::Closed) => return,
                 },

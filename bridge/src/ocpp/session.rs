@@ -17,6 +17,7 @@ use tokio_tungstenite::tungstenite::Message;
 use super::commands::Commands;
 use super::durable::{self, OcppStore};
 use super::mapping;
+use super::metrics::{self, PointCounts, PointStats};
 use super::transport::{self, Backoff, Security, Socket, TransportError};
 use crate::clock::SystemClock;
 
@@ -66,6 +67,12 @@ struct Session {
     /// When we last heard anything on the socket (for the ping timeout).
     last_heard: Instant,
     ping_sent: bool,
+    /// What `/metrics` shows of this session, and what charge points before the last Reset
+    /// counted.
+    stats: Arc<PointStats>,
+    earlier: ctrl22_ocpp::Counters,
+    connections: u64,
+    frames_sent: u64,
 }
 
 fn now_of(clock: &SystemClock) -> Now {
@@ -82,6 +89,7 @@ pub async fn run(
     store: OcppStore,
     commands: Commands,
     mut inputs: mpsc::Receiver<ConnectorInput>,
+    stats: Arc<PointStats>,
 ) {
     let identity = params.identity.clone();
     let cp = match start_charge_point(&params, &store, 0).await {
@@ -103,6 +111,10 @@ pub async fn run(
         socket: None,
         last_heard: Instant::now(),
         ping_sent: false,
+        stats,
+        earlier: ctrl22_ocpp::Counters::default(),
+        connections: 0,
+        frames_sent: 0,
     };
     let mut backoff = Backoff::new(session.params.reconnect_max);
     let mut reconnect_at = Instant::now();
@@ -113,6 +125,7 @@ pub async fn run(
             tracing::error!(identity, "OCPP store failed; session stopped: {e}");
             return;
         }
+        session.publish();
         let timer = session
             .cp
             .poll_timeout()
@@ -149,6 +162,7 @@ pub async fn run(
                     Ok(socket) => {
                         tracing::info!(identity, "connected to the OCPP backend");
                         backoff.reset();
+                        session.connections += 1;
                         session.socket = Some(socket);
                         session.last_heard = Instant::now();
                         session.ping_sent = false;
@@ -216,6 +230,17 @@ async fn next_frame(
 }
 
 impl Session {
+    fn publish(&self) {
+        self.stats.publish(PointCounts {
+            connected: self.socket.is_some(),
+            connections: self.connections,
+            frames_sent: self.frames_sent,
+            session: metrics::carried(&self.earlier, self.cp.counters()),
+            queued_tx_messages: u64::try_from(self.cp.queued_transaction_messages())
+                .unwrap_or(u64::MAX),
+        });
+    }
+
     /// Carries out and persists what the session asked for, then sends its frames.
     async fn flush(&mut self) -> anyhow::Result<()> {
         let connectors = self.params.charge_point.connectors;
@@ -258,6 +283,7 @@ impl Session {
                     failed = true;
                     break;
                 }
+                self.frames_sent += 1;
             }
             if !failed {
                 failed = socket.flush().await.is_err();
@@ -290,6 +316,7 @@ impl Session {
             self.store.write(&self.params.identity, writes).await?;
         }
         self.boots += 1;
+        self.earlier = metrics::carried(&self.earlier, self.cp.counters());
         self.cp = start_charge_point(&self.params, &self.store, self.boots).await?;
         // The new one knows no statuses yet: the bays' current ones.
         let snapshot = self.commands.handle.snapshot();

@@ -80,6 +80,8 @@ pub fn site_settings(config: &Config) -> SiteSettings {
         default_circuit: config.site.default_circuit.clone(),
         nodes,
         power: config.site.power_settings(),
+        autostart: !(config.ocpp.enabled
+            && config.ocpp.authorization == crate::config::OcppAuthorization::Backend),
         ..SiteSettings::default()
     }
 }
@@ -131,10 +133,13 @@ pub async fn run(
         config.mqtt.url = broker.url();
     }
     let bridge = Bridge::start(&config).await?;
-    if config.ocpp.enabled {
-        crate::ocpp::spawn(&config, bridge.handle.clone()).context("ocpp")?;
-    }
+    let ocpp = if config.ocpp.enabled {
+        Some(crate::ocpp::spawn(&config, bridge.handle.clone()).context("ocpp")?)
+    } else {
+        None
+    };
     let mut http: crate::http::HttpOptions = (&config).into();
+    http.ocpp = ocpp;
     http.solar = Some(crate::solar::spawn(&config, &bridge.handle)?);
     let _http = crate::http::spawn(http, bridge.handle.clone()).await?;
     if config.homeassistant.enabled {

@@ -87,6 +87,7 @@ impl Site {
     /// Start and stop need the operator button: pressed only when the state calls for it.
     fn press_buttons(&mut self, now: Now) {
         let default_mode = self.settings.default_mode;
+        let autostart = self.settings.autostart;
         for (index, slot) in self.registry.iter_mut().enumerate() {
             let bay = &mut slot.bay;
             let Some(state) = bay.ccss() else { continue };
@@ -99,7 +100,8 @@ impl Site {
                 Some(ButtonRequest::Start) => idle || state == Ccss::Off9,
                 Some(ButtonRequest::Stop) => state.in_session(),
                 None => {
-                    let auto_start = idle
+                    let auto_start = autostart
+                        && idle
                         && bay.plugged()
                         && bay.settings.enabled
                         && mode != allocate::ChargeMode::Off

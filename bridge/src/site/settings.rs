@@ -50,6 +50,9 @@ pub struct SiteSettings {
     pub nodes: BTreeMap<BayId, (BaySettings, Option<String>)>,
     /// Grid meter, surplus and `pv` timing.
     pub power: super::power::PowerSettings,
+    /// The bridge presses start for a plugged car by itself; off when someone else (an OCPP
+    /// backend) authorises sessions and starts them through the bay's button.
+    pub autostart: bool,
 }
 
 impl Default for SiteSettings {
@@ -74,6 +77,7 @@ impl Default for SiteSettings {
             max_bays: 10_000,
             nodes: BTreeMap::new(),
             power: super::power::PowerSettings::default(),
+            autostart: true,
         }
     }
 }

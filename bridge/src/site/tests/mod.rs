@@ -67,12 +67,10 @@ fn bay() -> BayId {
     BayId("02c222000001".to_owned())
 }
 
-#[test]
-fn a_heartbeat_makes_a_bay_that_gets_its_watchdog_and_is_started() {
-    let mut site = site();
-    let mut sent = writes(&site.handle(Now::at(0), heartbeat(Ccss::Off3, 320)));
-    assert_eq!(site.snapshot(Now::at(0)).bays.len(), 1);
-    for t in (1_000..=6_000).step_by(1_000) {
+/// The writes of six one-second cycles from `from_ms` on, every write answered at once.
+fn six_cycles(site: &mut Site, from_ms: u64) -> Vec<(String, i16)> {
+    let mut sent = Vec::new();
+    for t in (from_ms + 1_000..=from_ms + 6_000).step_by(1_000) {
         let out = site.handle(Now::at(t), Input::Tick);
         sent.extend(writes(&out));
         // Every write is answered at once.
@@ -85,11 +83,44 @@ fn a_heartbeat_makes_a_bay_that_gets_its_watchdog_and_is_started() {
         );
         sent.extend(writes(&acked));
     }
+    sent
+}
+
+#[test]
+fn a_heartbeat_makes_a_bay_that_gets_its_watchdog_and_is_started() {
+    let mut site = site();
+    let mut sent = writes(&site.handle(Now::at(0), heartbeat(Ccss::Off3, 320)));
+    assert_eq!(site.snapshot(Now::at(0)).bays.len(), 1);
+    sent.extend(six_cycles(&mut site, 0));
     assert!(sent.contains(&("wdtsec".to_owned(), 60)), "{sent:?}");
     assert!(
         sent.contains(&("opbutton".to_owned(), 1)),
         "plugged and idle: started; {sent:?}"
     );
+}
+
+#[test]
+fn without_autostart_a_plugged_car_waits_for_a_start_press() {
+    let settings = SiteSettings {
+        heartbeat_timeout_ms: 3_000,
+        autostart: false,
+        ..SiteSettings::default()
+    };
+    let mut site = Site::new(settings, Stored::default(), Now::at(0)).expect("valid site");
+    site.handle(Now::at(0), link_up());
+    let mut sent = writes(&site.handle(Now::at(0), heartbeat(Ccss::Off3, 320)));
+    sent.extend(six_cycles(&mut site, 0));
+    assert!(
+        !sent.contains(&("opbutton".to_owned(), 1)),
+        "held until authorised; {sent:?}"
+    );
+    let start = SettingChange::BayButton {
+        bay: bay(),
+        press: crate::site::record::ButtonRequest::Start,
+    };
+    assert!(site.apply(Now::at(6_500), start).is_ok());
+    let sent = six_cycles(&mut site, 6_500);
+    assert!(sent.contains(&("opbutton".to_owned(), 1)), "{sent:?}");
 }
 
 #[test]
