@@ -25,6 +25,7 @@ mod ocpp_single;
 mod ota;
 mod solar_bridge;
 mod solar_common;
+mod solar_house_load;
 mod solar_http;
 mod solar_modbus;
 mod solar_mqtt;
