@@ -3,7 +3,8 @@
 //! draw (from their heartbeats on the broker) plus a house load the test sets. When the house
 //! load jumps the cars come down so that the grid current stays under the fuse; when the
 //! meter answers 500 the cars fall back to the fuse minus `site.house_reserve`, and the
-//! API's `power` object says so.
+//! API's `power` object says so. A SunSpec inverter and meter over Modbus TCP, closed the
+//! same way, makes `pv` bays follow the sun.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -231,5 +232,82 @@ async fn cars_make_room_for_the_house_and_fall_back_to_the_reserve_when_the_mete
     }
     hold_for(&mesh, &watcher, 0.0, 12.0 + 1.0, Duration::from_secs(4)).await?;
     wire.check("with the house load and the meter failing")?;
+    Ok(())
+}
+
+/// A SunSpec inverter with its meter (Modbus TCP, tokio-modbus server in the test) as the
+/// PV and grid source of the bridge binary; the meter sees the cars minus the PV. A `pv` bay
+/// charges from the sun and pauses when it sets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pv_bays_follow_a_sunspec_inverter() -> anyhow::Result<()> {
+    use ctrl22_bridge::solar::sunspec;
+    let regs = Arc::new(Mutex::new(sunspec::example_map(0, [100; 3], [50; 3])));
+    let modbus = super::solar_modbus::serve_sunspec(Arc::clone(&regs)).await;
+    let http = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+    let site = MqttSite::start_configured(|c| {
+        c.http_listen = http;
+        c.extra_toml = format!(
+            "[site.surplus]\nenable_delay = \"2s\"\ndisable_delay = \"3s\"\n\n\
+             [[solar.sources]]\nkind = \"sunspec\"\nurl = \"modbus://{modbus}\"\n\
+             measures = [\"grid\", \"pv\"]\ninterval = \"250ms\"\n"
+        );
+    })
+    .await?;
+    let text = std::fs::read_to_string(&site.config)?;
+    std::fs::write(
+        &site.config,
+        text.replacen(
+            "[site]\n",
+            "[site]\nhouse_reserve = [10, 10, 10]\ndefault_mode = \"pv\"\n",
+            1,
+        ),
+    )?;
+    let (mesh, watcher) = (site.mesh.clone(), site.watcher.clone());
+    let pv_w = Arc::new(Mutex::new(8_000.0_f64));
+    // The closed loop: the meter sees the cars, a 100 W house and the PV spread on 3 phases.
+    let feed = {
+        let (regs, pv_w, mesh, watcher) = (
+            Arc::clone(&regs),
+            Arc::clone(&pv_w),
+            mesh.clone(),
+            watcher.clone(),
+        );
+        tokio::spawn(async move {
+            loop {
+                let pv = *pv_w.lock().expect("pv");
+                let phase_w = cars_draw_a(&mesh, &watcher).map(|a| a * 230.0 + 100.0 - pv / 3.0);
+                #[allow(clippy::cast_possible_truncation)]
+                let map = sunspec::example_map(
+                    pv as i16,
+                    phase_w.map(|w| w as i16),
+                    phase_w.map(|w| (w / 2.3) as i16),
+                );
+                *regs.lock().expect("regs") = map;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    };
+    let _bridge = site.bridge()?;
+    let _simulator = Simulator::start(&site.broker, &mesh, 2, 5);
+    let wire = site.wire();
+    // 8 kW of sun: about 11 A a phase for three-phase cars, so at least one bay charges and
+    // the cars stay within the sun (plus the hysteresis and a meter reading's lag).
+    wire.wait_charging(0, 1, Duration::from_secs(40)).await?;
+    let site_json =
+        serde_json::from_str::<serde_json::Value>(&http_get(http, "/api/v1/site").await?)?;
+    assert_eq!(site_json["pv_power_w"], 8000, "{site_json}");
+    hold_for(
+        &mesh,
+        &watcher,
+        0.0,
+        8_000.0 / 690.0 + 3.0,
+        Duration::from_secs(4),
+    )
+    .await?;
+    // Sunset: the pv bays pause after the disable delay (and min_on).
+    *pv_w.lock().expect("pv") = 0.0;
+    wait_cars_at_most(&mesh, &watcher, 1.0, Duration::from_secs(25)).await?;
+    wire.check("pv bays following the sun")?;
+    feed.abort();
     Ok(())
 }
