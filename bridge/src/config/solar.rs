@@ -20,6 +20,9 @@ pub struct SolarConfig {
 pub enum SolarKind {
     /// Fronius Solar API v1 (`GetPowerFlowRealtimeData.fcgi`).
     Fronius,
+    /// A Fronius Smart Meter through the inverter's Solar API v1
+    /// (`GetMeterRealtimeData.cgi`): grid power with per-phase currents and powers.
+    FroniusMeter,
     /// SolarEdge monitoring API (`currentPowerFlow`, site id and API key).
     Solaredge,
     /// Enphase IQ Gateway local API (`/production.json`), bearer token.
@@ -110,7 +113,7 @@ pub struct SolarSourceConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub site_id: Option<String>,
     /// Modbus unit id (`sunspec` default 1, `sma-modbus` default 3); Shelly EM1 / Tasmota
-    /// channel index.
+    /// channel index; `fronius-meter` `DeviceId` (default 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit_id: Option<u8>,
     /// `kind = "sma-speedwire"`: only datagrams from this meter serial.

@@ -156,7 +156,7 @@ fn parse<T: for<'de> Deserialize<'de>>(
 }
 
 /// Lets a write through with the token or a login; counts a refusal.
-fn authorize(state: &State, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(super) fn authorize(state: &State, headers: &HeaderMap) -> Result<(), ApiError> {
     state
         .access
         .authorize_write(headers)

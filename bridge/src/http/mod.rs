@@ -18,6 +18,7 @@
 mod api;
 mod auth;
 mod dashboard;
+mod external_limit;
 mod guard;
 mod history;
 mod login;
@@ -38,7 +39,7 @@ use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{middleware, Json, Router};
 use serde::Serialize;
 use tokio::sync::Semaphore;
@@ -204,6 +205,11 @@ fn router(state: State) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::serve))
         .route("/api/v1/site", get(api::get_site).put(api::put_site))
+        .route("/api/v1/site/external_limit", put(external_limit::put_site))
+        .route(
+            "/api/v1/circuits/{id}/external_limit",
+            put(external_limit::put_circuit),
+        )
         .route("/api/v1/nodes", get(api::get_nodes))
         .route(
             "/api/v1/nodes/{dev}",

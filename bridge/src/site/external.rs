@@ -2,7 +2,9 @@
 //! 4.2 kW), a home energy manager. Each signal applies to the site or one circuit; several
 //! on the same scope combine by minimum, and all of them only ever lower what the
 //! configuration allows (they are one more dynamic limit under the ceiling). A source that
-//! goes silent keeps its last value: a dimming order is not lifted by a broken wire.
+//! goes silent keeps its last value: a dimming order is not lifted by a broken wire. A
+//! signal is keyed by its source and scope, so one source (the HTTP API) can hold a site
+//! limit and circuit limits side by side.
 
 use std::collections::BTreeMap;
 
@@ -12,7 +14,7 @@ use super::power::{ExternalLimit, LimitScope, SourceId};
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ExternalLimits {
-    signals: BTreeMap<SourceId, (LimitScope, ExternalLimit)>,
+    signals: BTreeMap<(SourceId, LimitScope), ExternalLimit>,
 }
 
 impl ExternalLimits {
@@ -23,24 +25,25 @@ impl ExternalLimits {
         scope: LimitScope,
         limit: Option<ExternalLimit>,
     ) -> bool {
-        let before = self.signals.get(&source).cloned();
+        let key = (source, scope);
+        let before = self.signals.get(&key).copied();
         match limit {
             Some(limit) => {
-                self.signals.insert(source, (scope, limit));
+                self.signals.insert(key.clone(), limit);
             }
             None => {
-                self.signals.remove(&source);
+                self.signals.remove(&key);
             }
         }
-        before != self.signals.get(&source).cloned()
+        before != self.signals.get(&key).copied()
     }
 
     /// The least of the signals on `scope`, per phase; `None` when nothing limits it.
     #[must_use]
     pub fn limit_of(&self, scope: &LimitScope, voltage: u16) -> Option<[Deciamps; 3]> {
         self.signals
-            .values()
-            .filter(|(s, _)| s == scope)
+            .iter()
+            .filter(|((_, s), _)| s == scope)
             .map(|(_, limit)| per_phase(*limit, voltage))
             .reduce(|a, b| [a[0].min(b[0]), a[1].min(b[1]), a[2].min(b[2])])
     }
@@ -49,7 +52,7 @@ impl ExternalLimits {
     pub fn iter(&self) -> impl Iterator<Item = (SourceId, &LimitScope, ExternalLimit)> + '_ {
         self.signals
             .iter()
-            .map(|(id, (scope, limit))| (*id, scope, *limit))
+            .map(|((id, scope), limit)| (*id, scope, *limit))
     }
 }
 

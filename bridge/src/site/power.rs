@@ -10,6 +10,11 @@ use ctrl22_node::Deciamps;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SourceId(pub u16);
 
+impl SourceId {
+    /// The HTTP API's external limits (`PUT .../external_limit`), beyond any configured index.
+    pub const HTTP_API: Self = Self(u16::MAX);
+}
+
 /// One reading of one source. `None` is "this source does not measure that".
 /// Signs: grid positive when importing, battery positive when discharging, PV >= 0.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -26,7 +31,7 @@ pub struct PowerReading {
 }
 
 /// Where an external limit applies.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LimitScope {
     Site,
     Circuit(String),

@@ -13,6 +13,7 @@
 //! | kind | device API | file |
 //! |---|---|---|
 //! | `fronius` | Solar API v1 `GetPowerFlowRealtimeData.fcgi` | [`fronius`] |
+//! | `fronius-meter` | Solar API v1 `GetMeterRealtimeData.cgi` (grid per phase) | [`fronius`] |
 //! | `solaredge` | monitoring API `currentPowerFlow` | [`solaredge`] |
 //! | `envoy` | Enphase IQ Gateway `/production.json` | [`enphase`] |
 //! | `sunspec` | SunSpec Modbus TCP (models 1, 101-103, 201-204) | [`sunspec`] |
@@ -65,6 +66,7 @@ use value::Sample;
 #[derive(Clone, Debug)]
 pub enum Parser {
     Fronius,
+    FroniusMeter,
     Solaredge,
     Enphase,
     Shelly,
@@ -86,6 +88,7 @@ impl Parser {
     pub fn sample(&self, body: &[u8], source: &SolarSourceConfig) -> Result<Sample, SourceError> {
         let raw = match self {
             Self::Fronius => fronius::parse(body)?,
+            Self::FroniusMeter => fronius::parse_meter(body)?,
             Self::Solaredge => solaredge::parse(body)?,
             Self::Enphase => enphase::parse(body)?,
             Self::Shelly => shelly::parse(body)?,
@@ -238,6 +241,13 @@ pub fn http_request(source: &SolarSourceConfig) -> anyhow::Result<(Get, Parser)>
             plain(fetch::device_url(&base, fronius::PATH), basic()),
             Parser::Fronius,
         ),
+        SolarKind::FroniusMeter => {
+            let mut get = plain(fetch::device_url(&base, fronius::METER_PATH), basic());
+            get.query.push(("Scope", "Device".to_owned()));
+            get.query
+                .push(("DeviceId", source.unit_id.unwrap_or(0).to_string()));
+            (get, Parser::FroniusMeter)
+        }
         SolarKind::Shelly => (
             plain(fetch::device_url(&base, shelly::PATH), basic()),
             Parser::Shelly,
@@ -372,6 +382,7 @@ mod props {
                 toml::from_str("kind = \"http\"\npointer = \"/p\"").expect("source");
             for parser in [
                 Parser::Fronius,
+                Parser::FroniusMeter,
                 Parser::Solaredge,
                 Parser::Enphase,
                 Parser::Shelly,

@@ -28,6 +28,7 @@ mod ota;
 mod ota_parameters;
 mod solar_bridge;
 mod solar_common;
+mod solar_house_load;
 mod solar_http;
 mod solar_modbus;
 mod solar_mqtt;

@@ -414,3 +414,35 @@ fn solar_source_mistakes_name_their_key() {
     let e = problems("kind = \"mqtt\"\ntopic = \"t\"\nmeasures = [\"grid\", \"pv\"]");
     assert!(e.contains("carries one value"), "{e}");
 }
+
+/// `kind = "fronius-meter"`: the Smart Meter behind a Fronius inverter's Solar API, asked
+/// for one device, per phase with the exporting phase's current signed negative.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fronius_smart_meter_per_phase() {
+    let meter = serve(Router::new().route(
+        "/solar_api/v1/GetMeterRealtimeData.cgi",
+        get(|Query(q): Params| async move {
+            if q.get("Scope").map(String::as_str) == Some("Device")
+                && q.get("DeviceId").map(String::as_str) == Some("2")
+            {
+                json(fixture("fronius_meter_device.json")).into_response()
+            } else {
+                StatusCode::NOT_FOUND.into_response()
+            }
+        }),
+    ))
+    .await;
+    let mut site = site();
+    let _health = start(
+        &site,
+        vec![source(&format!(
+            "kind = \"fronius-meter\"\nurl = \"http://{meter}\"\nunit_id = 2\ninterval = \"100ms\""
+        ))],
+        None,
+    );
+    let readings = first_power_of_each(&mut site, 1).await;
+    let r = readings[&0].clone().expect("a reading");
+    assert_eq!(r.grid_w, Some(3901));
+    assert_eq!(r.grid_phase_w, Some([1841, -520, 2580]));
+    assert_eq!(r.grid_phase_a, Some([8.1, -2.4, 11.3]));
+}

@@ -46,14 +46,27 @@ async fn serve(regs: Vec<u16>) -> SocketAddr {
 }
 
 async fn serve_at(base: u16, regs: Vec<u16>) -> SocketAddr {
+    serve_map(RegisterMap {
+        base,
+        regs: Arc::new(Mutex::new(regs)),
+    })
+    .await
+}
+
+/// A SunSpec device whose registers the test changes while it serves.
+pub async fn serve_sunspec(regs: Arc<Mutex<Vec<u16>>>) -> SocketAddr {
+    serve_map(RegisterMap {
+        base: sunspec::BASE,
+        regs,
+    })
+    .await
+}
+
+async fn serve_map(map: RegisterMap) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let map = RegisterMap {
-        base,
-        regs: Arc::new(Mutex::new(regs)),
-    };
     tokio::spawn(async move {
         let server = Server::new(listener);
         let on_connected = move |stream, socket_addr| {

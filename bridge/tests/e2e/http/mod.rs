@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod external_limit;
 pub mod fixture;
 mod hardening;
 mod login;
