@@ -31,7 +31,9 @@ impl Peer {
     pub fn python() -> anyhow::Result<Self> {
         let dir = peers_dir().join("python");
         let python = dir.join(".venv/bin/python");
-        let _setup = SETUP.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _setup = SETUP
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if !python.exists() {
             let status = Command::new(dir.join("setup.sh"))
                 .status()
@@ -51,7 +53,9 @@ impl Peer {
     /// `setup.sh` when missing).
     pub fn npm() -> anyhow::Result<Self> {
         let dir = peers_dir().join("npm");
-        let _setup = SETUP.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _setup = SETUP
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if !dir.join("node_modules/ocpp-rpc/package.json").exists() {
             let status = Command::new(dir.join("setup.sh"))
                 .status()
