@@ -256,11 +256,42 @@ pub async fn run(
         }
     };
     let expects_reply = cmd.expects_reply();
+    let mut replies = 0usize;
+    ask(
+        &sender,
+        &mut events,
+        dst,
+        cmd,
+        args.wait,
+        shutdown,
+        |src, msg| {
+            replies += 1;
+            print_message(src, msg);
+        },
+    )
+    .await?;
+    if expects_reply && replies == 0 {
+        return Err(ToolError::NoReply(dst));
+    }
+    Ok(())
+}
+
+/// Sends `cmd` to `dst` and hands every answer of that kind from `dst` within `wait` to
+/// `on_reply`; link events are printed as they come. A running bridge polls `status` and
+/// `system` too: only the kind asked for counts.
+async fn ask(
+    sender: &MeshSender,
+    events: &mut mpsc::Receiver<MeshEvent>,
+    dst: Address,
+    cmd: Command,
+    wait: Duration,
+    shutdown: impl Future<Output = ()>,
+    mut on_reply: impl FnMut(MacAddr, &NodeMessage),
+) -> Result<(), ToolError> {
+    tokio::pin!(shutdown);
     let reply_type = cmd.name();
     sender.send(MeshCommand { dst, cmd }).await?;
-
-    let deadline = Instant::now() + args.wait;
-    let mut replies = 0usize;
+    let deadline = Instant::now() + wait;
     loop {
         tokio::select! {
             () = &mut shutdown => break,
@@ -272,17 +303,13 @@ pub async fn run(
                         Address::Broadcast | Address::Root => true,
                     };
                     if from_dst && msg.mtype() == reply_type {
-                        replies += 1;
-                        print_message(src, &msg);
+                        on_reply(src, &msg);
                     }
                 }
                 Some(other) => print_link_event(&other),
                 None => break,
             },
         }
-    }
-    if expects_reply && replies == 0 {
-        return Err(ToolError::NoReply(dst));
     }
     Ok(())
 }
@@ -298,32 +325,11 @@ async fn fleet(
     wait: Duration,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ToolError> {
-    tokio::pin!(shutdown);
-    // A running bridge polls `status` and `system` too: only the kind asked for counts.
-    let reply_type = cmd.name();
-    sender.send(MeshCommand { dst, cmd }).await?;
-    let deadline = Instant::now() + wait;
     let mut rows = Vec::new();
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            () = tokio::time::sleep_until(deadline) => break,
-            event = events.recv() => match event {
-                Some(MeshEvent::Message { src, msg }) => {
-                    let from_dst = match dst {
-                        Address::Node(mac) => mac == src,
-                        Address::Broadcast | Address::Root => true,
-                    };
-                    let asked = from_dst && msg.mtype() == reply_type;
-                    if let Some(row) = asked.then(|| table::row(src, &msg)).flatten() {
-                        rows.push(row);
-                    }
-                }
-                Some(other) => print_link_event(&other),
-                None => break,
-            },
-        }
-    }
+    ask(sender, events, dst, cmd, wait, shutdown, |src, msg| {
+        rows.extend(table::row(src, msg));
+    })
+    .await?;
     if rows.is_empty() {
         return Err(ToolError::NoReply(dst));
     }
