@@ -44,6 +44,17 @@ const SPLIT_GAP: Duration = Duration::from_millis(20);
 /// How often the proxy tries to reach a host that is away.
 const HOST_RETRY: Duration = Duration::from_millis(500);
 
+/// Connects to a host's uplink port as the real root does: again every 50 ms until the host
+/// listens (a bridge just started may not yet).
+pub async fn connect_as_root(host: SocketAddr) -> TcpStream {
+    loop {
+        match TcpStream::connect(host).await {
+            Ok(stream) => return stream,
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
 /// The proxy; stops accepting when dropped (open connections end with the test's runtime).
 #[derive(Debug)]
 pub struct TcpProxy {

@@ -291,13 +291,7 @@ async fn mesh_status_over_tcp_to_a_connecting_root() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Like the real root: retry until the host listens.
-    let mut root = loop {
-        match tokio::net::TcpStream::connect(&listen).await {
-            Ok(s) => break s,
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    };
+    let mut root = ctrl22_testkit::tcp::connect_as_root(listen.parse().unwrap()).await;
     let mut buf = vec![0u8; 1024];
     let n = root.read(&mut buf).await.unwrap();
     assert_eq!(&buf[..n], br#"{"dst":"root","cmd":"status"}"#);
@@ -339,12 +333,7 @@ async fn mesh_avrflash_over_tcp_retries_a_bad_chunk_and_flashes() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut root = loop {
-        match tokio::net::TcpStream::connect(&listen).await {
-            Ok(s) => break s,
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    };
+    let mut root = ctrl22_testkit::tcp::connect_as_root(listen.parse().unwrap()).await;
 
     // A fake node behind the root: it fails the CRC check of the second chunk once.
     let mut received = vec![0u8; image.len()];

@@ -181,12 +181,7 @@ async fn the_bridge_discovers_and_commands_every_bay_of_a_firmware_framed_root()
     .unwrap();
     let _bridge = BridgeProcess::start(crate::bridge_binary(), &config).unwrap();
 
-    let root = loop {
-        if let Ok(stream) = TcpStream::connect(listen).await {
-            break stream;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let root = ctrl22_testkit::tcp::connect_as_root(listen).await;
     root.set_nodelay(true).unwrap();
     let (mut from_bridge, mut to_bridge) = root.into_split();
 
