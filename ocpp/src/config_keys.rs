@@ -12,9 +12,9 @@ pub const SUPPORTED_MEASURANDS: [&str; 4] = [
     "Current.Offered",
 ];
 
-/// Advertised feature profiles; FirmwareManagement and Reservation are not among them.
+/// Advertised feature profiles; Reservation is not among them.
 pub const SUPPORTED_FEATURE_PROFILES: &str =
-    "Core,LocalAuthListManagement,SmartCharging,RemoteTrigger";
+    "Core,FirmwareManagement,LocalAuthListManagement,SmartCharging,RemoteTrigger";
 
 /// Keys and limits the session reads.
 pub mod key {

@@ -13,7 +13,9 @@
 //! - [`rpc`]: OCPP-J framing (CALL, CALLRESULT, CALLERROR), error codes, the one outstanding
 //!   CALL with its id and timeout, lenient payload decoding. Version independent.
 //! - [`session`]: the [`ChargePoint`]: registration (BootNotification), heartbeat, connectors
-//!   and their status, transactions, meter values, the backend's calls and their answers.
+//!   and their status, transactions, meter values, the backend's calls and their answers,
+//!   firmware updates (UpdateFirmware handed to the caller, its progress as
+//!   FirmwareStatusNotification).
 //! - [`config_keys`]: the standard configuration keys (GetConfiguration/ChangeConfiguration).
 //! - [`smart_charging`]: installed charging profiles, stacking and the composite schedule, as
 //!   caps per connector in A and/or W.
@@ -42,7 +44,7 @@ pub mod time;
 pub use rust_ocpp;
 pub use session::{
     ChargePoint, Config, ConnectorError, ConnectorEvent, ConnectorStatus, Counters, Event,
-    MeterReading, OpenTransaction, Restored, StopReason,
+    FirmwareTransitionError, FirmwareUpdate, MeterReading, OpenTransaction, Restored, StopReason,
 };
 pub use smart_charging::ChargingLimit;
 pub use time::Now;

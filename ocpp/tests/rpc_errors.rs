@@ -105,8 +105,6 @@ fn unsupported_and_unknown_actions_get_the_right_callerror() {
     let mut sim = Sim::new(1);
     sim.boot_accepted(3_600);
     for action in [
-        "UpdateFirmware",
-        "GetDiagnostics",
         "ReserveNow",
         "CancelReservation",
     ] {
@@ -116,12 +114,6 @@ fn unsupported_and_unknown_actions_get_the_right_callerror() {
     }
     let answer = sim.call("MakeCoffee", json!({}));
     assert_eq!(answer[2], "NotImplemented");
-    // TriggerMessage for a Firmware message: NotImplemented as a status (the profile is off).
-    let answer = sim.call(
-        "TriggerMessage",
-        json!({"requestedMessage": "FirmwareStatusNotification"}),
-    );
-    assert_eq!(answer[2]["status"], "NotImplemented");
     let keys = sim.call(
         "GetConfiguration",
         json!({"key": ["SupportedFeatureProfiles"]}),
@@ -129,7 +121,7 @@ fn unsupported_and_unknown_actions_get_the_right_callerror() {
     let profiles = keys[2]["configurationKey"][0]["value"]
         .as_str()
         .unwrap_or("");
-    assert!(!profiles.contains("FirmwareManagement") && profiles.contains("SmartCharging"));
+    assert!(!profiles.contains("Reservation") && profiles.contains("SmartCharging"));
 }
 
 #[test]

@@ -3,6 +3,7 @@
 use rust_ocpp::v1_6::types::AuthorizationData;
 
 use super::connector::OpenTransaction;
+use super::firmware::FirmwareUpdate;
 use crate::queue::{StoreOp, StoredMessage};
 use crate::smart_charging::{ChargingLimit, InstalledProfile};
 
@@ -56,6 +57,9 @@ pub enum Event {
     /// The backend did not accept the id tag of a running transaction (StartTransaction.conf):
     /// stop it with reason DeAuthorized if `StopTransactionOnInvalidId` says so.
     TransactionDeauthorized { connector_id: u32, stop: bool },
+    /// UpdateFirmware was accepted: from `retrieve_wall_ms` on, download the image and
+    /// install it, reporting each step with [`super::ChargePoint::report_firmware_status`].
+    FirmwareUpdateRequested(FirmwareUpdate),
 }
 
 impl From<StoreOp> for Event {

@@ -162,11 +162,11 @@ impl ChargePoint {
             "SetChargingProfile" => self.set_charging_profile(now, payload),
             "ClearChargingProfile" => self.clear_charging_profile(payload),
             "GetCompositeSchedule" => self.get_composite_schedule(now, payload),
-            // Known 1.6 actions of profiles we do not advertise (FirmwareManagement,
-            // Reservation) and the security extension's.
-            "GetDiagnostics"
-            | "UpdateFirmware"
-            | "ReserveNow"
+            "UpdateFirmware" => self.update_firmware(payload),
+            "GetDiagnostics" => Self::get_diagnostics(payload),
+            // Known 1.6 actions of a profile we do not advertise (Reservation) and the
+            // security extension's.
+            "ReserveNow"
             | "CancelReservation"
             | "CertificateSigned"
             | "DeleteCertificate"
@@ -345,10 +345,8 @@ impl ChargePoint {
                     self.queue_meter_values(connector_id, &ReadingContext::Trigger, now.wall_ms);
                 }
             }
-            MessageTrigger::DiagnosticsStatusNotification
-            | MessageTrigger::FirmwareStatusNotification => {
-                return answer(TriggerMessageStatus::NotImplemented);
-            }
+            MessageTrigger::FirmwareStatusNotification => self.trigger_firmware_status(),
+            MessageTrigger::DiagnosticsStatusNotification => self.trigger_diagnostics_status(),
         }
         answer(TriggerMessageStatus::Accepted)
     }

@@ -8,6 +8,7 @@
 
 mod connector;
 mod events;
+mod firmware;
 mod incoming;
 mod local_list;
 mod meter;
@@ -22,10 +23,15 @@ pub use connector::{
     ConnectorError, ConnectorEvent, ConnectorStatus, MeterReading, OpenTransaction, StopReason,
 };
 pub use events::{Counters, Event};
+pub use firmware::{
+    FirmwareTransitionError, FirmwareUpdate, DEFAULT_DOWNLOAD_ATTEMPTS, DEFAULT_RETRY_INTERVAL_S,
+    MAX_DOWNLOAD_ATTEMPTS, MAX_RETRY_INTERVAL_S,
+};
 pub use local_list::LocalList;
 pub use registration::Registration;
 
 use connector::Connector;
+use firmware::FirmwareState;
 use outgoing::{Pending, Tag};
 
 use crate::config_keys::Configuration;
@@ -111,6 +117,7 @@ pub struct ChargePoint {
     queue: TxQueue,
     profiles: Profiles,
     local_list: LocalList,
+    firmware: FirmwareState,
     next_local_tx: LocalTxId,
     last_sent_mono_ms: u64,
     next_aligned_wall_ms: Option<u64>,
@@ -170,6 +177,7 @@ impl ChargePoint {
             queue,
             profiles: Profiles::restore(restored.charging_profiles, config.connectors),
             local_list: restored.local_list,
+            firmware: FirmwareState::default(),
             rpc: Outstanding::new(&config.message_id_prefix),
             config,
             keys,

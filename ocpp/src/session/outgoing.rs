@@ -37,6 +37,8 @@ pub(crate) enum Tag {
     },
     /// MeterValues outside a transaction (clock-aligned, triggered): not durable.
     MeterValues,
+    FirmwareStatus,
+    DiagnosticsStatus,
     Transaction {
         seq: u64,
         local_tx: LocalTxId,
@@ -55,10 +57,13 @@ pub(crate) struct Pending {
 }
 
 impl Pending {
-    /// Statuses (re-derived anyway) and Authorize survive a reconnect; heartbeats and
-    /// snapshots do not.
+    /// Statuses (re-derived anyway), Authorize and firmware progress (each step is news
+    /// to the backend) survive a reconnect; heartbeats and snapshots do not.
     pub fn survives_disconnect(&self) -> bool {
-        matches!(self.call.tag, Tag::Status { .. } | Tag::Authorize { .. })
+        matches!(
+            self.call.tag,
+            Tag::Status { .. } | Tag::Authorize { .. } | Tag::FirmwareStatus
+        )
     }
 }
 
@@ -291,7 +296,7 @@ impl ChargePoint {
                     accepted,
                 });
             }
-            Tag::Heartbeat | Tag::MeterValues => {}
+            Tag::Heartbeat | Tag::MeterValues | Tag::FirmwareStatus | Tag::DiagnosticsStatus => {}
             Tag::Transaction {
                 seq,
                 local_tx,
@@ -353,7 +358,11 @@ impl ChargePoint {
                 id_tag,
                 accepted: false,
             }),
-            Tag::Heartbeat | Tag::Status { .. } | Tag::MeterValues => {}
+            Tag::Heartbeat
+            | Tag::Status { .. }
+            | Tag::MeterValues
+            | Tag::FirmwareStatus
+            | Tag::DiagnosticsStatus => {}
         }
     }
 
@@ -369,8 +378,13 @@ impl ChargePoint {
                 self.queue.defer(seq, now.mono_ms, retry_ms);
             }
             Tag::Authorize { .. } => self.on_call_error(now, tag, ErrorCode::GenericError),
-            // Re-queued from the connector's state after the next (re)connect.
-            Tag::Heartbeat | Tag::Status { .. } | Tag::MeterValues => {}
+            // Re-queued from the connector's state after the next (re)connect; a firmware
+            // step whose answer was lost is not sent twice (TriggerMessage asks for it).
+            Tag::Heartbeat
+            | Tag::Status { .. }
+            | Tag::MeterValues
+            | Tag::FirmwareStatus
+            | Tag::DiagnosticsStatus => {}
         }
     }
 

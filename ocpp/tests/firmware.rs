@@ -1,0 +1,220 @@
+//! Firmware Management: UpdateFirmware validated and handed over, the caller's progress as
+//! FirmwareStatusNotification in order, TriggerMessage answered with the current status,
+//! GetDiagnostics declined without a file name.
+
+mod common;
+
+use common::Sim;
+use ctrl22_ocpp::rust_ocpp::v1_6::types::FirmwareStatus;
+use ctrl22_ocpp::session::{DEFAULT_RETRY_INTERVAL_S, MAX_DOWNLOAD_ATTEMPTS, MAX_RETRY_INTERVAL_S};
+use ctrl22_ocpp::{Event, FirmwareUpdate};
+use serde_json::json;
+
+const LOCATION: &str = "https://user:secret@fw.example/ctrl22_agccs12_15.hex";
+
+fn requested(sim: &mut Sim) -> Vec<FirmwareUpdate> {
+    sim.take_events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::FirmwareUpdateRequested(update) => Some(update),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Reports `status` and returns the status the one CALL it caused carried (answered).
+fn report(sim: &mut Sim, status: FirmwareStatus) -> String {
+    sim.cp
+        .report_firmware_status(sim.now, status)
+        .expect("a step that follows");
+    sim.pump();
+    let sent = sim.answer("FirmwareStatusNotification", json!({}));
+    sent["status"].as_str().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn an_update_is_handed_over_and_its_steps_reported_in_order() {
+    let mut sim = Sim::new(1);
+    sim.boot_accepted(3_600);
+    let answer = sim.call(
+        "UpdateFirmware",
+        json!({"location": LOCATION, "retrieveDate": "2026-12-01T01:00:00Z",
+               "retries": 2, "retryInterval": 30}),
+    );
+    assert_eq!(answer[0], 3, "{answer}");
+    assert_eq!(answer[2], json!({}));
+    assert_eq!(
+        requested(&mut sim),
+        [FirmwareUpdate {
+            location: LOCATION.into(),
+            retrieve_wall_ms: common::START_WALL_MS + 3_600_000,
+            attempts: 2,
+            retry_interval_s: 30,
+        }]
+    );
+    sim.expect_silence();
+    // A retry is Downloading again; then the whole way to Installed.
+    let mut sent = Vec::new();
+    for status in [
+        FirmwareStatus::Downloading,
+        FirmwareStatus::Downloading,
+        FirmwareStatus::Downloaded,
+        FirmwareStatus::Installing,
+    ] {
+        sent.push(report(&mut sim, status));
+    }
+    // While installing, a trigger answers Installing (the .conf first).
+    let trigger = sim.call(
+        "TriggerMessage",
+        json!({"requestedMessage": "FirmwareStatusNotification"}),
+    );
+    assert_eq!(trigger[2]["status"], "Accepted");
+    assert_eq!(
+        sim.answer("FirmwareStatusNotification", json!({}))["status"],
+        "Installing"
+    );
+    sent.push(report(&mut sim, FirmwareStatus::Installed));
+    assert_eq!(
+        sent,
+        ["Downloading", "Downloading", "Downloaded", "Installing", "Installed"]
+    );
+    assert_eq!(sim.cp.firmware_status(), &FirmwareStatus::Installed);
+    // Done: a trigger says Idle (OCPP 1.6 §4.5), and a new step needs a new request.
+    sim.call(
+        "TriggerMessage",
+        json!({"requestedMessage": "FirmwareStatusNotification"}),
+    );
+    assert_eq!(
+        sim.answer("FirmwareStatusNotification", json!({}))["status"],
+        "Idle"
+    );
+    let refused = sim
+        .cp
+        .report_firmware_status(sim.now, FirmwareStatus::Downloading)
+        .expect_err("no update asked for");
+    assert_eq!(refused.from, FirmwareStatus::Installed);
+    sim.pump();
+    sim.expect_silence();
+}
+
+#[test]
+fn steps_out_of_order_are_refused_and_nothing_is_sent() {
+    let mut sim = Sim::new(1);
+    sim.boot_accepted(3_600);
+    for status in [
+        FirmwareStatus::Downloaded,
+        FirmwareStatus::Installing,
+        FirmwareStatus::Installed,
+        FirmwareStatus::Idle,
+    ] {
+        assert!(sim.cp.report_firmware_status(sim.now, status).is_err());
+    }
+    sim.call(
+        "UpdateFirmware",
+        json!({"location": LOCATION, "retrieveDate": "2026-12-01T00:00:00Z"}),
+    );
+    report(&mut sim, FirmwareStatus::Downloading);
+    assert!(sim
+        .cp
+        .report_firmware_status(sim.now, FirmwareStatus::Installed)
+        .is_err());
+    assert_eq!(report(&mut sim, FirmwareStatus::DownloadFailed), "DownloadFailed");
+    sim.expect_silence();
+}
+
+#[test]
+fn bad_requests_are_refused_and_bounds_only_lower() {
+    let mut sim = Sim::new(1);
+    sim.boot_accepted(3_600);
+    let long = format!("http://h/{}", "a".repeat(3_000));
+    for (payload, code) in [
+        (json!({"location": "not a uri", "retrieveDate": "2026-12-01T00:00:00Z"}), "PropertyConstraintViolation"),
+        (json!({"location": long, "retrieveDate": "2026-12-01T00:00:00Z"}), "PropertyConstraintViolation"),
+        (json!({"location": LOCATION, "retrieveDate": "yesterday"}), "PropertyConstraintViolation"),
+        (json!({"location": LOCATION}), "OccurenceConstraintViolation"),
+        (json!({"location": LOCATION, "retrieveDate": "2026-12-01T00:00:00Z", "retries": -1}), "PropertyConstraintViolation"),
+        (json!({"location": LOCATION, "retrieveDate": "2026-12-01T00:00:00Z", "retryInterval": -5}), "PropertyConstraintViolation"),
+        (json!({"location": 5, "retrieveDate": "2026-12-01T00:00:00Z"}), "TypeConstraintViolation"),
+    ] {
+        let answer = sim.call("UpdateFirmware", payload.clone());
+        assert_eq!(answer[0], 4, "{payload}: {answer}");
+        assert_eq!(answer[2], code, "{payload}: {answer}");
+    }
+    assert!(requested(&mut sim).is_empty());
+    // Huge numbers are cut to the bounds; absent ones take the defaults; a zone-less date is UTC.
+    sim.call(
+        "UpdateFirmware",
+        json!({"location": LOCATION, "retrieveDate": "2026-12-01T00:00:00",
+               "retries": 1_000_000, "retryInterval": 86_400}),
+    );
+    sim.call(
+        "UpdateFirmware",
+        json!({"location": LOCATION, "retrieveDate": "2026-12-01T00:00:00Z", "retries": 0}),
+    );
+    let updates = requested(&mut sim);
+    assert_eq!(updates[0].attempts, MAX_DOWNLOAD_ATTEMPTS);
+    assert_eq!(updates[0].retry_interval_s, MAX_RETRY_INTERVAL_S);
+    assert_eq!(updates[0].retrieve_wall_ms, common::START_WALL_MS);
+    assert_eq!(updates[1].attempts, 1, "at least one attempt");
+    assert_eq!(
+        updates[1].retry_interval_s,
+        DEFAULT_RETRY_INTERVAL_S
+    );
+}
+
+#[test]
+fn diagnostics_are_declined_and_triggers_answered() {
+    let mut sim = Sim::new(1);
+    sim.boot_accepted(3_600);
+    let answer = sim.call(
+        "GetDiagnostics",
+        json!({"location": "ftp://logs.example/", "retries": 3}),
+    );
+    assert_eq!(answer[0], 3, "{answer}");
+    assert_eq!(answer[2], json!({}), "no fileName: nothing to upload");
+    let trigger = sim.call(
+        "TriggerMessage",
+        json!({"requestedMessage": "DiagnosticsStatusNotification"}),
+    );
+    assert_eq!(trigger[2]["status"], "Accepted");
+    assert_eq!(
+        sim.answer("DiagnosticsStatusNotification", json!({}))["status"],
+        "Idle"
+    );
+    let keys = sim.call(
+        "GetConfiguration",
+        json!({"key": ["SupportedFeatureProfiles"]}),
+    );
+    let profiles = keys[2]["configurationKey"][0]["value"]
+        .as_str()
+        .unwrap_or("");
+    assert!(profiles.contains("FirmwareManagement"), "{profiles}");
+}
+
+#[test]
+fn firmware_steps_wait_for_registration_and_survive_a_reconnect() {
+    let mut sim = Sim::new(1);
+    sim.boot_accepted(3_600);
+    sim.call(
+        "UpdateFirmware",
+        json!({"location": LOCATION, "retrieveDate": "2026-12-01T00:00:00Z"}),
+    );
+    sim.disconnect();
+    for status in [FirmwareStatus::Downloading, FirmwareStatus::Downloaded] {
+        sim.cp
+            .report_firmware_status(sim.now, status)
+            .expect("in order");
+    }
+    sim.pump();
+    sim.expect_silence();
+    sim.advance(1_000);
+    sim.connect();
+    // Reconnected without a reboot: no BootNotification, the steps go out in order.
+    let sent = sim.answer_all();
+    let statuses: Vec<&str> = sent
+        .iter()
+        .filter(|(action, _)| action == "FirmwareStatusNotification")
+        .filter_map(|(_, p)| p["status"].as_str())
+        .collect();
+    assert_eq!(statuses, ["Downloading", "Downloaded"]);
+}
