@@ -76,7 +76,13 @@ fn an_update_is_handed_over_and_its_steps_reported_in_order() {
     sent.push(report(&mut sim, FirmwareStatus::Installed));
     assert_eq!(
         sent,
-        ["Downloading", "Downloading", "Downloaded", "Installing", "Installed"]
+        [
+            "Downloading",
+            "Downloading",
+            "Downloaded",
+            "Installing",
+            "Installed"
+        ]
     );
     assert_eq!(sim.cp.firmware_status(), &FirmwareStatus::Installed);
     // Done: a trigger says Idle (OCPP 1.6 §4.5), and a new step needs a new request.
@@ -118,7 +124,10 @@ fn steps_out_of_order_are_refused_and_nothing_is_sent() {
         .cp
         .report_firmware_status(sim.now, FirmwareStatus::Installed)
         .is_err());
-    assert_eq!(report(&mut sim, FirmwareStatus::DownloadFailed), "DownloadFailed");
+    assert_eq!(
+        report(&mut sim, FirmwareStatus::DownloadFailed),
+        "DownloadFailed"
+    );
     sim.expect_silence();
 }
 
@@ -128,13 +137,34 @@ fn bad_requests_are_refused_and_bounds_only_lower() {
     sim.boot_accepted(3_600);
     let long = format!("http://h/{}", "a".repeat(3_000));
     for (payload, code) in [
-        (json!({"location": "not a uri", "retrieveDate": "2026-12-01T00:00:00Z"}), "PropertyConstraintViolation"),
-        (json!({"location": long, "retrieveDate": "2026-12-01T00:00:00Z"}), "PropertyConstraintViolation"),
-        (json!({"location": LOCATION, "retrieveDate": "yesterday"}), "PropertyConstraintViolation"),
-        (json!({"location": LOCATION}), "OccurenceConstraintViolation"),
-        (json!({"location": LOCATION, "retrieveDate": "2026-12-01T00:00:00Z", "retries": -1}), "PropertyConstraintViolation"),
-        (json!({"location": LOCATION, "retrieveDate": "2026-12-01T00:00:00Z", "retryInterval": -5}), "PropertyConstraintViolation"),
-        (json!({"location": 5, "retrieveDate": "2026-12-01T00:00:00Z"}), "TypeConstraintViolation"),
+        (
+            json!({"location": "not a uri", "retrieveDate": "2026-12-01T00:00:00Z"}),
+            "PropertyConstraintViolation",
+        ),
+        (
+            json!({"location": long, "retrieveDate": "2026-12-01T00:00:00Z"}),
+            "PropertyConstraintViolation",
+        ),
+        (
+            json!({"location": LOCATION, "retrieveDate": "yesterday"}),
+            "PropertyConstraintViolation",
+        ),
+        (
+            json!({"location": LOCATION}),
+            "OccurenceConstraintViolation",
+        ),
+        (
+            json!({"location": LOCATION, "retrieveDate": "2026-12-01T00:00:00Z", "retries": -1}),
+            "PropertyConstraintViolation",
+        ),
+        (
+            json!({"location": LOCATION, "retrieveDate": "2026-12-01T00:00:00Z", "retryInterval": -5}),
+            "PropertyConstraintViolation",
+        ),
+        (
+            json!({"location": 5, "retrieveDate": "2026-12-01T00:00:00Z"}),
+            "TypeConstraintViolation",
+        ),
     ] {
         let answer = sim.call("UpdateFirmware", payload.clone());
         assert_eq!(answer[0], 4, "{payload}: {answer}");
@@ -156,10 +186,7 @@ fn bad_requests_are_refused_and_bounds_only_lower() {
     assert_eq!(updates[0].retry_interval_s, MAX_RETRY_INTERVAL_S);
     assert_eq!(updates[0].retrieve_wall_ms, common::START_WALL_MS);
     assert_eq!(updates[1].attempts, 1, "at least one attempt");
-    assert_eq!(
-        updates[1].retry_interval_s,
-        DEFAULT_RETRY_INTERVAL_S
-    );
+    assert_eq!(updates[1].retry_interval_s, DEFAULT_RETRY_INTERVAL_S);
 }
 
 #[test]

@@ -104,10 +104,7 @@ fn every_action_is_answered_with_a_callresult() {
 fn unsupported_and_unknown_actions_get_the_right_callerror() {
     let mut sim = Sim::new(1);
     sim.boot_accepted(3_600);
-    for action in [
-        "ReserveNow",
-        "CancelReservation",
-    ] {
+    for action in ["ReserveNow", "CancelReservation"] {
         let answer = sim.call(action, json!({}));
         assert_eq!(answer[0], 4);
         assert_eq!(answer[2], "NotSupported", "{action}");

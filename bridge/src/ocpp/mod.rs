@@ -9,6 +9,7 @@
 //! | `transport.rs` | the WebSocket: TLS, subprotocol, security profiles, back-off |
 //! | `mapping.rs` | bay events and snapshots in OCPP's words; identities |
 //! | `commands.rs` | what the backend asked for, carried out through the site handle |
+//! | `firmware.rs` | UpdateFirmware: the download, the bays' firmware jobs, the steps back |
 //! | `durable.rs` | the queue and state of each charge point in SQLite |
 //! | `metrics.rs` | the sessions' counters for `/metrics` |
 //!
@@ -16,6 +17,7 @@
 
 mod commands;
 mod durable;
+mod firmware;
 mod mapping;
 mod metrics;
 mod session;
@@ -61,6 +63,8 @@ struct Supervisor {
     routes: BTreeMap<String, Route>,
     /// The one charge point's bays in connector order (layout `single`).
     single_bays: Vec<String>,
+    /// `[firmware] max_image_bytes`, for UpdateFirmware downloads.
+    max_image_bytes: usize,
     warned_unrouted: bool,
     metrics: OcppMetrics,
 }
@@ -88,6 +92,7 @@ pub fn spawn(config: &Config, handle: SiteHandle) -> anyhow::Result<OcppMetrics>
         handle,
         routes: BTreeMap::new(),
         single_bays,
+        max_image_bytes: config.firmware.max_image_bytes,
         warned_unrouted: false,
         metrics: OcppMetrics::default(),
     };
@@ -113,6 +118,7 @@ impl Supervisor {
             reconnect_max: self.cfg.reconnect_max,
             charge_point,
             sample_interval_s: self.cfg.meter_value_sample_interval.as_secs(),
+            max_image_bytes: self.max_image_bytes,
         }
     }
 

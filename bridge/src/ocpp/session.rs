@@ -16,6 +16,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::commands::Commands;
 use super::durable::{self, OcppStore};
+use super::firmware::{FirmwareContext, FirmwareUpdates};
 use super::mapping;
 use super::metrics::{self, PointCounts, PointStats};
 use super::transport::{self, Backoff, Security, Socket, TransportError};
@@ -38,6 +39,8 @@ pub struct SessionParams {
     pub charge_point: ctrl22_ocpp::Config,
     /// `MeterValueSampleInterval` (s) until the backend changes it.
     pub sample_interval_s: u64,
+    /// `[firmware] max_image_bytes`: the most an UpdateFirmware download may bring.
+    pub max_image_bytes: usize,
 }
 
 /// A remote start waits this long for the bay's session before its tag is forgotten.
@@ -62,6 +65,7 @@ struct Session {
     clock: SystemClock,
     store: OcppStore,
     commands: Commands,
+    firmware: FirmwareUpdates,
     intents: Vec<Intent>,
     socket: Option<Socket>,
     /// When we last heard anything on the socket (for the ping timeout).
@@ -107,6 +111,7 @@ pub async fn run(
         clock: SystemClock::new(),
         store,
         commands,
+        firmware: FirmwareUpdates::default(),
         intents: vec![Intent::default(); connectors],
         socket: None,
         last_heard: Instant::now(),
@@ -142,6 +147,7 @@ pub async fn run(
                 Some(input) => session.on_input(input),
                 None => return,
             },
+            status = session.firmware.next_step() => session.on_firmware_step(status),
             () = tokio::time::sleep_until(timer) => {
                 let now = now_of(&session.clock);
                 session.cp.handle_timeout(now);
@@ -273,6 +279,16 @@ impl Session {
                 );
             }
             reset |= matches!(event, Event::ResetRequested { .. });
+            if let Event::FirmwareUpdateRequested(update) = event {
+                let context = FirmwareContext {
+                    identity: self.params.identity.clone(),
+                    handle: self.commands.handle.clone(),
+                    bays: self.commands.bays.clone(),
+                    max_image_bytes: self.params.max_image_bytes,
+                };
+                self.firmware.start(update, context);
+                continue;
+            }
             self.commands.carry_out(&self.params.identity, &event).await;
         }
         if let Some(socket) = &mut self.socket {
@@ -329,6 +345,18 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// A step of the firmware update, for the backend. After a Reset the new charge point
+    /// knows no update: the steps of one still running are refused (and logged).
+    fn on_firmware_step(&mut self, status: ctrl22_ocpp::rust_ocpp::v1_6::types::FirmwareStatus) {
+        let now = now_of(&self.clock);
+        if let Err(e) = self.cp.report_firmware_status(now, status) {
+            tracing::warn!(
+                identity = self.params.identity,
+                "firmware step not reported: {e}"
+            );
+        }
     }
 
     fn drop_socket(&mut self) {

@@ -19,6 +19,7 @@ mod mqtt_site;
 mod ocpp_authorization;
 mod ocpp_config;
 mod ocpp_durability;
+mod ocpp_firmware;
 mod ocpp_peer;
 mod ocpp_reset;
 mod ocpp_security;

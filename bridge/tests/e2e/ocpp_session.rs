@@ -207,15 +207,16 @@ pub async fn whole_session(peer: Peer) -> anyhow::Result<()> {
         )
         .await?;
     assert_eq!(trigger["payload"]["status"], "Accepted", "{trigger}");
-    let firmware = cs
+    // Reservation is a profile we do not offer (UpdateFirmware: ocpp_firmware.rs).
+    let reserve = cs
         .call(
             &a,
-            "UpdateFirmware",
-            json!({"location": "ftp://127.0.0.1/fw.bin", "retrieveDate": "2026-01-01T00:00:00Z"}),
+            "ReserveNow",
+            json!({"connectorId": 1, "expiryDate": "2026-01-01T00:00:00Z", "idTag": "X", "reservationId": 1}),
         )
         .await?;
-    assert_eq!(firmware["kind"], "error", "{firmware}");
-    assert_eq!(firmware["code"], "NotSupported", "{firmware}");
+    assert_eq!(reserve["kind"], "error", "{reserve}");
+    assert_eq!(reserve["code"], "NotSupported", "{reserve}");
     let unknown = cs.raw(&a, r#"[2,"raw-1","MakeCoffee",{}]"#).await?;
     assert_eq!(unknown[0], 4, "{unknown}");
     assert_eq!(unknown[1], "raw-1");

@@ -22,7 +22,7 @@ const TOKEN: &str = "ota-test-token";
 const BOARD: &str = "agccs12";
 
 /// An Intel HEX file of a 4 KiB image that makes the simulated controller report `ver`.
-fn hex_image(ver: i16) -> String {
+pub(crate) fn hex_image(ver: i16) -> String {
     let mut bytes = vec![0x0c, 0x94, 0x5c, 0x00];
     bytes.extend_from_slice(format!("CTRL22VER={ver}\0").as_bytes());
     bytes.extend((0..4096 - bytes.len()).map(|i| (i % 251) as u8));
@@ -129,7 +129,11 @@ pub(crate) async fn boards_known(http: SocketAddr, bays: usize) -> anyhow::Resul
 
 /// What the wire shows of one bay's flash: setpoint writes to it between its first
 /// `recimg` and the `running` after the last flash, and the `ver` it reported last.
-fn flash_on_wire<R: WireRecord>(mesh: &str, records: &[R], bay: MacAddr) -> (usize, Option<i16>) {
+pub(crate) fn flash_on_wire<R: WireRecord>(
+    mesh: &str,
+    records: &[R],
+    bay: MacAddr,
+) -> (usize, Option<i16>) {
     let decoded: Vec<WireMessage> = records.iter().filter_map(|r| r.decode(mesh)).collect();
     let start = decoded.iter().position(|m| {
         matches!(m, WireMessage::Command { dst: Address::Node(d), cmd: Command::AvrOtaRecImg } if *d == bay)
