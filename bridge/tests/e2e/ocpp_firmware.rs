@@ -4,7 +4,8 @@
 //! through the site core's firmware job and reports Downloading, Downloaded, Installing,
 //! Installed; the bay's `ver` changed on the wire. A location that answers 404 ends in
 //! DownloadFailed after the attempts asked for; TriggerMessage(FirmwareStatusNotification)
-//! is answered with Idle afterwards; GetDiagnostics gets no file name.
+//! is answered with Idle afterwards; GetDiagnostics gets no file name. With the site as one
+//! charge point, every bay is flashed by one update.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,11 +14,11 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context};
 use ctrl22_testkit::sim::Simulator;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::mqtt_site::MqttSite;
 use crate::ocpp_peer::{Peer, PeerProcess};
-use crate::ocpp_session::enable_ocpp;
+use crate::ocpp_session::{append_config, enable_ocpp, ocpp_common};
 use crate::ota::{flash_on_wire, hex_image};
 
 const STEP: Duration = Duration::from_secs(20);
@@ -81,15 +82,7 @@ async fn firmware_update(peer: Peer) -> anyhow::Result<()> {
     let (cp, mac) = (simulator.devs[0].clone(), simulator.macs[0]);
 
     // The car charges: a transaction runs.
-    let tx = cs
-        .wait_for(2 * STEP, "transaction MeterValues", |l| {
-            l["kind"] == "recv"
-                && l["cp"] == cp.as_str()
-                && l["action"] == "MeterValues"
-                && l["payload"]["transactionId"].is_number()
-        })
-        .await?["payload"]["transactionId"]
-        .clone();
+    let tx = cs.transaction_id(&cp, 2 * STEP).await?;
     let keys = cs
         .call(
             &cp,
@@ -186,11 +179,7 @@ async fn firmware_update(peer: Peer) -> anyhow::Result<()> {
     );
 
     // Nothing we sent failed the backend's schema validation (the strict peer logs it).
-    let invalid: Vec<Value> = cs
-        .lines()
-        .into_iter()
-        .filter(|l| l["kind"] == "invalid")
-        .collect();
+    let invalid = cs.schema_violations();
     ensure!(invalid.is_empty(), "{invalid:#?}");
     site.wire().check("through the OCPP firmware update")?;
     bridge.kill();
@@ -208,4 +197,69 @@ async fn python_ocpp_backend_updates_a_bays_firmware() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn npm_ocpp_rpc_backend_updates_a_bays_firmware() -> anyhow::Result<()> {
     firmware_update(Peer::npm()?).await.context("npm ocpp-rpc")
+}
+
+/// `layout = "single"`: one UpdateFirmware flashes every bay (cars waiting for the backend's
+/// start, so no session holds the install back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_update_flashes_every_bay_of_a_single_charge_point() -> anyhow::Result<()> {
+    let (server, _) = image_server().await?;
+    let mut cs = PeerProcess::start(&Peer::npm()?, &[]).await?;
+    let site = MqttSite::start().await?;
+    let simulator = Simulator::start(&site.broker, &site.mesh, 2, 17);
+    let nodes: String = simulator
+        .devs
+        .iter()
+        .map(|dev| format!("[nodes.{dev}]\n"))
+        .collect();
+    append_config(
+        &site,
+        &format!(
+            "[ocpp]\nlayout = \"single\"\nidentity = \"lot-{{site}}\"\nauthorization = \"backend\"\n{}\n{nodes}",
+            ocpp_common(&cs.url())
+        ),
+    )?;
+    let mut bridge = site.bridge()?;
+    let cp = "lot-e2e";
+    cs.wait_for(STEP, "the site's BootNotification", |l| {
+        l["cp"] == cp && l["action"] == "BootNotification"
+    })
+    .await?;
+    // Both bays seen (their status reported) before the update.
+    for connector in [1, 2] {
+        cs.wait_for(STEP, &format!("connector {connector} Preparing"), |l| {
+            l["cp"] == cp
+                && l["action"] == "StatusNotification"
+                && l["payload"]["connectorId"] == connector
+                && l["payload"]["status"] == "Preparing"
+        })
+        .await?;
+    }
+    let answer = cs
+        .call(
+            cp,
+            "UpdateFirmware",
+            json!({"location": format!("http://{server}/fw/{IMAGE}"), "retrieveDate": "2026-01-01T00:00:00Z"}),
+        )
+        .await?;
+    ensure!(answer["kind"] == "result", "{answer}");
+    wait_firmware(&cs, cp, "Installed").await?;
+    ensure!(
+        firmware_statuses(&cs, cp) == ["Downloading", "Downloaded", "Installing", "Installed"],
+        "{:?}",
+        firmware_statuses(&cs, cp)
+    );
+    let records = site.watcher.messages();
+    for mac in &simulator.macs {
+        let (writes, ver) = flash_on_wire(&site.mesh, &records, *mac);
+        ensure!(
+            writes == 0 && ver == Some(15),
+            "{mac}: {writes} writes, ver {ver:?}"
+        );
+    }
+    let invalid = cs.schema_violations();
+    ensure!(invalid.is_empty(), "{invalid:#?}");
+    bridge.kill();
+    simulator.stop().await;
+    Ok(())
 }

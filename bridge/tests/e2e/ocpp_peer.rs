@@ -197,6 +197,32 @@ impl PeerProcess {
         self.wait_from(0, timeout, what, wanted).await
     }
 
+    /// The backend's id of `cp`'s running transaction, from its first transaction
+    /// MeterValues.
+    pub async fn transaction_id(&self, cp: &str, timeout: Duration) -> anyhow::Result<Value> {
+        let line = self
+            .wait_for(
+                timeout,
+                &format!("a transaction MeterValues of {cp}"),
+                |l| {
+                    l["kind"] == "recv"
+                        && l["cp"] == cp
+                        && l["action"] == "MeterValues"
+                        && l["payload"]["transactionId"].is_number()
+                },
+            )
+            .await?;
+        Ok(line["payload"]["transactionId"].clone())
+    }
+
+    /// What the peer's schema validation refused (the strict npm peer logs `invalid`).
+    pub fn schema_violations(&self) -> Vec<Value> {
+        self.lines()
+            .into_iter()
+            .filter(|l| l["kind"] == "invalid")
+            .collect()
+    }
+
     /// Sends CALL `action` to `cp` and waits for its answer (`result` or `error` line).
     pub async fn call(&mut self, cp: &str, action: &str, payload: Value) -> anyhow::Result<Value> {
         let from = self.lines().len();

@@ -27,15 +27,7 @@ async fn reset_during_a_session_stops_it_and_boots_again() -> anyhow::Result<()>
             l["kind"] == "recv" && l["cp"] == cp.as_str() && l["action"] == "StartTransaction"
         })
         .await?;
-    let tx = cs
-        .wait_for(STEP, "a transaction MeterValues", |l| {
-            l["kind"] == "recv"
-                && l["cp"] == cp.as_str()
-                && l["action"] == "MeterValues"
-                && l["payload"]["transactionId"].is_number()
-        })
-        .await?["payload"]["transactionId"]
-        .clone();
+    let tx = cs.transaction_id(&cp, STEP).await?;
 
     let from = cs.lines().len();
     let reset = cs.call(&cp, "Reset", json!({"type": "Hard"})).await?;

@@ -143,15 +143,7 @@ pub async fn whole_session(peer: Peer) -> anyhow::Result<()> {
         .await?["payload"]
         .clone();
     assert_eq!(start["idTag"], "CTRL22");
-    let tx = cs
-        .wait_for(STEP, "transaction MeterValues", |l| {
-            l["kind"] == "recv"
-                && l["cp"] == a.as_str()
-                && l["action"] == "MeterValues"
-                && l["payload"]["transactionId"].is_number()
-        })
-        .await?["payload"]["transactionId"]
-        .clone();
+    let tx = cs.transaction_id(&a, STEP).await?;
 
     // SetChargingProfile: 8 A reaches the bay on the mesh within a cycle or two.
     let profile = |limit: f64| {
@@ -358,11 +350,7 @@ pub async fn whole_session(peer: Peer) -> anyhow::Result<()> {
         "heartbeats when idle"
     );
     // Nothing we sent failed the backend's schema validation (the strict peer logs it).
-    let invalid: Vec<Value> = cs
-        .lines()
-        .into_iter()
-        .filter(|l| l["kind"] == "invalid")
-        .collect();
+    let invalid = cs.schema_violations();
     assert!(invalid.is_empty(), "{invalid:#?}");
     let stats = site.wire().check("through the OCPP session")?;
     eprintln!("wire stats: {stats:?}");
