@@ -436,6 +436,14 @@ mod tests {
     }
 
     #[test]
+    fn only_http_and_https_are_downloaded() {
+        assert!(prepare("http://127.0.0.1:1/x.hex").is_ok());
+        assert!(matches!(prepare("ftp://h/x.hex"), Err(DownloadError::Scheme(s)) if s == "ftp"));
+        assert!(matches!(prepare("urn:x"), Err(DownloadError::Scheme(_))));
+        assert!(matches!(prepare("http://"), Err(DownloadError::BadUrl)));
+    }
+
+    #[test]
     fn the_image_is_named_by_the_url_when_it_can_be() {
         let name = |u: &str| image_name(&Url::parse(u).expect("a URL"));
         assert_eq!(
