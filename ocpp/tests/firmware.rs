@@ -7,6 +7,7 @@ mod common;
 use common::Sim;
 use ctrl22_ocpp::rust_ocpp::v1_6::types::FirmwareStatus;
 use ctrl22_ocpp::session::{DEFAULT_RETRY_INTERVAL_S, MAX_DOWNLOAD_ATTEMPTS, MAX_RETRY_INTERVAL_S};
+use ctrl22_ocpp::Restored;
 use ctrl22_ocpp::{Event, FirmwareUpdate};
 use serde_json::json;
 
@@ -244,4 +245,23 @@ fn firmware_steps_wait_for_registration_and_survive_a_reconnect() {
         .filter_map(|(_, p)| p["status"].as_str())
         .collect();
     assert_eq!(statuses, ["Downloading", "Downloaded"]);
+}
+
+#[test]
+fn a_restart_in_the_middle_of_an_update_keeps_its_step() {
+    let restored = Restored {
+        firmware_status: FirmwareStatus::Downloaded,
+        ..Restored::default()
+    };
+    let mut sim = Sim::with(common::config(1), restored, sim_start());
+    sim.boot_accepted(3_600);
+    assert_eq!(report(&mut sim, FirmwareStatus::Installing), "Installing");
+    assert_eq!(report(&mut sim, FirmwareStatus::Installed), "Installed");
+}
+
+fn sim_start() -> ctrl22_ocpp::Now {
+    ctrl22_ocpp::Now {
+        mono_ms: 1_000,
+        wall_ms: common::START_WALL_MS,
+    }
 }

@@ -8,6 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ctrl22_ocpp::rust_ocpp::v1_6::types::FirmwareStatus;
 use ctrl22_ocpp::{ChargePoint, ConnectorEvent, Event, Now, StopReason};
 use futures::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
@@ -96,7 +97,7 @@ pub async fn run(
     stats: Arc<PointStats>,
 ) {
     let identity = params.identity.clone();
-    let cp = match start_charge_point(&params, &store, 0).await {
+    let cp = match start_charge_point(&params, &store, 0, FirmwareStatus::Idle).await {
         Ok(cp) => cp,
         Err(e) => {
             tracing::error!(identity, "OCPP session not started: {e}");
@@ -192,14 +193,17 @@ pub async fn run(
     }
 }
 
-/// The charge point as the store kept it: at start and after a Reset (OCPP's reboot).
+/// The charge point as the store kept it: at start and after a Reset (OCPP's reboot, which
+/// keeps the step of a firmware update in progress: the update's task runs on).
 async fn start_charge_point(
     params: &SessionParams,
     store: &OcppStore,
     boots: u32,
+    firmware_status: FirmwareStatus,
 ) -> anyhow::Result<ChargePoint> {
     let saved = store.load(&params.identity).await?;
     let mut restored = durable::restored(&params.identity, saved);
+    restored.firmware_status = firmware_status;
     if !restored
         .configuration
         .iter()
@@ -333,7 +337,9 @@ impl Session {
         }
         self.boots += 1;
         self.earlier = metrics::carried(&self.earlier, self.cp.counters());
-        self.cp = start_charge_point(&self.params, &self.store, self.boots).await?;
+        let firmware_status = self.cp.firmware_status().clone();
+        self.cp =
+            start_charge_point(&self.params, &self.store, self.boots, firmware_status).await?;
         // The new one knows no statuses yet: the bays' current ones.
         let snapshot = self.commands.handle.snapshot();
         let now = now_of(&self.clock);
@@ -347,9 +353,9 @@ impl Session {
         Ok(())
     }
 
-    /// A step of the firmware update, for the backend. After a Reset the new charge point
-    /// knows no update: the steps of one still running are refused (and logged).
-    fn on_firmware_step(&mut self, status: ctrl22_ocpp::rust_ocpp::v1_6::types::FirmwareStatus) {
+    /// A step of the firmware update, for the backend; one that does not follow the last is
+    /// logged and not sent.
+    fn on_firmware_step(&mut self, status: FirmwareStatus) {
         let now = now_of(&self.clock);
         if let Err(e) = self.cp.report_firmware_status(now, status) {
             tracing::warn!(

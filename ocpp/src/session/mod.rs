@@ -3,7 +3,8 @@
 //! Inputs: [`ChargePoint::handle_connected`] / [`ChargePoint::handle_disconnected`] (the
 //! transport), [`ChargePoint::handle_frame`] (a text frame from the backend),
 //! [`ChargePoint::on_connector_event`] (the bay), [`ChargePoint::authorize`] (an id tag to
-//! check), [`ChargePoint::handle_timeout`] (when [`ChargePoint::poll_timeout`] said).
+//! check), [`ChargePoint::report_firmware_status`] (a step of the update the backend asked
+//! for), [`ChargePoint::handle_timeout`] (when [`ChargePoint::poll_timeout`] said).
 //! Outputs: [`ChargePoint::poll_transmit`], [`ChargePoint::poll_event`].
 
 mod connector;
@@ -99,6 +100,9 @@ pub struct Restored {
     pub local_list: LocalList,
     /// Transactions running at the last stop (`Event::TransactionChanged`), by connector.
     pub open_transactions: Vec<(u32, OpenTransaction)>,
+    /// The firmware update's last step ([`ChargePoint::firmware_status`]) when the charge
+    /// point starts again in the middle of one (a Reset): its next steps still follow.
+    pub firmware_status: rust_ocpp::v1_6::types::FirmwareStatus,
 }
 
 /// Bound on the non-transaction requests waiting (statuses, heartbeats, Authorize, ...).
@@ -177,7 +181,10 @@ impl ChargePoint {
             queue,
             profiles: Profiles::restore(restored.charging_profiles, config.connectors),
             local_list: restored.local_list,
-            firmware: FirmwareState::default(),
+            firmware: FirmwareState {
+                status: restored.firmware_status,
+                requested: false,
+            },
             rpc: Outstanding::new(&config.message_id_prefix),
             config,
             keys,
