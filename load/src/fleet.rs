@@ -45,11 +45,12 @@ pub struct PlugSchedule {
 }
 
 impl PlugSchedule {
-    /// `events_per_s` plug or unplug events per second across `bays` bays (at least one
-    /// toggle per bay per second, so a small site is not all plug events).
+    /// `events_per_s` plug or unplug events per second across `bays` bays, but no bay toggles
+    /// more often than every 10 s (a car stays long enough to get its setpoint), so a small
+    /// site sees fewer.
     #[must_use]
     pub fn new(bays: u32, events_per_s: f64) -> Self {
-        let period_ms = (f64::from(bays.max(1)) * 1000.0 / events_per_s.max(0.001)).max(1000.0);
+        let period_ms = (f64::from(bays.max(1)) * 1000.0 / events_per_s.max(0.001)).max(10_000.0);
         Self {
             bays: bays.max(1),
             toggle_period_ms: period_ms as u64,

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use rumqttc::Packet;
@@ -15,12 +15,21 @@ use tokio::task::JoinHandle;
 
 use crate::wire;
 
+/// A `$SYS` counter's value and when it arrived: Mosquitto updates them once per
+/// `sys_interval`, so rates over them must use these times, not the reader's.
+#[derive(Clone, Copy, Debug)]
+pub struct SysValue {
+    pub value: u64,
+    pub at: Instant,
+}
+
 /// An MQTT subscriber that counts every PUBLISH it receives and keeps the last numeric value
 /// of each `$SYS` topic.
 #[derive(Debug)]
 pub struct Subscriber {
     received: Arc<AtomicU64>,
-    sys: Arc<Mutex<HashMap<String, u64>>>,
+    sys_messages: Arc<AtomicU64>,
+    sys: Arc<Mutex<HashMap<String, SysValue>>>,
     task: JoinHandle<anyhow::Result<()>>,
 }
 
@@ -40,45 +49,62 @@ impl Subscriber {
             wire::connect(broker, client_id, filters).await?;
         let received = Arc::new(AtomicU64::new(0));
         let sys = Arc::new(Mutex::new(HashMap::new()));
+        let sys_messages = Arc::new(AtomicU64::new(0));
         let (count, values) = (Arc::clone(&received), Arc::clone(&sys));
+        let sys_count = Arc::clone(&sys_messages);
         let task = tokio::spawn(async move {
             let _writer = writer;
             loop {
                 let Packet::Publish(publish) = reader.next().await? else {
                     continue;
                 };
-                count.fetch_add(1, Ordering::Relaxed);
                 if publish.topic.starts_with("$SYS/") {
                     let value = std::str::from_utf8(&publish.payload)
                         .ok()
                         .and_then(|text| text.trim().parse::<f64>().ok());
                     if let (Some(value), Ok(mut sys)) = (value, values.lock()) {
-                        sys.insert(publish.topic.clone(), value as u64);
+                        let at = Instant::now();
+                        sys.insert(
+                            publish.topic.clone(),
+                            SysValue {
+                                value: value as u64,
+                                at,
+                            },
+                        );
                     }
+                    sys_count.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    count.fetch_add(1, Ordering::Relaxed);
                 }
             }
         });
         Ok(Self {
             received,
+            sys_messages,
             sys,
             task,
         })
     }
 
-    /// PUBLISH packets received so far.
+    /// PUBLISH packets received so far, `$SYS` ones apart.
     #[must_use]
     pub fn received(&self) -> u64 {
         self.received.load(Ordering::Relaxed)
     }
 
-    /// The last value of `$SYS/broker/<name>`, 0 before the broker published it.
+    /// `$SYS` PUBLISH packets received so far.
     #[must_use]
-    pub fn sys(&self, name: &str) -> u64 {
+    pub fn sys_messages(&self) -> u64 {
+        self.sys_messages.load(Ordering::Relaxed)
+    }
+
+    /// The last value of `$SYS/broker/<name>`, `None` before the broker published it.
+    #[must_use]
+    pub fn sys(&self, name: &str) -> Option<SysValue> {
         self.sys
             .lock()
             .ok()
             .and_then(|sys| sys.get(&format!("$SYS/broker/{name}")).copied())
-            .unwrap_or(0)
     }
 }
 

@@ -79,7 +79,11 @@ const ROWS: [(&str, &str, &str); 24] = [
         "/bridge/control_cycle_p99_bound_ms",
         "ms",
     ),
-    ("bridge: commands / acks", "/bridge/commands_per_s", "/s"),
+    (
+        "bridge: commands from the bridge",
+        "/bridge/commands_per_s",
+        "/s",
+    ),
     ("bridge: bridge CPU", "/bridge/bridge_cpu_percent", "%"),
     (
         "bridge: mosquitto CPU",
