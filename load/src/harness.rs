@@ -295,7 +295,9 @@ async fn bridge_phase(
             let others = window
                 .per_s(|m| m.received + m.sys_messages + m.generator.commands + m.generator.acks);
             (
-                window.sys_per_s(|m| m.sys_sent).map(|sent| sent - others),
+                window
+                    .sys_per_s(|m| m.sys_sent)
+                    .map(|sent| (sent - others).max(0.0)),
                 "$SYS publish/messages/sent minus the harness's own subscriptions and the acks \
                  (heartbeats delivered to the bridge's socket; the bridge has no per-kind counter)",
             )

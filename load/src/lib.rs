@@ -9,4 +9,5 @@ pub mod generator;
 pub mod harness;
 pub mod observe;
 pub mod report;
+pub mod sink;
 pub mod wire;

@@ -1,6 +1,8 @@
 //! `ctrl22-load`: the load generator (`gen`) and the load harness (`run`). See BENCHMARKS.md.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
@@ -54,6 +56,10 @@ enum Cmd {
         /// Do not take the bridge's commands (a one-way load).
         #[arg(long)]
         one_way: bool,
+        /// Send to an in-process discard endpoint instead of --broker: the generator's own
+        /// ceiling (implies --one-way).
+        #[arg(long)]
+        sink: bool,
     },
     /// Mosquitto + generator (+ the bridge): pass-through and bridge ingest, latency, CPU, RSS.
     Run {
@@ -105,7 +111,22 @@ async fn main() -> anyhow::Result<()> {
             mesh_id,
             seconds,
             one_way,
+            sink,
         } => {
+            let sunk = Arc::new(AtomicU64::new(0));
+            let (broker, _sink) = if sink {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+                let addr = listener.local_addr()?.to_string();
+                (
+                    addr,
+                    Some(tokio::spawn(ctrl22_load::sink::serve(
+                        listener,
+                        Arc::clone(&sunk),
+                    ))),
+                )
+            } else {
+                (broker, None)
+            };
             let generator = Generator::start(GeneratorConfig {
                 broker,
                 mesh_id,
@@ -113,24 +134,35 @@ async fn main() -> anyhow::Result<()> {
                 rate: load.rate(),
                 connections: load.connections,
                 plug_events_per_s: load.plug_events,
-                answer_commands: !one_way,
+                answer_commands: !(one_way || sink),
                 client_prefix: "ctrl22-load".to_owned(),
             })
             .await?;
             let started = Instant::now();
             let mut last = generator.counters();
+            let mut last_sunk = 0;
+            let own_cpu =
+                || ctrl22_load::observe::sample(std::process::id()).map_or(0.0, |s| s.cpu_s);
+            let mut last_cpu = own_cpu();
             loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 let now = generator.counters();
+                let (sunk_now, cpu) = (sunk.load(Ordering::Relaxed), own_cpu());
                 println!(
-                    "sent={}/s shortfall={}/s plug_changes={} commands={} acks={}",
+                    "sent={}/s shortfall={}/s plug_changes={} commands={} acks={} cpu={:.0}%{}",
                     now.sent - last.sent,
                     now.shortfall - last.shortfall,
                     now.plug_changes,
                     now.commands,
                     now.acks,
+                    (cpu - last_cpu) * 100.0,
+                    if sink {
+                        format!(" sink={:.1}MB/s", (sunk_now - last_sunk) as f64 / 1e6)
+                    } else {
+                        String::new()
+                    },
                 );
-                last = now;
+                (last, last_sunk, last_cpu) = (now, sunk_now, cpu);
                 anyhow::ensure!(!generator.failed(), "a connection to the broker was lost");
                 if seconds > 0 && started.elapsed() >= Duration::from_secs(seconds) {
                     return Ok(());
