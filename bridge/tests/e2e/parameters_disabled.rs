@@ -1,0 +1,155 @@
+//! An operator raises `smaxcur` of a bay through the running bridge: refused while the bay
+//! is enabled (the sequencer owns it), allowed once it is disabled; then the bay is enabled
+//! again. The independent wire check reads every message: at no instant may the bays
+//! together be allowed more than the fuse, neither after the operator's raise on the disabled
+//! bay (which the node applies at once) nor when the bay is given back to the sequencer.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{bail, ensure};
+use ctrl22_node::mesh::{Address, Command, MacAddr};
+use ctrl22_testkit::wire::{WireMessage, WireRecord};
+use serde_json::Value;
+
+use crate::ota::{call, ota_site, two_bays_charging};
+
+/// Waits until `GET /api/v1/nodes/{dev}` satisfies `done`; returns that answer.
+async fn node_until(
+    http: SocketAddr,
+    dev: &str,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> anyhow::Result<Value> {
+    let mut last = Value::Null;
+    for _ in 0..80 {
+        let (status, body) = call(http, "GET", &format!("/api/v1/nodes/{dev}"), "").await?;
+        if status == 200 {
+            last = serde_json::from_str(&body)?;
+            if done(&last) {
+                return Ok(last);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    bail!("{dev}: not {what} after 20 s: {last:#}")
+}
+
+/// The parameter writes the bridge sent to `bay`, in wire order.
+fn writes_to<R: WireRecord>(mesh: &str, records: &[R], bay: MacAddr) -> Vec<(String, i16)> {
+    records
+        .iter()
+        .filter_map(|r| r.decode(mesh))
+        .filter_map(|m| match m {
+            WireMessage::Command {
+                dst: Address::Node(d),
+                cmd: Command::AvrSetPar { par, val },
+            } if d == bay => Some((par.as_str().to_owned(), val)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_raise_on_a_disabled_bay_stays_within_the_fuse_when_it_is_enabled(
+) -> anyhow::Result<()> {
+    let ota = ota_site().await?;
+    let (site, http, mut bridge) = (&ota.site, ota.http, ota.site.bridge()?);
+    let sim = two_bays_charging(&ota).await?;
+    let config = site.config.clone();
+    let (dev, mac) = (sim.devs[0].clone(), sim.macs[0]);
+    let setpar = |value: &str| {
+        let mut command = std::process::Command::new(crate::bridge_binary());
+        command
+            .args(["mesh", "--config"])
+            .arg(&config)
+            .args(["setpar", &dev, "smaxcur", value]);
+        tokio::task::spawn_blocking(move || command.output())
+    };
+
+    // Enabled: the sequencer's.
+    let refused = setpar("160").await??;
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    ensure!(
+        !refused.status.success() && stderr.contains("sequencer") && stderr.contains("409"),
+        "{stderr}"
+    );
+
+    // Disabled: the bridge stops the bay (smaxcur 0, confirmed), the other bay may have the
+    // whole fuse.
+    let (status, body) = call(
+        http,
+        "PUT",
+        &format!("/api/v1/nodes/{dev}"),
+        r#"{"enabled":false}"#,
+    )
+    .await?;
+    ensure!(status == 200, "{status} {body}");
+    node_until(http, &dev, "stopped", |b| b["confirmed_a"] == 0.0).await?;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    site.wire().check("after disabling the bay")?;
+
+    // The operator's raise on the disabled bay is the operator's to make; the node applies
+    // it at once, so the site must count it from the moment it is sent.
+    let raised = setpar("160").await??;
+    ensure!(
+        raised.status.success()
+            && String::from_utf8_lossy(&raised.stdout).contains("setpar smaxcur 160 ok"),
+        "{}{}",
+        String::from_utf8_lossy(&raised.stdout),
+        String::from_utf8_lossy(&raised.stderr)
+    );
+    // From the raise on, the bridge counts it: it reserves it, or it has had the node
+    // confirm a setpoint of its own again (its target for a stopped bay).
+    let after_raise = node_until(http, &dev, "accounting for the raise", |b| {
+        let reserved = b["reserved_a"]
+            .as_array()
+            .map_or(0.0, |r| r.iter().filter_map(Value::as_f64).fold(0.0, f64::max));
+        reserved >= 16.0 || b["confirmed_a"].as_f64().is_some_and(|c| c <= reserved)
+    })
+    .await?;
+    eprintln!(
+        "after the raise: reserved {} confirmed {}, writes to the bay so far: {:?}",
+        after_raise["reserved_a"],
+        after_raise["confirmed_a"],
+        writes_to(
+            &site.mesh,
+            &site.watcher.messages(),
+            mac
+        )
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    site.wire().check("after the operator's raise")?;
+
+    // Enabled again: the sequencer takes the bay back, from a reservation that covered the
+    // raise, and both bays charge within the fuse.
+    let (status, body) = call(
+        http,
+        "PUT",
+        &format!("/api/v1/nodes/{dev}"),
+        r#"{"enabled":true}"#,
+    )
+    .await?;
+    ensure!(status == 200, "{status} {body}");
+    // The bridge stopped the session when the bay was disabled; the operator starts it.
+    let from = site.watcher.messages().len();
+    let (status, body) = call(http, "POST", &format!("/api/v1/nodes/{dev}/start"), "").await?;
+    ensure!(matches!(status, 200 | 202 | 204), "{status} {body}");
+    let charging = site
+        .wire()
+        .wait_charging(from, 2, Duration::from_secs(40))
+        .await;
+    let writes = writes_to(&site.mesh, &site.watcher.messages(), mac);
+    eprintln!("writes to the bay: {writes:?}");
+    charging?;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let stats = site.wire().check("after enabling the bay")?;
+    ensure!(
+        writes.contains(&("smaxcur".to_owned(), 160)),
+        "writes {writes:?}"
+    );
+    eprintln!("wire: {stats:?}");
+    bridge.kill();
+    sim.stop().await;
+    Ok(())
+}
