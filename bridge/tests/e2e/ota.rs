@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::mqtt_site::MqttSite;
 
-const TOKEN: &str = "ota-test-token";
+pub(crate) const TOKEN: &str = "ota-test-token";
 /// The simulator's board.
 const BOARD: &str = "agccs12";
 
@@ -161,7 +161,7 @@ fn flash_on_wire<R: WireRecord>(mesh: &str, records: &[R], bay: MacAddr) -> (usi
 pub(crate) struct OtaSite {
     pub(crate) site: MqttSite,
     pub(crate) http: SocketAddr,
-    firmware: tempfile::TempDir,
+    pub(crate) firmware: tempfile::TempDir,
 }
 
 /// Two simulated bays, both charging, their boards known to the bridge.
