@@ -13,10 +13,10 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::progress::Progress;
-use super::{table, tree};
 use super::{
     spawn_mqtt, spawn_tcp, LinkError, MeshCommand, MeshEvent, MeshSender, SendError, TcpLinkOptions,
 };
+use super::{table, tree};
 use crate::config::firmware::ImageName;
 use crate::config::{Config, MeshTransport};
 use crate::ota::flasher::{parse_image, FlashError, FlashStep, Flasher};
@@ -114,9 +114,11 @@ pub enum Tool {
     /// running bridge when one is configured, which refuses what its sequencer owns
     /// (`smaxcur`, `phases`, `fsafecur`, `wdtsec`) unless the bay is disabled, and a raise
     /// the site has no room for.
-    #[command(after_help = "Examples:\n  ctrl22-bridge mesh setpar d8a01d55a710 blinks 3\n  \
+    #[command(
+        after_help = "Examples:\n  ctrl22-bridge mesh setpar d8a01d55a710 blinks 3\n  \
                             ctrl22-bridge mesh setpar d8a01d55a710 smaxcur 100   \
-                            (a disabled bay: 10.0 A)")]
+                            (a disabled bay: 10.0 A)"
+    )]
     Setpar {
         dst: Address,
         #[arg(value_parser = parse_par)]
@@ -130,10 +132,12 @@ pub enum Tool {
     /// ESP32 firmware VERSION for BOARD. With a running bridge configured (`http.token`),
     /// the bridge serves `demesh_<BOARD>_<M>_<m>.bin` from its firmware folder and follows
     /// the job (a progress bar); standalone, the root is told to fetch it (no reply).
-    #[command(after_help = "Examples:\n  ctrl22-bridge mesh upgrade '*' 3.5 m5stick   \
+    #[command(
+        after_help = "Examples:\n  ctrl22-bridge mesh upgrade '*' 3.5 m5stick   \
                             (every m5stick bay, through the bridge)\n  \
                             ctrl22-bridge mesh upgrade d8a01d55a710 3.5 m5stick\n  \
-                            ctrl22-bridge mesh --standalone upgrade root 3.5 m5stick")]
+                            ctrl22-bridge mesh --standalone upgrade root 3.5 m5stick"
+    )]
     Upgrade {
         dst: Address,
         /// Firmware version `M.m`, e.g. `3.5`.
@@ -187,7 +191,8 @@ pub enum ToolError {
     Flash(#[from] FlashError),
     #[error("interrupted")]
     Interrupted,
-    #[error("avrflash: {0}")]
+    /// A firmware job or the fleet through the running bridge.
+    #[error("through the bridge: {0}")]
     Bridge(String),
     #[error("through the bridge: {0}")]
     Parameter(String),

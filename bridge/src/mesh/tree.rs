@@ -83,7 +83,9 @@ pub fn from_snapshot(bays: &Value) -> Vec<TreeNode> {
                             .and_then(|v| u32::try_from(v).ok()),
                         board: text(&b["board"]),
                         version: text(&b["firmware"]),
-                        avr_version: b["avr_firmware"].as_i64().and_then(|v| i16::try_from(v).ok()),
+                        avr_version: b["avr_firmware"]
+                            .as_i64()
+                            .and_then(|v| i16::try_from(v).ok()),
                     })
                 })
                 .collect()
@@ -144,8 +146,7 @@ fn grow<'a>(
     placed.insert(me.clone());
     let mut children = Vec::new();
     for child in order {
-        if parent_of(child).as_deref() == Some(me.as_str()) && !placed.contains(&key(&child.node))
-        {
+        if parent_of(child).as_deref() == Some(me.as_str()) && !placed.contains(&key(&child.node)) {
             children.push(grow(child, order, parent_of, placed));
         }
     }
@@ -260,7 +261,10 @@ mod tests {
         assert!(lines[1].starts_with("├─ d8:a0:1d:00:00:02"), "{text}");
         assert!(lines[2].starts_with("│  └─ d8:a0:1d:00:00:03"), "{text}");
         assert!(lines[3].starts_with("└─ d8:a0:1d:00:00:04"), "{text}");
-        assert!(lines[1].contains("-42 dBm") && lines[1].contains("esp32 ?"), "{text}");
+        assert!(
+            lines[1].contains("-42 dBm") && lines[1].contains("esp32 ?"),
+            "{text}"
+        );
 
         let json = render_json(&nodes);
         assert_eq!(json.as_array().map(Vec::len), Some(1));
@@ -298,7 +302,10 @@ mod tests {
         let nodes = from_snapshot(&bays);
         assert_eq!(nodes.len(), 2);
         let text = render_text(&nodes);
-        assert!(text.starts_with("d8:a0:1d:00:00:01 \"Bay 1\"  layer 1  ?  ?"), "{text}");
+        assert!(
+            text.starts_with("d8:a0:1d:00:00:01 \"Bay 1\"  layer 1  ?  ?"),
+            "{text}"
+        );
         assert!(
             text.contains("└─ d8:a0:1d:00:00:02 \"Bay 2\"  layer 2  -60 dBm  20 ms to parent  agccs12  esp32 3.5  avr 15"),
             "{text}"

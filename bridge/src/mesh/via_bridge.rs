@@ -68,8 +68,13 @@ impl RunningBridge {
         path: &str,
         body: &Value,
     ) -> Result<(StatusCode, Value), ToolError> {
-        self.call_as(method, path, "application/json", body.to_string().into_bytes())
-            .await
+        self.call_as(
+            method,
+            path,
+            "application/json",
+            body.to_string().into_bytes(),
+        )
+        .await
     }
 
     async fn call_as(
@@ -180,7 +185,10 @@ impl RunningBridge {
         let label = dev.unwrap_or("every bay");
         let job = answer["job"].clone();
         if job.is_null() {
-            println!("{label} upgrade to {image} accepted by the bridge at {}", self.addr);
+            println!(
+                "{label} upgrade to {image} accepted by the bridge at {}",
+                self.addr
+            );
             return Ok(());
         }
         println!(

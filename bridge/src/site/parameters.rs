@@ -176,7 +176,10 @@ impl Site {
         // Only a disabled bay gets here with a current or phase write: the node applies it
         // at once (or when the bay starts again), so it counts in the site's budget from now.
         if let Some(write) = value.and_then(|val| sequencer_write(&par, val)) {
-            if !self.sequencer.admit_operator_write(now.mono_ms, index, write) {
+            if !self
+                .sequencer
+                .admit_operator_write(now.mono_ms, index, write)
+            {
                 return Err(ParRefusal::NoBudget);
             }
         }

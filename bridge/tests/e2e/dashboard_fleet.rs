@@ -35,7 +35,7 @@ async fn the_fleet_tree_installs_a_controller_image_with_its_progress_shown() ->
         world.set_ota_faults(
             macs[1],
             OtaFaults {
-                lose_every_nth_chunk: Some(3),
+                lose_every_nth_chunk: Some(8),
                 ..OtaFaults::default()
             },
         );
@@ -80,7 +80,8 @@ async fn the_fleet_tree_installs_a_controller_image_with_its_progress_shown() ->
     .map(OsString::from)
     .collect();
     tokio::task::spawn_blocking(move || crate::dashboard_browser::run_script(&args)).await?;
-    site.wire().check("through the install from the dashboard")?;
+    site.wire()
+        .check("through the install from the dashboard")?;
     bridge.kill();
     sim.stop().await;
     Ok(())

@@ -81,7 +81,9 @@ async fn mesh_tree_shows_every_node_under_its_parent_with_and_without_the_bridge
         "{text}"
     );
     ensure!(
-        lines.iter().all(|l| l.contains("agccs12") && l.contains("avr 14")),
+        lines
+            .iter()
+            .all(|l| l.contains("agccs12") && l.contains("avr 14")),
         "{text}"
     );
     eprintln!("{text}");

@@ -102,9 +102,9 @@ async fn an_operator_raise_on_a_disabled_bay_stays_within_the_fuse_when_it_is_en
     // From the raise on, the bridge counts it: it reserves it, or it has had the node
     // confirm a setpoint of its own again (its target for a stopped bay).
     let after_raise = node_until(http, &dev, "accounting for the raise", |b| {
-        let reserved = b["reserved_a"]
-            .as_array()
-            .map_or(0.0, |r| r.iter().filter_map(Value::as_f64).fold(0.0, f64::max));
+        let reserved = b["reserved_a"].as_array().map_or(0.0, |r| {
+            r.iter().filter_map(Value::as_f64).fold(0.0, f64::max)
+        });
         reserved >= 16.0 || b["confirmed_a"].as_f64().is_some_and(|c| c <= reserved)
     })
     .await?;
@@ -112,11 +112,7 @@ async fn an_operator_raise_on_a_disabled_bay_stays_within_the_fuse_when_it_is_en
         "after the raise: reserved {} confirmed {}, writes to the bay so far: {:?}",
         after_raise["reserved_a"],
         after_raise["confirmed_a"],
-        writes_to(
-            &site.mesh,
-            &site.watcher.messages(),
-            mac
-        )
+        writes_to(&site.mesh, &site.watcher.messages(), mac)
     );
     tokio::time::sleep(Duration::from_secs(4)).await;
     site.wire().check("after the operator's raise")?;
