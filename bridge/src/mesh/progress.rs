@@ -4,7 +4,7 @@
 
 use std::io::IsTerminal as _;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Plain output prints a line every this many percent.
 const LINE_STEP_PCT: u64 = 10;
@@ -25,7 +25,7 @@ impl Progress {
     #[must_use]
     pub fn new(label: &str) -> Self {
         if std::io::stdout().is_terminal() {
-            let bar = ProgressBar::new(100);
+            let bar = ProgressBar::with_draw_target(Some(100), ProgressDrawTarget::stdout());
             let style = ProgressStyle::with_template(
                 "{prefix} {msg:>12} [{bar:32}] {percent:>3}% {elapsed_precise}",
             )
@@ -80,10 +80,13 @@ impl Progress {
         }
     }
 
-    /// Ends the bar (it stays on the screen); the caller prints the outcome.
+    /// Ends the bar (it stays on the screen, the cursor on the next line); the caller prints
+    /// the outcome.
     pub fn finish(self) {
         if let Self::Bar(bar) = self {
-            bar.abandon();
+            bar.finish();
+            // The bar leaves the cursor at its end.
+            println!();
         }
     }
 }

@@ -7,15 +7,13 @@
 //! `test-artifacts/dashboard-fleet*.png` at the workspace root.
 
 use std::ffi::OsString;
-use std::time::Duration;
 
-use anyhow::{bail, ensure};
 use ctrl22_node::mesh::MacAddr;
 use ctrl22_node::sim::OtaFaults;
 use ctrl22_testkit::sim::Simulator;
-use serde_json::Value;
 
-use crate::ota::{boards_known, call, ota_site};
+use crate::ota::{boards_known, ota_site};
+use crate::parameters_disabled::{node_until, set_enabled};
 
 const BAYS: usize = 3;
 
@@ -43,27 +41,11 @@ async fn the_fleet_tree_installs_a_controller_image_with_its_progress_shown() ->
     boards_known(http, BAYS).await?;
     let dev = sim.devs[1].clone();
     // A charging bay is refused an install from the page (no force there): stop this one.
-    let (status, body) = call(
-        http,
-        "PUT",
-        &format!("/api/v1/nodes/{dev}"),
-        r#"{"enabled":false}"#,
-    )
+    set_enabled(http, &dev, false).await?;
+    node_until(http, &dev, "out of its session", |b| {
+        b["session_started_ms"].is_null() && b["charging"] == false
+    })
     .await?;
-    ensure!(status == 200, "{status} {body}");
-    let mut stopped = false;
-    for _ in 0..80 {
-        let (_, body) = call(http, "GET", &format!("/api/v1/nodes/{dev}"), "").await?;
-        let bay: Value = serde_json::from_str(&body)?;
-        if bay["session_started_ms"].is_null() && bay["charging"] == false {
-            stopped = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    if !stopped {
-        bail!("{dev} still charges after it was disabled");
-    }
 
     let args: Vec<OsString> = [
         "--fleet".to_owned(),

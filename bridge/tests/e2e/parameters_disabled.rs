@@ -19,8 +19,16 @@ use serde_json::Value;
 
 use crate::ota::{call, ota_site, two_bays_charging};
 
+/// `PUT /api/v1/nodes/{dev}` `{"enabled": enabled}`.
+pub(crate) async fn set_enabled(http: SocketAddr, dev: &str, enabled: bool) -> anyhow::Result<()> {
+    let body = serde_json::json!({ "enabled": enabled }).to_string();
+    let (status, answer) = call(http, "PUT", &format!("/api/v1/nodes/{dev}"), &body).await?;
+    ensure!(status == 200, "{status} {answer}");
+    Ok(())
+}
+
 /// Waits until `GET /api/v1/nodes/{dev}` satisfies `done`; returns that answer.
-async fn node_until(
+pub(crate) async fn node_until(
     http: SocketAddr,
     dev: &str,
     what: &str,
@@ -91,14 +99,7 @@ async fn an_operator_raise_on_a_disabled_bay_stays_within_the_fuse_when_it_is_en
 
     // Disabled: the bridge stops the bay (smaxcur 0, confirmed), the other bay may have the
     // whole fuse.
-    let (status, body) = call(
-        http,
-        "PUT",
-        &format!("/api/v1/nodes/{dev}"),
-        r#"{"enabled":false}"#,
-    )
-    .await?;
-    ensure!(status == 200, "{status} {body}");
+    set_enabled(http, &dev, false).await?;
     node_until(http, &dev, "stopped", |b| b["confirmed_a"] == 0.0).await?;
     tokio::time::sleep(Duration::from_secs(4)).await;
     site.wire().check("after disabling the bay")?;
@@ -125,14 +126,7 @@ async fn an_operator_raise_on_a_disabled_bay_stays_within_the_fuse_when_it_is_en
 
     // Enabled again: the sequencer takes the bay back, from a reservation that covered the
     // raise, and both bays charge within the fuse.
-    let (status, body) = call(
-        http,
-        "PUT",
-        &format!("/api/v1/nodes/{dev}"),
-        r#"{"enabled":true}"#,
-    )
-    .await?;
-    ensure!(status == 200, "{status} {body}");
+    set_enabled(http, &dev, true).await?;
     // The bridge stopped the session when the bay was disabled; the operator starts it.
     let from = site.watcher.messages().len();
     let (status, body) = call(http, "POST", &format!("/api/v1/nodes/{dev}/start"), "").await?;
