@@ -396,7 +396,9 @@ const newer = (a, b) => { const [x, y] = [esp32Version(a), esp32Version(b)]; ret
 
 // The bay's running job: from api/v1/ota (both firmwares), else the snapshot's.
 function runningJob(bay) {
-  const fromOta = ota.jobs.filter((j) => j.bay === bay.dev && !FINISHED.includes(j.state));
+  // An ESP32 job of a board may name its bays as a list.
+  const mine = (j) => j.bay === bay.dev || (Array.isArray(j.bays) && j.bays.includes(bay.dev));
+  const fromOta = ota.jobs.filter((j) => mine(j) && !FINISHED.includes(j.state));
   if (fromOta.length) return fromOta[fromOta.length - 1];
   const job = bay.firmware_job;
   return job && !FINISHED.includes(job.state) ? job : null;
