@@ -8,7 +8,14 @@
 //   --token <token> --bays <n> --login --out <dir>
 //   against a bridge started by the caller; --login: reads need a login (protect_reads),
 //   the page must show its login form, log in through it, and log out again.
-// Exits 0 on success, 1 with a message on failure. Run by bridge/tests/e2e/dashboard_browser.rs.
+// node e2e/dashboard.mjs --fleet --url <page URL> --token <token> --bays <n> --dev <bay> --out <dir>
+//   the fleet tree against a bridge with a firmware folder: the bays are rows in mesh order
+//   (a child indented under its parent), the bay <dev> (not charging, a newer controller
+//   image in the folder) gets "Install controller" clicked, its job's progress bar and
+//   Cancel button show, the job succeeds; an "Install ESP32" button shows for the folder's
+//   newer ESP32 image.
+// Exits 0 on success, 1 with a message on failure. Run by bridge/tests/e2e/dashboard_browser.rs
+// and bridge/tests/e2e/dashboard_fleet.rs.
 
 import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
@@ -25,6 +32,7 @@ const chromiumPath = args.chromium || process.env.CHROMIUM || '/usr/bin/chromium
 const TOKEN = args.token || 'demo';
 const BAYS = Number(args.bays || 6);
 const LOGIN = 'login' in args;
+const FLEET = 'fleet' in args;
 const shot = (name) => (LOGIN ? name.replace('dashboard', 'dashboard-login') : name);
 const children = [];
 
@@ -83,7 +91,90 @@ async function bridgeUnderTest() {
   return { page, mqttPort };
 }
 
+function launch() {
+  return chromium.launch({
+    executablePath: chromiumPath,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+}
+
+async function fleetMain() {
+  mkdirSync(out, { recursive: true });
+  const started = Date.now();
+  const base = args.url.replace(/\/$/, '');
+  const api = (rel) => fetch(`${base}/${rel}`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+  const dev = args.dev;
+  const browser = await launch();
+  try {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+    await page.goto(args.url);
+    await page.waitForSelector('#live.ok', { timeout: 10000 });
+    await until(`${BAYS} fleet rows`, 15000, async () => (await page.locator('#fleet tbody tr').count()) === BAYS);
+    // The tree: every child row comes after its parent's row, one level deeper.
+    const tree = await until('a parent/child pair in the fleet tree', 20000, async () => {
+      const bays = await (await api('api/v1/nodes')).json();
+      const rows = await page.locator('#fleet tbody tr').evaluateAll((trs) => trs.map((tr) => ({ dev: tr.dataset.dev, depth: Number(tr.dataset.depth) })));
+      const key = (m) => String(m || '').toLowerCase().replace(/[^0-9a-f]/g, '');
+      const at = new Map(rows.map((r, i) => [r.dev, i]));
+      const pairs = bays.map((b) => ({ child: b, parent: bays.find((p) => key(p.mac) === key(b.mesh_parent)) })).filter((x) => x.parent);
+      if (!pairs.length) return null;
+      for (const { child, parent } of pairs) {
+        const [c, p] = [at.get(child.dev), at.get(parent.dev)];
+        if (c === undefined || p === undefined || c < p || rows[c].depth !== rows[p].depth + 1) return null;
+      }
+      return { pairs: pairs.map((x) => `${x.parent.dev} > ${x.child.dev}`), rows };
+    });
+    console.log(`tree: ${tree.pairs.join(', ')}; depths ${tree.rows.map((r) => r.depth).join(' ')}`);
+    const row = page.locator(`#fleet tr[data-dev="${dev}"]`);
+    await until('an ESP32 install button', 15000, async () => (await page.locator('#fleet button.install-esp32').count()) > 0);
+    const install = row.locator('button.install-avr');
+    await until(`the controller install button of ${dev}`, 15000, async () => (await install.count()) === 1);
+    console.log(`${dev}: ${await install.textContent()}`);
+    await page.screenshot({ path: path.join(out, 'dashboard-fleet-before.png'), fullPage: true });
+    await install.click();
+    await page.waitForSelector('#token-dialog[open]', { timeout: 5000 });
+    await page.fill('#token-input', TOKEN);
+    await page.click('#token-ok');
+    await page.waitForSelector('#toast.show', { timeout: 5000 });
+    const toastText = await page.locator('#toast').textContent();
+    if (await page.locator('#toast.bad').count()) fail(`the install was refused: ${toastText}`);
+    console.log(`toast: ${toastText}`);
+    // The job's progress in the bay's row, with its Cancel button.
+    const seen = new Set();
+    const progress = await until('the job\'s progress bar above 0 %', 30000, async () => {
+      const bar = row.locator('.job-progress');
+      if (!(await bar.count())) return null;
+      seen.add(await row.locator('.job-state').textContent());
+      const now = Number(await bar.getAttribute('aria-valuenow'));
+      return now > 0 ? now : null;
+    });
+    if ((await row.locator('.job button.cancel').count()) !== 1) fail('no Cancel button on the running job');
+    await page.screenshot({ path: path.join(out, 'dashboard-fleet.png'), fullPage: true });
+    await page.locator('#fleet').screenshot({ path: path.join(out, 'dashboard-fleet-table.png') });
+    console.log(`progress ${progress}% shown; states seen: ${[...seen].join(', ')}`);
+    const job = await until('the job to succeed', 90000, async () => {
+      const jobs = (await (await api('api/v1/ota')).json()).jobs || [];
+      const mine = jobs.filter((j) => j.bay === dev);
+      const last = mine[mine.length - 1];
+      if (last && last.state === 'failed') fail(`the job failed: ${JSON.stringify(last)}`);
+      return last && last.state === 'succeeded' ? last : null;
+    });
+    await until('the row to leave the job', 15000, async () => (await row.locator('.job').count()) === 0);
+    console.log(`job ${job.id} succeeded, installed ${job.installed_version}`);
+    if (errors.length) fail('errors in the page: ' + errors.join('; '));
+    console.log(`ok in ${((Date.now() - started) / 1000).toFixed(1)} s; screenshots in ${out}`);
+  } finally {
+    await browser.close();
+  }
+}
+
 async function main() {
+  if (FLEET) return fleetMain();
   mkdirSync(out, { recursive: true });
   const started = Date.now();
   const { page: pageUrl, mqttPort } = await bridgeUnderTest();
@@ -104,12 +195,7 @@ async function main() {
     for (const line of String(d).split('\n').filter(Boolean)) control.push({ at: Date.now(), line });
   });
 
-  const browser = await chromium.launch({
-    executablePath: chromiumPath,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launch();
   try {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     const errors = [];

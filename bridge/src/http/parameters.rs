@@ -106,7 +106,8 @@ async fn ask(
                 ParRefusal::Offline
                 | ParRefusal::Flashing
                 | ParRefusal::SequencerOwned(_)
-                | ParRefusal::Busy => StatusCode::CONFLICT,
+                | ParRefusal::Busy
+                | ParRefusal::NoBudget => StatusCode::CONFLICT,
             };
             let error = ApiError::new(status, refusal.to_string());
             state.refused(&error);

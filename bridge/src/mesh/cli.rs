@@ -12,10 +12,12 @@ use ctrl22_node::mesh::{encode_uplink_tcp_vec, Address, Command, MacAddr, NodeMe
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::table;
+use super::progress::Progress;
 use super::{
     spawn_mqtt, spawn_tcp, LinkError, MeshCommand, MeshEvent, MeshSender, SendError, TcpLinkOptions,
 };
+use super::{table, tree};
+use crate::config::firmware::ImageName;
 use crate::config::{Config, MeshTransport};
 use crate::ota::flasher::{parse_image, FlashError, FlashStep, Flasher};
 
@@ -56,7 +58,14 @@ pub struct MeshArgs {
 #[derive(Debug, clap::Subcommand)]
 pub enum Tool {
     /// Mesh position of each answering node: layer, parent, RSSI, parent latency, mesh size,
-    /// as a table. Example: `ctrl22-bridge mesh status '*' --json`
+    /// as a table.
+    #[command(
+        long_about = "Asks DST for `status` and prints one row per node that answered within \
+                      --wait: mesh layer (1 = root), parent MAC, RSSI to the parent, round trip \
+                      to the parent and mesh size. A node that does not answer has no row.",
+        after_help = "Examples:\n  ctrl22-bridge mesh status '*'\n  \
+                      ctrl22-bridge mesh --wait 10s status d8a01d55a710 --json"
+    )]
     Status {
         dst: Address,
         /// A JSON array instead of the table.
@@ -64,17 +73,38 @@ pub enum Tool {
         json: bool,
     },
     /// Board, ESP32 firmware version, AVR version and uptime of each answering node, as a
-    /// table. Example: `ctrl22-bridge mesh system '*'`
+    /// table.
+    #[command(after_help = "Examples:\n  ctrl22-bridge mesh system '*'\n  \
+                            ctrl22-bridge mesh system root --json")]
     System {
         dst: Address,
         /// A JSON array instead of the table.
         #[arg(long)]
         json: bool,
     },
+    /// The mesh as a tree: the root first, every node under its parent, with layer, RSSI,
+    /// parent latency, board and firmware versions.
+    #[command(
+        long_about = "The mesh as a tree: the root first, every node indented under the parent \
+                      its `status` reply names, each with its layer, RSSI, parent latency, \
+                      board, ESP32 and AVR versions. With a running bridge configured \
+                      (`http.token`) it reads the bridge's view of the fleet; otherwise \
+                      (or with --standalone) it asks every node for `status` and `system` and \
+                      shows who answered within --wait (`?` for what a node did not answer).",
+        after_help = "Examples:\n  ctrl22-bridge mesh --config ctrl22.toml tree\n  \
+                      ctrl22-bridge mesh --standalone --wait 8s tree --json"
+    )]
+    Tree {
+        /// Nested JSON (each node with its `children`) instead of the text tree.
+        #[arg(long)]
+        json: bool,
+    },
     /// Reboot the node (no reply).
+    #[command(after_help = "Example:\n  ctrl22-bridge mesh restart d8a01d55a710")]
     Restart { dst: Address },
     /// Read a charge-controller parameter (e.g. `ver`, `smaxcur`); through a running bridge
-    /// when one is configured (`http.token`). Example: `ctrl22-bridge mesh getpar d8a01d55a710 ver`
+    /// when one is configured (`http.token`).
+    #[command(after_help = "Example:\n  ctrl22-bridge mesh getpar d8a01d55a710 ver")]
     Getpar {
         dst: Address,
         #[arg(value_parser = parse_par)]
@@ -82,8 +112,13 @@ pub enum Tool {
     },
     /// Write a charge-controller parameter (currents in 0.1 A, phases as digits); through a
     /// running bridge when one is configured, which refuses what its sequencer owns
-    /// (`smaxcur`, `phases`, `fsafecur`, `wdtsec`) unless the bay is disabled.
-    /// Example: `ctrl22-bridge mesh setpar d8a01d55a710 smaxcur 100`
+    /// (`smaxcur`, `phases`, `fsafecur`, `wdtsec`) unless the bay is disabled, and a raise
+    /// the site has no room for.
+    #[command(
+        after_help = "Examples:\n  ctrl22-bridge mesh setpar d8a01d55a710 blinks 3\n  \
+                            ctrl22-bridge mesh setpar d8a01d55a710 smaxcur 100   \
+                            (a disabled bay: 10.0 A)"
+    )]
     Setpar {
         dst: Address,
         #[arg(value_parser = parse_par)]
@@ -92,8 +127,17 @@ pub enum Tool {
         val: i16,
     },
     /// Print every message from the mesh until Ctrl-C.
+    #[command(after_help = "Example:\n  ctrl22-bridge mesh --transport tcp monitor")]
     Monitor,
-    /// Tell the root to fetch and distribute ESP32 firmware VERSION for BOARD (no reply).
+    /// ESP32 firmware VERSION for BOARD. With a running bridge configured (`http.token`),
+    /// the bridge serves `demesh_<BOARD>_<M>_<m>.bin` from its firmware folder and follows
+    /// the job (a progress bar); standalone, the root is told to fetch it (no reply).
+    #[command(
+        after_help = "Examples:\n  ctrl22-bridge mesh upgrade '*' 3.5 m5stick   \
+                            (every m5stick bay, through the bridge)\n  \
+                            ctrl22-bridge mesh upgrade d8a01d55a710 3.5 m5stick\n  \
+                            ctrl22-bridge mesh --standalone upgrade root 3.5 m5stick"
+    )]
     Upgrade {
         dst: Address,
         /// Firmware version `M.m`, e.g. `3.5`.
@@ -104,7 +148,9 @@ pub enum Tool {
     /// Flash the AVR charge controller of one node with an Intel-HEX or binary image. With a
     /// running bridge configured (`http.token`), through it: the bridge holds the bay's
     /// setpoints meanwhile and refuses a charging bay unless `--force`.
-    /// Example: `ctrl22-bridge mesh --config ctrl22.toml avrflash d8a01d55a710 ctrl22_agccs12_15.hex`
+    #[command(after_help = "Examples:\n  \
+                            ctrl22-bridge mesh --config ctrl22.toml avrflash d8a01d55a710 ctrl22_agccs12_15.hex\n  \
+                            ctrl22-bridge mesh --standalone avrflash d8a01d55a710 ctrl22c.hex")]
     Avrflash {
         dst: MacAddr,
         image: PathBuf,
@@ -112,6 +158,10 @@ pub enum Tool {
         #[arg(long)]
         force: bool,
     },
+    /// Cancel a firmware job of the running bridge (its id from `GET /api/v1/ota` or the
+    /// line `avrflash`/`upgrade` print); needs a running bridge (`http.token`).
+    #[command(after_help = "Example:\n  ctrl22-bridge mesh --config ctrl22.toml cancel 7")]
+    Cancel { job: u64 },
 }
 
 fn parse_par(s: &str) -> Result<ParName, String> {
@@ -141,7 +191,8 @@ pub enum ToolError {
     Flash(#[from] FlashError),
     #[error("interrupted")]
     Interrupted,
-    #[error("avrflash: {0}")]
+    /// A firmware job or the fleet through the running bridge.
+    #[error("through the bridge: {0}")]
     Bridge(String),
     #[error("through the bridge: {0}")]
     Parameter(String),
@@ -178,6 +229,38 @@ pub async fn run(
                 return bridge.avrflash(&dev, name, bytes, *force).await;
             }
             Some(parsed)
+        }
+        Tool::Cancel { job } => {
+            let bridge = super::via_bridge::find(config).await.ok_or_else(|| {
+                ToolError::Usage(
+                    "cancel needs a running bridge: http.token in the configuration, \
+                     the bridge answering at http.listen"
+                        .to_owned(),
+                )
+            })?;
+            return bridge.cancel(*job).await;
+        }
+        Tool::Tree { json } if !args.standalone => {
+            if let Some(bridge) = super::via_bridge::find(config).await {
+                let nodes = bridge.fleet().await?;
+                return print_tree(&nodes, *json);
+            }
+            None
+        }
+        Tool::Upgrade {
+            dst,
+            version,
+            board,
+        } if !args.standalone => {
+            if let Some(bridge) = super::via_bridge::find(config).await {
+                let image = esp32_image_name(board, version)?;
+                let dev = match dst {
+                    Address::Node(mac) => Some(mac.topic_form().to_string()),
+                    Address::Broadcast | Address::Root => None,
+                };
+                return bridge.upgrade(dev.as_deref(), &image).await;
+            }
+            None
         }
         Tool::Getpar { dst, par } | Tool::Setpar { dst, par, .. } if !args.standalone => {
             let value = match &args.tool {
@@ -238,6 +321,28 @@ pub async fn run(
             )
             .await
         }
+        Tool::Tree { json } => {
+            let mut answers = tree::Answers::default();
+            ask(
+                &sender,
+                &mut events,
+                Address::Broadcast,
+                &[Command::Status, Command::System],
+                args.wait,
+                shutdown,
+                |src, msg| answers.add(src, msg),
+            )
+            .await?;
+            let nodes = answers.into_nodes();
+            if nodes.is_empty() {
+                return Err(ToolError::NoReply(Address::Broadcast));
+            }
+            return print_tree(&nodes, json);
+        }
+        // Answered by the bridge above, or refused there without one.
+        Tool::Cancel { .. } => {
+            return Err(ToolError::Usage("cancel needs a running bridge".to_owned()))
+        }
         Tool::Restart { dst } => (dst, Command::Restart),
         Tool::Getpar { dst, par } => (dst, Command::AvrGetPar { par }),
         Tool::Setpar { dst, par, val } => (dst, Command::AvrSetPar { par, val }),
@@ -261,7 +366,7 @@ pub async fn run(
         &sender,
         &mut events,
         dst,
-        cmd,
+        &[cmd],
         args.wait,
         shutdown,
         |src, msg| {
@@ -276,21 +381,28 @@ pub async fn run(
     Ok(())
 }
 
-/// Sends `cmd` to `dst` and hands every answer of that kind from `dst` within `wait` to
+/// Sends `cmds` to `dst` and hands every answer of those kinds from `dst` within `wait` to
 /// `on_reply`; link events are printed as they come. A running bridge polls `status` and
-/// `system` too: only the kind asked for counts.
+/// `system` too: only the kinds asked for count.
 async fn ask(
     sender: &MeshSender,
     events: &mut mpsc::Receiver<MeshEvent>,
     dst: Address,
-    cmd: Command,
+    cmds: &[Command],
     wait: Duration,
     shutdown: impl Future<Output = ()>,
     mut on_reply: impl FnMut(MacAddr, &NodeMessage),
 ) -> Result<(), ToolError> {
     tokio::pin!(shutdown);
-    let reply_type = cmd.name();
-    sender.send(MeshCommand { dst, cmd }).await?;
+    let reply_types: Vec<&str> = cmds.iter().map(Command::name).collect();
+    for cmd in cmds {
+        sender
+            .send(MeshCommand {
+                dst,
+                cmd: cmd.clone(),
+            })
+            .await?;
+    }
     let deadline = Instant::now() + wait;
     loop {
         tokio::select! {
@@ -302,7 +414,7 @@ async fn ask(
                         Address::Node(mac) => mac == src,
                         Address::Broadcast | Address::Root => true,
                     };
-                    if from_dst && msg.mtype() == reply_type {
+                    if from_dst && reply_types.contains(&msg.mtype()) {
                         on_reply(src, &msg);
                     }
                 }
@@ -326,7 +438,7 @@ async fn fleet(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ToolError> {
     let mut rows = Vec::new();
-    ask(sender, events, dst, cmd, wait, shutdown, |src, msg| {
+    ask(sender, events, dst, &[cmd], wait, shutdown, |src, msg| {
         rows.extend(table::row(src, msg));
     })
     .await?;
@@ -417,7 +529,7 @@ async fn avrflash(
     let mut flasher = Flasher::new(node, image)?;
     let mut step = flasher.start();
     let mut deadline = Instant::now();
-    let mut shown = usize::MAX;
+    let mut progress = Progress::new(&node.to_string());
     loop {
         match step {
             FlashStep::Send(cmd) => {
@@ -430,7 +542,7 @@ async fn avrflash(
                 deadline = Instant::now() + flasher.timeout();
             }
             FlashStep::Done(result) => {
-                eprintln!();
+                progress.finish();
                 result?;
                 println!("{node} avrflash ok: the controller is running");
                 return Ok(());
@@ -438,10 +550,11 @@ async fn avrflash(
             FlashStep::Wait => {}
         }
         let (done, total) = flasher.progress();
-        if done != shown {
-            eprint!("\r{node}: {done}/{total} bytes");
-            shown = done;
-        }
+        progress.set(
+            "flashing",
+            u64::try_from(done).unwrap_or(u64::MAX),
+            u64::try_from(total).unwrap_or(u64::MAX),
+        );
         step = tokio::select! {
             () = &mut shutdown => return Err(ToolError::Interrupted),
             () = tokio::time::sleep_until(deadline) => flasher.on_timeout(),
@@ -470,5 +583,71 @@ fn print_link_event(event: &MeshEvent) {
         MeshEvent::LinkUp => eprintln!("link up"),
         MeshEvent::LinkDown => eprintln!("link down"),
         MeshEvent::Message { .. } => {}
+    }
+}
+
+/// The tree of `nodes` on stdout, as text or nested JSON.
+fn print_tree(nodes: &[tree::TreeNode], json: bool) -> Result<(), ToolError> {
+    if nodes.is_empty() {
+        return Err(ToolError::NoReply(Address::Broadcast));
+    }
+    if json {
+        println!("{}", tree::render_json(nodes));
+    } else {
+        print!("{}", tree::render_text(nodes));
+    }
+    Ok(())
+}
+
+/// The firmware's file name of ESP32 VERSION (`M.m`) for BOARD: `demesh_<board>_<M>_<m>.bin`.
+fn esp32_image_name(board: &str, version: &str) -> Result<String, ToolError> {
+    let usage = || ToolError::Usage(format!("upgrade: VERSION {version:?} is not M.m"));
+    let (major, minor) = version.split_once('.').ok_or_else(usage)?;
+    let major: u16 = major.parse().map_err(|_| usage())?;
+    let minor: u16 = minor.parse().map_err(|_| usage())?;
+    let name = format!("demesh_{board}_{major}_{minor}.bin");
+    // The folder's own parser decides what a board name may be.
+    if !matches!(ImageName::parse(&name), Some(ImageName::Esp32 { .. })) {
+        return Err(ToolError::Usage(format!(
+            "upgrade: BOARD {board:?} is not a board name"
+        )));
+    }
+    Ok(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn esp32_image_names_follow_the_firmware_convention() {
+        assert_eq!(
+            esp32_image_name("m5stick", "3.5").ok().as_deref(),
+            Some("demesh_m5stick_3_5.bin")
+        );
+        assert!(esp32_image_name("m5stick", "3").is_err());
+        assert!(esp32_image_name("m5stick", "3.x").is_err());
+        assert!(esp32_image_name("../etc", "3.5").is_err());
+        assert!(esp32_image_name("m5_stick", "3.5").is_err());
+    }
+
+    #[test]
+    fn every_tool_explains_itself_with_an_example() {
+        use clap::CommandFactory as _;
+        #[derive(Debug, clap::Parser)]
+        struct Cli {
+            #[command(subcommand)]
+            tool: Tool,
+        }
+        let cli = Cli::command();
+        for tool in cli.get_subcommands() {
+            let help = tool.get_after_help().map(ToString::to_string);
+            assert!(
+                help.as_deref()
+                    .is_some_and(|h| h.contains("ctrl22-bridge mesh")),
+                "{} has no example: {help:?}",
+                tool.get_name()
+            );
+        }
     }
 }

@@ -8,8 +8,10 @@
 
 pub mod cli;
 mod mqtt;
+mod progress;
 pub mod table;
 mod tcp;
+pub mod tree;
 mod via_bridge;
 
 use std::collections::HashMap;

@@ -1,8 +1,11 @@
-//! `mesh avrflash` through a running bridge: when the configuration has an `http.token` and
-//! the bridge answers at `http.listen`, the image is uploaded to
-//! `POST /api/v1/nodes/{dev}/firmware` and the job followed in `GET /api/v1/ota`, so that the
+//! The mesh tools through a running bridge: when the configuration has an `http.token` and
+//! the bridge answers at `http.listen`, `avrflash` uploads the image to
+//! `POST /api/v1/nodes/{dev}/firmware` and follows the job in `GET /api/v1/ota`, so that the
 //! bridge holds the bay's setpoints while it is flashed (a flash beside the bridge would
-//! race its setpoints). `--standalone` talks to the mesh directly instead.
+//! race its setpoints); `upgrade` asks for the ESP32 image of the firmware folder the same
+//! way (`POST /api/v1/firmware/esp32` for every bay of the board), `cancel` ends a job
+//! (`DELETE /api/v1/ota/{job}`), `tree` reads the bridge's fleet (`GET /api/v1/nodes`).
+//! `--standalone` talks to the mesh directly instead.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -14,6 +17,8 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
 use super::cli::ToolError;
+use super::progress::Progress;
+use super::tree::{self, TreeNode};
 use crate::config::Config;
 use crate::healthcheck;
 
@@ -53,6 +58,32 @@ impl RunningBridge {
         path: &str,
         body: Vec<u8>,
     ) -> Result<(StatusCode, Value), ToolError> {
+        self.call_as(method, path, "application/octet-stream", body)
+            .await
+    }
+
+    async fn call_json(
+        &self,
+        method: Method,
+        path: &str,
+        body: &Value,
+    ) -> Result<(StatusCode, Value), ToolError> {
+        self.call_as(
+            method,
+            path,
+            "application/json",
+            body.to_string().into_bytes(),
+        )
+        .await
+    }
+
+    async fn call_as(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<(StatusCode, Value), ToolError> {
         let failed = |e: String| ToolError::Bridge(format!("{method} {path}: {e}"));
         let request = Request::builder()
             .method(method.clone())
@@ -62,7 +93,7 @@ impl RunningBridge {
                 hyper::header::AUTHORIZATION,
                 format!("Bearer {}", self.token),
             )
-            .header(hyper::header::CONTENT_TYPE, "application/octet-stream")
+            .header(hyper::header::CONTENT_TYPE, content_type)
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| failed(e.to_string()))?;
         let exchange = async {
@@ -124,46 +155,138 @@ impl RunningBridge {
         }
         let job = answer["job"].clone();
         println!(
-            "{dev} avrflash through the bridge at {}: job {job}",
+            "{dev} avrflash through the bridge at {}: job {job} (ctrl22-bridge mesh cancel {job})",
             self.addr
         );
+        let view = self.follow(dev, &job).await?;
+        println!("{dev} avrflash ok: ver {}", view["installed_version"]);
+        Ok(())
+    }
+
+    /// ESP32 firmware `image` (`demesh_<board>_<M>_<m>.bin` of the bridge's folder) for
+    /// `dev`, or for every bay of the image's board (`None`); follows the job to its end.
+    ///
+    /// # Errors
+    /// The bridge's refusal (no such image, no bay of that board, a bay charging), a failed
+    /// or cancelled job, a lost connection.
+    pub async fn upgrade(&self, dev: Option<&str>, image: &str) -> Result<(), ToolError> {
+        let body = serde_json::json!({ "image": image });
+        let path = match dev {
+            Some(dev) => format!("/api/v1/nodes/{dev}/firmware"),
+            None => "/api/v1/firmware/esp32".to_owned(),
+        };
+        let (status, answer) = self.call_json(Method::POST, &path, &body).await?;
+        if status != StatusCode::ACCEPTED && status != StatusCode::OK {
+            let why = answer["error"].as_str().unwrap_or("refused").to_owned();
+            return Err(ToolError::Bridge(format!(
+                "the bridge refused {image}: {why} ({status})"
+            )));
+        }
+        let label = dev.unwrap_or("every bay");
+        let job = answer["job"].clone();
+        if job.is_null() {
+            println!(
+                "{label} upgrade to {image} accepted by the bridge at {}",
+                self.addr
+            );
+            return Ok(());
+        }
+        println!(
+            "{label} upgrade to {image} through the bridge at {}: job {job} (ctrl22-bridge mesh cancel {job})",
+            self.addr
+        );
+        self.follow(label, &job).await?;
+        println!("{label} upgrade ok: {image}");
+        Ok(())
+    }
+
+    /// Cancels job `job`: the bridge's `DELETE /api/v1/ota/{job}`.
+    ///
+    /// # Errors
+    /// No such job (404), a job already finished (409), a lost connection.
+    pub async fn cancel(&self, job: u64) -> Result<(), ToolError> {
+        let path = format!("/api/v1/ota/{job}");
+        let (status, answer) = self.call(Method::DELETE, &path, Vec::new()).await?;
+        let why = || answer["error"].as_str().unwrap_or("").to_owned();
+        match status {
+            StatusCode::OK | StatusCode::ACCEPTED | StatusCode::NO_CONTENT => {
+                println!("job {job} cancelled");
+                Ok(())
+            }
+            StatusCode::NOT_FOUND => Err(ToolError::Bridge(format!("no job {job}: {}", why()))),
+            StatusCode::CONFLICT => Err(ToolError::Bridge(format!(
+                "job {job} is already over: {}",
+                why()
+            ))),
+            other => Err(ToolError::Bridge(format!(
+                "cancel of job {job} refused: {} ({other})",
+                why()
+            ))),
+        }
+    }
+
+    /// The bridge's fleet as tree nodes (`GET /api/v1/nodes`).
+    ///
+    /// # Errors
+    /// An answer other than 200, a lost connection.
+    pub async fn fleet(&self) -> Result<Vec<TreeNode>, ToolError> {
+        let (status, bays) = self.call(Method::GET, "/api/v1/nodes", Vec::new()).await?;
+        if status != StatusCode::OK {
+            return Err(ToolError::Bridge(format!("GET /api/v1/nodes: {status}")));
+        }
+        Ok(tree::from_snapshot(&bays))
+    }
+
+    /// Polls `GET /api/v1/ota` until job `job` ends, showing its progress; its last view.
+    async fn follow(&self, label: &str, job: &Value) -> Result<Value, ToolError> {
+        let mut progress = Progress::new(label);
         let mut last = String::new();
         let mut moved = tokio::time::Instant::now();
-        loop {
+        let outcome = loop {
             tokio::time::sleep(POLL).await;
-            let (_, jobs) = self.call(Method::GET, "/api/v1/ota", Vec::new()).await?;
+            let jobs = match self.call(Method::GET, "/api/v1/ota", Vec::new()).await {
+                Ok((_, jobs)) => jobs,
+                Err(e) => break Err(e),
+            };
             let Some(view) = jobs["jobs"]
                 .as_array()
-                .and_then(|jobs| jobs.iter().find(|j| j["id"] == job))
+                .and_then(|jobs| jobs.iter().find(|j| j["id"] == *job))
+                .cloned()
             else {
-                return Err(ToolError::Bridge(format!("job {job} is gone")));
+                break Err(ToolError::Bridge(format!("job {job} is gone")));
             };
             let state = view["state"].as_str().unwrap_or("?").to_owned();
-            let line = match view["percent"].as_u64() {
-                Some(pct) => format!("{state} {pct}%"),
-                None => state.clone(),
-            };
+            // `progress_pct` in the jobs of both firmwares; `percent` in older bridges.
+            let pct = view["progress_pct"]
+                .as_u64()
+                .or_else(|| view["percent"].as_u64());
+            match pct {
+                Some(pct) => progress.set(&state, pct, 100),
+                None => progress.state(&state),
+            }
+            let line = format!("{state} {pct:?}");
             if line != last {
-                println!("{dev} {line}");
                 last = line;
                 moved = tokio::time::Instant::now();
             } else if moved.elapsed() > STALLED {
-                return Err(ToolError::Bridge(format!("job {job} stalled: {last}")));
+                break Err(ToolError::Bridge(format!("job {job} stalled: {state}")));
             }
             match state.as_str() {
-                "succeeded" => {
-                    println!("{dev} avrflash ok: ver {}", view["installed_version"]);
-                    return Ok(());
-                }
+                "succeeded" => break Ok(view),
                 "failed" => {
-                    return Err(ToolError::Bridge(format!(
+                    break Err(ToolError::Bridge(format!(
                         "job {job} failed: {}",
                         view["error"]
-                    )));
+                    )))
+                }
+                "cancelled" | "canceled" => {
+                    break Err(ToolError::Bridge(format!("job {job} was cancelled")))
                 }
                 _ => {}
             }
-        }
+        };
+        progress.finish();
+        outcome
     }
 }
 

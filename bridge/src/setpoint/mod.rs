@@ -383,6 +383,30 @@ impl Sequencer {
         self.step(now_ms, vec![bay])
     }
 
+    /// An operator's write of a parameter the sequencer owns, to a bay it has stopped
+    /// (disabled): admitted like the sequencer's own raises, only if every group of the bay
+    /// stays within its limit with the write counted from the moment it is sent. Admitted,
+    /// the knowledge includes it, so that the reservation covers what the node may then
+    /// offer (at once, or when the bay is started again) until a write of the sequencer's
+    /// own is confirmed. `false`: no room (or the bay was never heard), it must not be sent.
+    pub(crate) fn admit_operator_write(&mut self, now_ms: u64, bay: usize, write: Write) -> bool {
+        let Some(state) = self.bays.get(bay) else {
+            return false;
+        };
+        let Some(known) = state.knowledge_in_flight() else {
+            return false;
+        };
+        let new = state.reservation_with(known.with_write(write));
+        if !self.allowed(now_ms, bay, &known, write, new) {
+            return false;
+        }
+        if let Some(state) = self.bays.get_mut(bay) {
+            state.knowledge = state.knowledge.map(|k| k.with_write(write));
+        }
+        self.sync_reservation(bay);
+        true
+    }
+
     /// Whether a write to `bay` waits for its reply (an operator's write sent now is
     /// answered after it).
     #[must_use]

@@ -12,10 +12,12 @@
 //! longer describe what the node allows.
 
 use ctrl22_node::mesh::{Address, Command, MacAddr, ParName};
+use ctrl22_node::{Deciamps, PhaseSet};
 
 use super::{Output, Site};
 use crate::bay::BayId;
 use crate::clock::Now;
+use crate::setpoint::Write;
 
 /// Parameters the sequencer writes.
 pub const SEQUENCER_OWNED: [&str; 4] = ["smaxcur", "phases", "fsafecur", "wdtsec"];
@@ -45,6 +47,8 @@ pub enum ParRefusal {
     Flashing,
     #[error("{0} is written by the bridge's sequencer: disable the bay first")]
     SequencerOwned(String),
+    #[error("the site has no room for this raise now: ask for less or lower other bays first")]
+    NoBudget,
     #[error("another parameter request to this bay is waiting")]
     Busy,
     #[error("too many parameter requests are waiting")]
@@ -121,13 +125,27 @@ impl OperatorPars {
     }
 }
 
+/// The sequencer's view of an operator's write of `par`; `None` for what does not load a
+/// phase (`wdtsec`, anything not the sequencer's). Digits that are no phase set count as all
+/// three phases (the node refuses them, but the worst case is what a reservation takes).
+fn sequencer_write(par: &ParName, val: i16) -> Option<Write> {
+    match par.as_str() {
+        "smaxcur" => Some(Write::Smaxcur(Deciamps(val))),
+        "fsafecur" => Some(Write::Fsafecur(Deciamps(val))),
+        "phases" => Some(Write::Phases(
+            PhaseSet::from_digits(i32::from(val)).unwrap_or(PhaseSet::ALL),
+        )),
+        _ => None,
+    }
+}
+
 impl Site {
     /// Sends the operator's `getpar` (`value: None`) or `setpar` to `bay`; the answer comes
     /// out of [`Site::take_parameter_answers`] under the returned id.
     ///
     /// # Errors
     /// [`ParRefusal`]: unknown, offline, flashed or busy bay, a sequencer-owned parameter
-    /// written while the bay is enabled.
+    /// written while the bay is enabled, a raise on a disabled bay the site has no room for.
     pub fn request_parameter(
         &mut self,
         now: Now,
@@ -154,9 +172,20 @@ impl Site {
         if pars.pending.len() >= MAX_PENDING {
             return Err(ParRefusal::QueueFull);
         }
+        let replies_ahead = u8::from(value.is_some() && self.sequencer.awaits_ack(index));
+        // Only a disabled bay gets here with a current or phase write: the node applies it
+        // at once (or when the bay starts again), so it counts in the site's budget from now.
+        if let Some(write) = value.and_then(|val| sequencer_write(&par, val)) {
+            if !self
+                .sequencer
+                .admit_operator_write(now.mono_ms, index, write)
+            {
+                return Err(ParRefusal::NoBudget);
+            }
+        }
+        let pars = &mut self.operator_pars;
         pars.next_id += 1;
         let id = pars.next_id;
-        let replies_ahead = u8::from(value.is_some() && self.sequencer.awaits_ack(index));
         let cmd = match value {
             Some(val) => Command::AvrSetPar {
                 par: par.clone(),

@@ -33,7 +33,7 @@ fn workspace() -> PathBuf {
 }
 
 /// Runs the script with `args` and `--out test-artifacts`; panics with its output if it fails.
-fn run_script(args: &[OsString]) {
+pub(crate) fn run_script(args: &[OsString]) {
     let root = workspace();
     let chromium =
         std::env::var_os("CHROMIUM").map_or_else(|| "/usr/bin/chromium".into(), PathBuf::from);

@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::mqtt_site::MqttSite;
 
-const TOKEN: &str = "ota-test-token";
+pub(crate) const TOKEN: &str = "ota-test-token";
 /// The simulator's board.
 const BOARD: &str = "agccs12";
 
@@ -165,7 +165,7 @@ pub(crate) fn flash_on_wire<R: WireRecord>(
 pub(crate) struct OtaSite {
     pub(crate) site: MqttSite,
     pub(crate) http: SocketAddr,
-    firmware: tempfile::TempDir,
+    pub(crate) firmware: tempfile::TempDir,
 }
 
 /// Two simulated bays, both charging, their boards known to the bridge.

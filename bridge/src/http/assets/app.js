@@ -359,95 +359,120 @@ function renderBays(s) {
   $('no-bays').hidden = s.bays.length > 0;
 }
 
-// ---------- mesh tree ----------
+// ---------- fleet tree ----------
+// One row per bay, in mesh order: the root first, every bay indented under the parent its
+// `status` names, with what runs on it, where it sits in the mesh, the images of the
+// firmware folder it could get (installed by the core's job queue, which refuses a charging
+// bay; the refusal comes back as the toast), and the progress of its running job.
 const macKey = (m) => (m ? String(m).toLowerCase().replace(/[^0-9a-f]/g, '') : '');
+const FINISHED = ['succeeded', 'failed', 'refused', 'cancelled', 'canceled'];
+// What api/v1/ota said last: the jobs of both firmwares and the folder's images.
+let ota = { jobs: [], images: [] };
+let lastSnapshot = null;
 
-function renderMesh(s) {
-  const byMac = new Map(s.bays.map((b) => [macKey(b.mac || b.dev), b]));
-  const children = new Map();
-  const roots = new Map();
-  for (const bay of s.bays) {
-    const parent = macKey(bay.mesh_parent);
-    const self = macKey(bay.mac || bay.dev);
-    if (parent && parent !== self && byMac.has(parent)) {
-      if (!children.has(parent)) children.set(parent, []);
-      children.get(parent).push(bay);
-    } else {
-      const key = parent || '';
-      if (!roots.has(key)) roots.set(key, []);
-      roots.get(key).push(bay);
-    }
-  }
-  const seen = new Set();
-  const item = (bay) => {
-    const li = el('li');
+// Bays in depth-first mesh order, each with its depth; a bay whose parent is not a bay (the
+// root's parent is the router) starts a tree, a cycle is broken where it is found.
+function meshOrder(bays) {
+  const byKey = new Map(bays.map((b) => [macKey(b.mac || b.dev), b]));
+  const parentOf = (b) => { const p = macKey(b.mesh_parent); return p && byKey.has(p) && p !== macKey(b.mac || b.dev) ? p : null; };
+  const sorted = [...bays].sort((a, b) => (a.mesh_layer ?? 99) - (b.mesh_layer ?? 99) || a.name.localeCompare(b.name));
+  const out = [];
+  const placed = new Set();
+  const visit = (bay, depth) => {
     const key = macKey(bay.mac || bay.dev);
-    li.append(el('span', 'dot' + (bay.online ? ' on' : '')), el('span', '', bay.name));
-    const meta = [];
-    if (bay.mesh_layer !== null && bay.mesh_layer !== undefined) meta.push('layer ' + bay.mesh_layer);
-    if (bay.rssi_dbm !== null && bay.rssi_dbm !== undefined) meta.push(bay.rssi_dbm + ' dBm');
-    if (bay.mesh_latency_ms !== null && bay.mesh_latency_ms !== undefined) meta.push(bay.mesh_latency_ms + ' ms');
-    li.append(el('span', 'meta', meta.join(' \u00b7 ')));
-    if (!seen.has(key)) {
-      seen.add(key);
-      const kids = children.get(key) || [];
-      if (kids.length) {
-        const ul = el('ul');
-        for (const kid of kids) ul.append(item(kid));
-        li.append(ul);
-      }
-    }
-    return li;
+    if (placed.has(key)) return;
+    placed.add(key);
+    out.push({ bay, depth });
+    for (const child of sorted) if (parentOf(child) === key) visit(child, depth + 1);
   };
-  const tree = $('mesh-tree');
-  const top = [];
-  for (const [parent, bays] of roots) {
-    const li = el('li');
-    li.append(el('span', 'root', parent ? 'root ' + parent.match(/../g).join(':') : 'parent unknown'));
-    const ul = el('ul');
-    bays.sort((a, b) => (a.mesh_layer || 0) - (b.mesh_layer || 0) || a.name.localeCompare(b.name));
-    for (const bay of bays) ul.append(item(bay));
-    li.append(ul);
-    top.push(li);
-  }
-  tree.replaceChildren(...top);
+  for (const bay of sorted) if (!parentOf(bay)) visit(bay, 0);
+  for (const bay of sorted) visit(bay, 0);
+  return out;
 }
 
-// ---------- fleet ----------
-// One row per bay: what runs on it, where it sits in the mesh, and the controller image of
-// the firmware folder it could get (installed by the core's job queue, which refuses a
-// charging bay; the refusal comes back as the toast).
+// "3.5" -> [3, 5]; compares ESP32 versions.
+const esp32Version = (v) => String(v || '').split('.').map((x) => parseInt(x, 10) || 0);
+const newer = (a, b) => { const [x, y] = [esp32Version(a), esp32Version(b)]; return x[0] - y[0] || (x[1] || 0) - (y[1] || 0); };
+
+// The bay's running job: from api/v1/ota (both firmwares), else the snapshot's.
+function runningJob(bay) {
+  // An ESP32 job of a board may name its bays as a list.
+  const mine = (j) => j.bay === bay.dev || (Array.isArray(j.bays) && j.bays.includes(bay.dev));
+  const fromOta = ota.jobs.filter((j) => mine(j) && !FINISHED.includes(j.state));
+  if (fromOta.length) return fromOta[fromOta.length - 1];
+  const job = bay.firmware_job;
+  return job && !FINISHED.includes(job.state) ? job : null;
+}
+
+function installButton(bay, cls, label, image) {
+  const button = el('button', 'install ' + cls, label);
+  button.type = 'button';
+  button.title = image;
+  button.addEventListener('click', async () => {
+    const done = await write('POST', bayPath(bay.dev) + '/firmware', { image, force: false }, 'Install of ' + image + ' queued');
+    if (done) loadOta();
+  });
+  return button;
+}
+
 function fleetFirmware(bay) {
   const td = el('td', 'firmware');
-  const job = bay.firmware_job;
-  if (job && !['succeeded', 'failed', 'refused'].includes(job.state)) {
-    td.textContent = job.state + (job.percent !== null && job.percent !== undefined ? ' ' + job.percent + '%' : '');
+  const job = runningJob(bay);
+  if (job) {
+    const pct = job.progress_pct ?? job.percent;
+    const box = el('div', 'job');
+    box.dataset.job = job.id;
+    const bar = el('div', 'job-progress');
+    bar.setAttribute('role', 'progressbar');
+    bar.setAttribute('aria-valuemin', '0');
+    bar.setAttribute('aria-valuemax', '100');
+    const fill = el('div', 'fill');
+    if (pct !== null && pct !== undefined) {
+      bar.setAttribute('aria-valuenow', String(pct));
+      fill.style.width = pct + '%';
+    }
+    bar.append(fill);
+    const label = (job.kind === 'esp32' ? 'ESP32 ' : 'controller ') + job.state.replace(/_/g, ' ') +
+      (pct !== null && pct !== undefined ? ' ' + pct + '%' : '');
+    const cancel = el('button', 'cancel ghost small', 'Cancel');
+    cancel.type = 'button';
+    cancel.addEventListener('click', async () => {
+      const done = await write('DELETE', 'api/v1/ota/' + encodeURIComponent(job.id), undefined, 'Job ' + job.id + ' cancelled');
+      if (done) loadOta();
+    });
+    box.append(el('span', 'job-state', label), bar, cancel);
+    td.append(box);
     return td;
   }
   const latest = bay.avr_latest;
-  if (latest && latest.version !== bay.avr_firmware) {
-    const button = el('button', 'install', 'Install v' + latest.version);
-    button.title = latest.file;
-    button.addEventListener('click', () => {
-      write('POST', bayPath(bay.dev) + '/firmware', { image: latest.file, force: false },
-        'Install of ' + latest.file + ' queued');
-    });
-    td.append(button);
-  } else {
-    td.textContent = latest ? 'up to date' : '–';
+  if (latest && bay.avr_firmware !== null && bay.avr_firmware !== undefined && latest.version > bay.avr_firmware) {
+    td.append(installButton(bay, 'install-avr', 'Install controller v' + latest.version, latest.file));
   }
-  if (job && job.state !== 'succeeded') td.title = job.state + (job.error ? ': ' + job.error : '');
+  const esp = ota.images
+    .filter((i) => i.kind === 'esp32' && bay.board && i.board === bay.board)
+    .sort((a, b) => newer(b.version, a.version))[0];
+  if (esp && bay.firmware && newer(esp.version, bay.firmware) > 0) {
+    td.append(installButton(bay, 'install-esp32', 'Install ESP32 ' + esp.version, esp.file));
+  }
+  if (!td.children.length) td.textContent = latest || esp ? 'up to date' : '\u2013';
+  const last = bay.firmware_job;
+  if (last && last.state !== 'succeeded') td.title = 'last job: ' + last.state + (last.error ? ': ' + JSON.stringify(last.error) : '');
   return td;
 }
 
 function renderFleet(s) {
-  const known = (v, suffix) => (v === null || v === undefined ? '–' : v + (suffix || ''));
-  const rows = [...s.bays].sort((a, b) => a.name.localeCompare(b.name)).map((bay) => {
+  lastSnapshot = s;
+  const known = (v, suffix) => (v === null || v === undefined ? '\u2013' : v + (suffix || ''));
+  const rows = meshOrder(s.bays).map(({ bay, depth }) => {
     const tr = el('tr');
     tr.dataset.dev = bay.dev;
-    const seen = bay.last_heard_ms ? new Date(bay.last_heard_ms).toLocaleTimeString([], { hourCycle: 'h23' }) : '–';
-    const name = el('td');
-    name.append(el('span', 'dot' + (bay.online ? ' on' : '')), el('span', '', bay.name));
+    tr.dataset.depth = String(depth);
+    const seen = bay.last_heard_ms ? new Date(bay.last_heard_ms).toLocaleTimeString([], { hourCycle: 'h23' }) : '\u2013';
+    const name = el('td', 'tree-cell');
+    name.style.paddingLeft = (8 + depth * 20) + 'px';
+    if (depth) name.append(el('span', 'branch', '\u2514'));
+    name.append(el('span', 'dot' + (bay.online ? ' on' : '')), el('span', 'name', bay.name));
+    if (depth === 0 && bay.mesh_layer === 1) name.append(el('span', 'pill root', 'root'));
     tr.append(name, el('td', '', known(bay.board)), el('td', '', known(bay.firmware)),
       el('td', '', known(bay.avr_firmware)), el('td', '', known(bay.mesh_layer)),
       el('td', 'mono', known(bay.mesh_parent)), el('td', '', known(bay.rssi_dbm, ' dBm')),
@@ -455,6 +480,22 @@ function renderFleet(s) {
     return tr;
   });
   $('fleet').tBodies[0].replaceChildren(...rows);
+}
+
+// The jobs and images; polled faster while a job runs (the stream carries the snapshot's).
+let otaTimer = 0;
+async function loadOta() {
+  clearTimeout(otaTimer);
+  try {
+    const res = await fetch('api/v1/ota');
+    if (res.ok) {
+      const answer = await res.json();
+      ota = { jobs: answer.jobs || [], images: answer.images || [] };
+      if (lastSnapshot) renderFleet(lastSnapshot);
+    }
+  } catch (e) { /* the stream's status pill tells the operator */ }
+  const running = ota.jobs.some((j) => !FINISHED.includes(j.state));
+  otaTimer = setTimeout(loadOta, running ? 1000 : 10000);
 }
 
 // ---------- 24 h chart ----------
@@ -561,7 +602,6 @@ function render(s) {
   renderFlow(s);
   renderPhases(s);
   renderBays(s);
-  renderMesh(s);
   renderFleet(s);
   $('updated').textContent = 'updated ' + new Date(s.at_ms).toLocaleTimeString([], { hourCycle: 'h23' });
 }
@@ -597,6 +637,7 @@ function startLive() {
   new ResizeObserver(drawChart).observe($('chart'));
   connect();
   loadHistory();
+  loadOta();
 }
 
 // protect_reads: nothing to show before a login.

@@ -60,11 +60,28 @@ fn sequencer_parameters_are_the_operators_only_on_a_disabled_bay() {
         },
     )
     .expect("a known bay");
-    assert!(site
-        .request_parameter(Now::at(30), &bay(), par("smaxcur"), Some(60))
-        .is_ok());
+    // During the start-up grace no reservation may rise, not even for an operator.
     assert_eq!(
-        site.request_parameter(Now::at(40), &bay(), par("ver"), None),
+        site.request_parameter(Now::at(30), &bay(), par("smaxcur"), Some(60)),
+        Err(ParRefusal::NoBudget)
+    );
+    site.handle(Now::at(4_000), heartbeat(Ccss::Off3, 320));
+    site.handle(Now::at(4_000), Input::Tick);
+    // Above the site's fuse: the ceilings hold for operators too.
+    assert_eq!(
+        site.request_parameter(Now::at(4_010), &bay(), par("smaxcur"), Some(400)),
+        Err(ParRefusal::NoBudget)
+    );
+    assert!(site
+        .request_parameter(Now::at(4_010), &bay(), par("smaxcur"), Some(60))
+        .is_ok());
+    let reserved = site.sequencer.reservation(0);
+    assert!(
+        reserved.0.iter().any(|&a| a >= 60),
+        "the raise is reserved from when it is sent: {reserved:?}"
+    );
+    assert_eq!(
+        site.request_parameter(Now::at(4_020), &bay(), par("ver"), None),
         Err(ParRefusal::Busy)
     );
 }
