@@ -25,6 +25,7 @@ mod ocpp_security;
 mod ocpp_session;
 mod ocpp_single;
 mod ota;
+mod ota_esp32;
 mod ota_parameters;
 mod solar_bridge;
 mod solar_common;
