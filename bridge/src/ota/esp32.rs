@@ -223,14 +223,35 @@ impl Esp32Jobs {
         image: Esp32Image,
         named_bay: Option<&Esp32Bay>,
     ) -> Result<Vec<Esp32Output>, Refusal> {
-        if let Some(bay) = named_bay {
-            check_board(&image, bay)?;
-        }
-        if self.jobs.iter().any(|j| j.image.board == image.board) {
-            return Err(Refusal::Busy);
-        }
-        if self.jobs.len() >= MAX_ESP32_JOBS {
-            return Err(Refusal::QueueFull);
+        let checked = named_bay
+            .map_or(Ok(()), |bay| check_board(&image, bay))
+            .and_then(|()| {
+                if self.jobs.iter().any(|j| j.image.board == image.board) {
+                    Err(Refusal::Busy)
+                } else if self.jobs.len() >= MAX_ESP32_JOBS {
+                    Err(Refusal::QueueFull)
+                } else {
+                    Ok(())
+                }
+            });
+        if let Err(refusal) = checked {
+            // Kept for the named bay, so that its views (Home Assistant) can say why.
+            if let Some(bay) = named_bay {
+                self.keep_finished(Esp32JobView {
+                    id,
+                    image: image.file,
+                    board: image.board,
+                    version: image.version,
+                    state: Esp32State::Failed {
+                        error: format!("refused: {refusal}"),
+                    },
+                    progress_pct: 0,
+                    bays: vec![bay.bay.clone()],
+                    bays_done: Vec::new(),
+                    stragglers: Vec::new(),
+                });
+            }
+            return Err(refusal);
         }
         let job = Job {
             id,
