@@ -111,6 +111,8 @@ pub struct Esp32JobView {
 }
 
 /// What the site core must do.
+// `Command` holds an avrimg chunk inline (no_std codec); outputs are few and short-lived.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Esp32Output {
     Send {
