@@ -1,17 +1,21 @@
 //! ESP32 upgrades and job cancels through the running bridge, end to end: the bridge binary
 //! on a real Mosquitto, a simulated site of mixed boards whose root downloads the image over
-//! HTTP from the bridge's own image server, `POST /api/v1/nodes/{dev}/firmware`, and
-//! `DELETE /api/v1/ota/{job}` of an AVR transfer under way.
+//! HTTP from the bridge's own image server, installed from the node firmware update entity's
+//! command topic (as Home Assistant publishes it) with the refusals of
+//! `POST /api/v1/nodes/{dev}/firmware`, and `DELETE /api/v1/ota/{job}` of an AVR transfer
+//! under way.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context};
+use ctrl22_ha::ctrl22::{BayCommand, BayField, Topics, PAYLOAD_INSTALL};
 use ctrl22_node::mesh::{Address, Command, MacAddr};
 use ctrl22_node::sim::OtaFaults;
-use ctrl22_testkit::free_port;
+use ctrl22_testkit::bridge::HomeAssistant;
 use ctrl22_testkit::sim::Simulator;
 use ctrl22_testkit::wire::{WireMessage, WireRecord};
+use ctrl22_testkit::{free_port, Recorder};
 use serde_json::Value;
 
 use crate::mqtt_site::MqttSite;
@@ -81,8 +85,14 @@ async fn an_esp32_image_upgrades_the_bays_of_its_board_and_reports_a_straggler(
         c.http_listen = http;
         c.http_token = Some("ota-test-token".to_owned());
         c.extra_toml = extra;
+        c.homeassistant = Some(HomeAssistant {
+            discovery_prefix: "homeassistant".to_owned(),
+            discovery: "device".to_owned(),
+        });
     })
     .await?;
+    let topics = Topics::new(&site.bridge_config.site_name)?;
+    let ha = Recorder::connect(site.broker.port(), "e2e-ha", &["ctrl22/#"]).await?;
     let mut bridge = site.bridge()?;
     // 4 agccs12 bays (the last never takes the upgrade) and 2 m5stick bays.
     let sim = Simulator::start_with(&site.broker, &site.mesh, 6, 11, |world| {
@@ -114,9 +124,26 @@ async fn an_esp32_image_upgrades_the_bays_of_its_board_and_reports_a_straggler(
         status == 400 && answer.contains("board"),
         "{status} {answer}"
     );
-    let (status, answer) = call(http, "POST", &path(agccs[0]), &body).await?;
-    ensure!(status == 202, "{status} {answer}");
-    let id = serde_json::from_str::<Value>(&answer)?["job"].clone();
+    // Installed from the bay's node firmware update entity, as Home Assistant does.
+    let install = topics.bay_command(agccs[0], BayCommand::InstallEsp32);
+    ha.publish(&install, PAYLOAD_INSTALL).await?;
+    let mut id = Value::Null;
+    for _ in 0..40 {
+        let (_, body) = call(http, "GET", "/api/v1/ota", "").await?;
+        let listed: Value = serde_json::from_str(&body)?;
+        if let Some(job) = listed["jobs"].as_array().and_then(|jobs| {
+            jobs.iter()
+                .find(|j| j["kind"] == "esp32" && j["image"] == IMAGE)
+        }) {
+            id = job["id"].clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    ensure!(
+        !id.is_null(),
+        "no ESP32 job after the Home Assistant install"
+    );
     // The same board again while it runs: busy.
     let again = serde_json::json!({ "image": IMAGE }).to_string();
     let (status, answer) = call(http, "POST", "/api/v1/firmware/esp32", &again).await?;
@@ -191,6 +218,30 @@ async fn an_esp32_image_upgrades_the_bays_of_its_board_and_reports_a_straggler(
         })
         .count();
     ensure!(upgrades == 1, "{upgrades} upgrade commands");
+    // What the update entities read: the upgraded bay is up to date, the straggler says why.
+    let state_of = |dev: &str| -> Option<Value> {
+        let topic = topics.bay_state(dev);
+        ha.messages()
+            .iter()
+            .rev()
+            .find(|m| m.topic == topic)
+            .and_then(|m| serde_json::from_slice(&m.payload).ok())
+    };
+    let upgraded = state_of(agccs[0]).context("no state of an upgraded bay")?;
+    ensure!(
+        upgraded[BayField::FwVersion.as_str()] == "3.6"
+            && upgraded[BayField::FwLatest.as_str()] == "3.6"
+            && upgraded[BayField::FwUpdateInProgress.as_str()] == false,
+        "{upgraded:#}"
+    );
+    let straggler = state_of(agccs[3]).context("no state of the straggler")?;
+    let summary = straggler[BayField::FwReleaseSummary.as_str()]
+        .as_str()
+        .unwrap_or_default();
+    ensure!(
+        straggler[BayField::FwLatest.as_str()] == "3.6" && summary.contains("did not report"),
+        "{straggler:#}"
+    );
     site.wire().check("through the ESP32 upgrade")?;
     bridge.kill();
     sim.stop().await;
