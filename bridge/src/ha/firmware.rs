@@ -27,17 +27,7 @@ pub async fn install(
     dev: &str,
     payload: &[u8],
 ) -> Result<(), String> {
-    if payload != PAYLOAD_INSTALL.as_bytes() {
-        return Err(format!(
-            "install_avr: the payload must be {PAYLOAD_INSTALL:?}"
-        ));
-    }
-    let snapshot = site.snapshot();
-    let bay = snapshot
-        .bays
-        .iter()
-        .find(|b| b.dev == dev)
-        .ok_or_else(|| format!("install_avr: no bay {dev}"))?;
+    let bay = target(site, "install_avr", dev, payload)?;
     let latest = bay
         .avr_latest
         .clone()
@@ -76,17 +66,7 @@ pub async fn install_esp32(
     dev: &str,
     payload: &[u8],
 ) -> Result<(), String> {
-    if payload != PAYLOAD_INSTALL.as_bytes() {
-        return Err(format!(
-            "install_esp32: the payload must be {PAYLOAD_INSTALL:?}"
-        ));
-    }
-    let snapshot = site.snapshot();
-    let bay = snapshot
-        .bays
-        .iter()
-        .find(|b| b.dev == dev)
-        .ok_or_else(|| format!("install_esp32: no bay {dev}"))?;
+    let bay = target(site, "install_esp32", dev, payload)?;
     let latest = bay.esp32_latest.clone().ok_or(
         "install_esp32: no node firmware image in the firmware folder for the bay's board",
     )?;
@@ -109,6 +89,19 @@ pub async fn install_esp32(
         Some(Err(refusal)) => Err(format!("install_esp32: {refusal}")),
         None => Err("install_esp32: the site has stopped".to_owned()),
     }
+}
+
+/// The bay an install (`what`) is for, once its payload is [`PAYLOAD_INSTALL`].
+fn target(site: &SiteHandle, what: &str, dev: &str, payload: &[u8]) -> Result<BaySnapshot, String> {
+    if payload != PAYLOAD_INSTALL.as_bytes() {
+        return Err(format!("{what}: the payload must be {PAYLOAD_INSTALL:?}"));
+    }
+    site.snapshot()
+        .bays
+        .iter()
+        .find(|b| b.dev == dev)
+        .cloned()
+        .ok_or_else(|| format!("{what}: no bay {dev}"))
 }
 
 /// What the node firmware's update entity shows.

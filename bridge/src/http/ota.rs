@@ -90,20 +90,34 @@ async fn install(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    state
-        .access
-        .authorize_write(&headers)
-        .inspect_err(|e| state.refused(e))?;
+    authorize(&state, &headers)?;
     if let Some(file) = esp32_name(&headers, &body) {
         return install_esp32(&state, Some(BayId(dev)), &file).await;
     }
     let (image, force) = image_of(&state, &headers, query, body)
         .await
         .inspect_err(|e| state.refused(e))?;
-    let answer = state
-        .site
-        .install_firmware(BayId(dev), image, force)
-        .await
+    let answer = state.site.install_firmware(BayId(dev), image, force).await;
+    // An AVR image of another board is a conflict with the bay, as a charging bay is.
+    accepted(&state, answer, StatusCode::CONFLICT)
+}
+
+/// Installs and cancels are writes: the token or a login.
+fn authorize(state: &State, headers: &HeaderMap) -> Result<(), ApiError> {
+    state
+        .access
+        .authorize_write(headers)
+        .inspect_err(|e| state.refused(e))
+}
+
+/// `202` with the job, or the core's refusal as a status (`wrong_board`: for an image of
+/// another board).
+fn accepted(
+    state: &State,
+    answer: Option<Result<u64, Refusal>>,
+    wrong_board: StatusCode,
+) -> Result<Response, ApiError> {
+    let answer = answer
         .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the site has stopped"))?;
     match answer {
         Ok(job) => Ok((StatusCode::ACCEPTED, Json(Accepted { job })).into_response()),
@@ -112,10 +126,8 @@ async fn install(
                 Refusal::UnknownBay => StatusCode::NOT_FOUND,
                 Refusal::QueueFull => StatusCode::SERVICE_UNAVAILABLE,
                 Refusal::Image(_) => StatusCode::BAD_REQUEST,
-                Refusal::InSession
-                | Refusal::Offline
-                | Refusal::WrongBoard { .. }
-                | Refusal::Busy => StatusCode::CONFLICT,
+                Refusal::WrongBoard { .. } => wrong_board,
+                Refusal::InSession | Refusal::Offline | Refusal::Busy => StatusCode::CONFLICT,
             };
             let error = ApiError::new(status, refusal.to_string());
             state.refused(&error);
@@ -149,10 +161,7 @@ async fn install_board(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    state
-        .access
-        .authorize_write(&headers)
-        .inspect_err(|e| state.refused(e))?;
+    authorize(&state, &headers)?;
     let request: Esp32Body = serde_json::from_slice(&body)
         .map_err(|e| {
             ApiError::new(
@@ -180,24 +189,9 @@ async fn install_esp32(
     let image = found
         .map_err(|e| image_error(&e))
         .inspect_err(|e| state.refused(e))?;
-    let answer =
-        state.site.install_esp32(bay, image).await.ok_or_else(|| {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the site has stopped")
-        })?;
-    match answer {
-        Ok(job) => Ok((StatusCode::ACCEPTED, Json(Accepted { job })).into_response()),
-        Err(refusal) => {
-            let status = match refusal {
-                Refusal::UnknownBay => StatusCode::NOT_FOUND,
-                Refusal::QueueFull => StatusCode::SERVICE_UNAVAILABLE,
-                Refusal::Busy | Refusal::InSession | Refusal::Offline => StatusCode::CONFLICT,
-                Refusal::WrongBoard { .. } | Refusal::Image(_) => StatusCode::BAD_REQUEST,
-            };
-            let error = ApiError::new(status, refusal.to_string());
-            state.refused(&error);
-            Err(error)
-        }
-    }
+    let answer = state.site.install_esp32(bay, image).await;
+    // The request named a bay of another board than the image's: a bad request.
+    accepted(state, answer, StatusCode::BAD_REQUEST)
 }
 
 async fn cancel(
@@ -205,10 +199,7 @@ async fn cancel(
     Path(job): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    state
-        .access
-        .authorize_write(&headers)
-        .inspect_err(|e| state.refused(e))?;
+    authorize(&state, &headers)?;
     let job: u64 = job
         .parse()
         .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "no such firmware job"))
