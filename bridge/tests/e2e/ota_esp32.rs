@@ -58,6 +58,19 @@ async fn boards_known(http: SocketAddr, bays: usize) -> anyhow::Result<()> {
     bail!("the bridge did not learn the bays' boards")
 }
 
+/// The error of the refused ESP32 job `GET /api/v1/ota` keeps.
+async fn refusal_kept(http: SocketAddr) -> anyhow::Result<String> {
+    let (_, body) = call(http, "GET", "/api/v1/ota", "").await?;
+    let listed: Value = serde_json::from_str(&body)?;
+    listed["jobs"]
+        .as_array()
+        .and_then(|jobs| {
+            jobs.iter()
+                .find_map(|j| j["error"].as_str().map(str::to_owned))
+        })
+        .context("the refusal is not kept")
+}
+
 /// The image server's count of images served, from `/metrics`.
 async fn images_served(http: SocketAddr) -> anyhow::Result<f64> {
     let (status, body) = call(http, "GET", "/metrics", "").await?;
@@ -124,6 +137,8 @@ async fn an_esp32_image_upgrades_the_bays_of_its_board_and_reports_a_straggler(
         status == 400 && answer.contains("board"),
         "{status} {answer}"
     );
+    let refused = refusal_kept(http).await?;
+    ensure!(refused.contains("m5stick"), "{refused}");
     // Installed from the bay's node firmware update entity, as Home Assistant does.
     let install = topics.bay_command(agccs[0], BayCommand::InstallEsp32);
     ha.publish(&install, PAYLOAD_INSTALL).await?;
@@ -132,8 +147,13 @@ async fn an_esp32_image_upgrades_the_bays_of_its_board_and_reports_a_straggler(
         let (_, body) = call(http, "GET", "/api/v1/ota", "").await?;
         let listed: Value = serde_json::from_str(&body)?;
         if let Some(job) = listed["jobs"].as_array().and_then(|jobs| {
-            jobs.iter()
-                .find(|j| j["kind"] == "esp32" && j["image"] == IMAGE)
+            jobs.iter().find(|j| {
+                // The refusal above is kept too (for the m5stick bay's entity): not this one.
+                let refused = j["error"]
+                    .as_str()
+                    .is_some_and(|e| e.starts_with("refused"));
+                j["kind"] == "esp32" && j["image"] == IMAGE && !refused
+            })
         }) {
             id = job["id"].clone();
             break;
