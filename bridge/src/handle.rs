@@ -11,8 +11,9 @@ use ctrl22_node::mesh::ParName;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::bay::BayId;
+use crate::ota::esp32::{CancelError, Esp32Image};
 use crate::ota::folder::FolderImage;
-use crate::ota::jobs::{AvrImage, JobView, Refusal};
+use crate::ota::jobs::{AnyJobView, AvrImage, Refusal};
 use crate::site::parameters::{ParAnswer, ParRefusal};
 use crate::site::snapshot::SiteSnapshot;
 use crate::site::{
@@ -73,9 +74,21 @@ pub enum FirmwareRequest {
         force: bool,
         reply: oneshot::Sender<Result<u64, Refusal>>,
     },
+    /// Upgrade the ESP32 nodes of `image`'s board (`bay`: the bay the request named, which
+    /// must be of that board); the reply is the job's id.
+    InstallEsp32 {
+        bay: Option<BayId>,
+        image: Esp32Image,
+        reply: oneshot::Sender<Result<u64, Refusal>>,
+    },
+    /// Cancel job `job`, AVR or ESP32.
+    Cancel {
+        job: u64,
+        reply: oneshot::Sender<Result<(), CancelError>>,
+    },
     /// Every job, running ones first.
     Jobs {
-        reply: oneshot::Sender<Vec<JobView>>,
+        reply: oneshot::Sender<Vec<AnyJobView>>,
     },
     /// The firmware folder's images, rescanned.
     Catalogue(Vec<FolderImage>),
@@ -171,8 +184,35 @@ impl SiteHandle {
         answer.await.ok()
     }
 
+    /// Queues an ESP32 upgrade of `image`'s board through the site core; the answer is the
+    /// job's id, `None` when the site task is gone.
+    pub async fn install_esp32(
+        &self,
+        bay: Option<BayId>,
+        image: Esp32Image,
+    ) -> Option<Result<u64, Refusal>> {
+        let (reply, answer) = oneshot::channel();
+        let request = FirmwareRequest::InstallEsp32 { bay, image, reply };
+        self.requests
+            .send(SiteRequest::Firmware(request))
+            .await
+            .ok()?;
+        answer.await.ok()
+    }
+
+    /// Cancels firmware job `job`; `None` when the site task is gone.
+    pub async fn cancel_firmware(&self, job: u64) -> Option<Result<(), CancelError>> {
+        let (reply, answer) = oneshot::channel();
+        let request = FirmwareRequest::Cancel { job, reply };
+        self.requests
+            .send(SiteRequest::Firmware(request))
+            .await
+            .ok()?;
+        answer.await.ok()
+    }
+
     /// Every firmware job; `None` when the site task is gone.
-    pub async fn firmware_jobs(&self) -> Option<Vec<JobView>> {
+    pub async fn firmware_jobs(&self) -> Option<Vec<AnyJobView>> {
         let (reply, answer) = oneshot::channel();
         self.requests
             .send(SiteRequest::Firmware(FirmwareRequest::Jobs { reply }))

@@ -58,6 +58,9 @@ BAY_STATE = {
     "mesh_parent": "d8:a0:1d:55:a5:6c",
     "fw_version": "3.5",
     "fw_latest": "3.6",
+    "fw_update_in_progress": False,
+    "fw_update_percent": None,
+    "fw_release_summary": "image demesh_agccs12_3_6.bin",
     "avr_version": "1.3",
     "ccss": "C3",
 }

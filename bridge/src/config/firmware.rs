@@ -10,7 +10,9 @@
 //! The newest version per board becomes the "latest version" of the bays with that board.
 //! Other files in the folder are ignored.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +27,13 @@ pub struct FirmwareConfig {
     pub max_parallel: usize,
     /// Where the bridge serves ESP32 images to the mesh root (`http://<bridge>:<port>/`).
     pub esp32_port: u16,
+    /// The address the image server listens on (all interfaces: the root is on the mesh's
+    /// router network).
+    pub esp32_host: IpAddr,
+    /// Bays of the board that have not reported the new version this long after `upgrade`
+    /// are the job's stragglers. 10 s to 2 h.
+    #[serde(with = "humantime_serde")]
+    pub esp32_timeout: Duration,
     /// Largest image accepted, uploaded or from the folder, bytes.
     pub max_image_bytes: usize,
 }
@@ -35,11 +44,17 @@ impl Default for FirmwareConfig {
             dir: None,
             max_parallel: 2,
             esp32_port: 8071,
+            esp32_host: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            esp32_timeout: Duration::from_secs(15 * 60),
             // An Intel HEX file of the largest AVR's 256 KiB is about 720 KB.
             max_image_bytes: 1024 * 1024,
         }
     }
 }
+
+/// The shortest and longest `esp32_timeout` the configuration accepts.
+pub const ESP32_TIMEOUT: (Duration, Duration) =
+    (Duration::from_secs(10), Duration::from_secs(2 * 3600));
 
 /// Most bays flashed at once that the configuration accepts.
 pub const MAX_PARALLEL: usize = 16;

@@ -28,6 +28,13 @@ impl Config {
                 format!("must be 1 to {}", super::firmware::MAX_PARALLEL),
             );
         }
+        let (shortest, longest) = super::firmware::ESP32_TIMEOUT;
+        if !(shortest..=longest).contains(&self.firmware.esp32_timeout) {
+            bad(
+                "firmware.esp32_timeout".into(),
+                "must be 10s to 2h".to_owned(),
+            );
+        }
         if self.mqtt.embedded.is_some()
             && self.mqtt.username.is_some() != self.mqtt.password.is_some()
         {

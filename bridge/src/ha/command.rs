@@ -110,7 +110,7 @@ fn bay_change(bay: BayId, command: BayCommand, text: &str) -> Result<SettingChan
             kwh: number(text)?,
         },
         // An install is a firmware job, not a setting: see `ha::firmware`.
-        BayCommand::InstallAvr => return Err("not a setting".to_owned()),
+        BayCommand::InstallAvr | BayCommand::InstallEsp32 => return Err("not a setting".to_owned()),
     })
 }
 

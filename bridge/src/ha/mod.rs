@@ -225,10 +225,14 @@ impl Adapter {
         };
         if let CommandTarget::Bay {
             dev,
-            command: BayCommand::InstallAvr,
+            command: command @ (BayCommand::InstallAvr | BayCommand::InstallEsp32),
         } = &target
         {
-            let result = firmware::install(&self.site, &self.firmware, dev, payload).await;
+            let result = if *command == BayCommand::InstallEsp32 {
+                firmware::install_esp32(&self.site, &self.firmware, dev, payload).await
+            } else {
+                firmware::install(&self.site, &self.firmware, dev, payload).await
+            };
             self.refused_if(topic, dev, result).await;
             return;
         }

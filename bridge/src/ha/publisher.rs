@@ -376,6 +376,8 @@ mod tests {
             avr_firmware: None,
             avr_latest: None,
             firmware_job: None,
+            esp32_latest: None,
+            esp32_job: None,
         }
     }
 

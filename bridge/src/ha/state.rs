@@ -51,10 +51,15 @@ pub fn bay_state(bay: &BaySnapshot) -> Value {
         BayField::MeshParent,
         bay.mesh_parent.clone().unwrap_or_default().into(),
     );
-    let firmware = bay.firmware.clone().unwrap_or_default();
-    put(BayField::FwVersion, firmware.clone().into());
-    // No firmware catalogue yet: the newest known is the one running.
-    put(BayField::FwLatest, firmware.into());
+    put(
+        BayField::FwVersion,
+        bay.firmware.clone().unwrap_or_default().into(),
+    );
+    let node_update = super::firmware::node_update(bay);
+    put(BayField::FwLatest, node_update.latest.into());
+    put(BayField::FwUpdateInProgress, node_update.in_progress.into());
+    put(BayField::FwUpdatePercent, node_update.percent.into());
+    put(BayField::FwReleaseSummary, node_update.summary.into());
     put(
         BayField::AvrVersion,
         avr_version(bay.avr_firmware).unwrap_or_default().into(),

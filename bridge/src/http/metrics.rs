@@ -47,6 +47,7 @@ impl Metrics {
             cycle_seconds.clone(),
         );
         registry.register_collector(Box::new(SnapshotCollector(snapshots)));
+        registry.register_collector(Box::new(crate::ota::server::ServerMetrics));
         if let Some(solar) = solar {
             registry.register_collector(Box::new(solar));
         }

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use super::esp32::Esp32Image;
 use super::flasher::parse_image;
 use super::jobs::AvrImage;
 use crate::config::firmware::{is_plain_file_name, ImageName};
@@ -25,6 +26,8 @@ pub enum ImageError {
     Missing(String),
     #[error("{0:?} is not an AVR image (ctrl22_<board>_<ver>.hex or .bin)")]
     NotAvr(String),
+    #[error("{0:?} is not an ESP32 image (demesh_<board>_<M>_<m>.bin)")]
+    NotEsp32(String),
     #[error("the image has more than {0} bytes")]
     TooLarge(usize),
     #[error("{0}")]
@@ -62,6 +65,60 @@ pub fn latest_avr<'a>(images: &'a [FolderImage], board: &str) -> Option<&'a Fold
             ImageName::Avr { version, .. } => version,
             ImageName::Esp32 { .. } => 0,
         })
+}
+
+/// The newest ESP32 image for `board` among `images`.
+#[must_use]
+pub fn latest_esp32<'a>(images: &'a [FolderImage], board: &str) -> Option<&'a FolderImage> {
+    images
+        .iter()
+        .filter(|i| matches!(&i.name, ImageName::Esp32 { board: b, .. } if b == board))
+        .max_by_key(|i| match i.name {
+            ImageName::Esp32 { major, minor, .. } => (major, minor),
+            ImageName::Avr { .. } => (0, 0),
+        })
+}
+
+/// ESP32 image `file` in `dir`: the name must follow the convention and the file exist,
+/// at most `max_bytes` long (its bytes are whatever the node firmware build made; the root
+/// checks them).
+///
+/// # Errors
+/// No folder, a name that is not an ESP32 image's, a missing or oversized file.
+pub fn find_esp32(
+    dir: Option<&Path>,
+    file: &str,
+    max_bytes: usize,
+) -> Result<Esp32Image, ImageError> {
+    let dir = dir.ok_or(ImageError::NoFolder)?;
+    if !is_plain_file_name(file) {
+        return Err(ImageError::BadName(file.to_owned()));
+    }
+    let Some(ImageName::Esp32 {
+        board,
+        major,
+        minor,
+    }) = ImageName::parse(file)
+    else {
+        return Err(ImageError::NotEsp32(file.to_owned()));
+    };
+    match std::fs::metadata(dir.join(file)) {
+        Ok(meta) if meta.is_file() => {
+            if usize::try_from(meta.len()).map_or(true, |len| len > max_bytes) {
+                return Err(ImageError::TooLarge(max_bytes));
+            }
+        }
+        Ok(_) => return Err(ImageError::Missing(file.to_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ImageError::Missing(file.to_owned()))
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(Esp32Image {
+        file: file.to_owned(),
+        board,
+        version: format!("{major}.{minor}"),
+    })
 }
 
 /// Loads AVR image `file` from `dir`, at most `max_bytes` long.

@@ -16,6 +16,7 @@ use std::collections::VecDeque;
 use ctrl22_node::mesh::{Command, MacAddr, NodeMessage, ParName};
 use serde::Serialize;
 
+use super::esp32::{CancelError, Esp32Params};
 use super::flasher::{FlashError, FlashStep, Flasher};
 use crate::bay::BayId;
 
@@ -36,6 +37,8 @@ pub struct OtaParams {
     pub restarts: u32,
     /// How long a job waits for a bay that stopped answering to be heard again, ms.
     pub offline_wait_ms: u64,
+    /// How the ESP32 upgrades follow the bays.
+    pub esp32: Esp32Params,
 }
 
 impl Default for OtaParams {
@@ -44,6 +47,7 @@ impl Default for OtaParams {
             max_parallel: 2,
             restarts: 2,
             offline_wait_ms: 120_000,
+            esp32: Esp32Params::default(),
         }
     }
 }
@@ -105,6 +109,8 @@ pub enum JobError {
     WrongVersion { expected: i16, found: i16 },
     #[error("the controller did not report its ver after flashing")]
     NoVersion,
+    #[error("cancelled")]
+    Cancelled,
 }
 
 /// Where a job is, as adapters show it.
@@ -166,6 +172,16 @@ pub struct JobView {
     #[serde(flatten)]
     pub state: JobState,
     pub percent: Option<u8>,
+    /// `percent`, 0 when not known (queued, failed), for progress bars of every job kind.
+    pub progress_pct: u8,
+}
+
+/// Any firmware job, as `GET /api/v1/ota` lists it: `kind` says which.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum AnyJobView {
+    Avr(JobView),
+    Esp32(super::esp32::Esp32JobView),
 }
 
 /// What the site core must do.
@@ -221,6 +237,7 @@ impl Job {
             forced: self.forced,
             state: self.state.clone(),
             percent: self.state.percent(),
+            progress_pct: self.state.percent().unwrap_or(0),
         }
     }
 
@@ -266,8 +283,7 @@ impl OtaJobs {
         if self.jobs.iter().any(|j| j.bay == bay) {
             return Err(Refusal::Busy);
         }
-        let id = self.next_id;
-        self.next_id += 1;
+        let id = self.take_id();
         let checked = if self.jobs.len() >= MAX_JOBS {
             Err(Refusal::QueueFull)
         } else {
@@ -285,6 +301,7 @@ impl OtaJobs {
                     error: JobError::Refused(refusal.clone()),
                 },
                 percent: None,
+                progress_pct: 0,
             });
             return Err(refusal);
         }
@@ -303,6 +320,32 @@ impl OtaJobs {
         let out = vec![OtaOutput::Changed(job.view())];
         self.jobs.push(job);
         Ok((id, out))
+    }
+
+    /// A fresh job id, shared with the ESP32 jobs so that one id names one job.
+    pub fn take_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Cancels job `id`: a queued one is dropped, a running one stops sending and releases
+    /// its bay (whose controller is learned afresh, as after any job).
+    ///
+    /// # Errors
+    /// No such job (not an AVR one), or it is over.
+    pub fn cancel(&mut self, id: u64) -> Result<Vec<OtaOutput>, CancelError> {
+        let Some(job) = self.jobs.iter_mut().find(|j| j.id == id) else {
+            return Err(if self.finished.iter().any(|v| v.id == id) {
+                CancelError::Finished
+            } else {
+                CancelError::Unknown
+            });
+        };
+        let mut out = Vec::new();
+        job.finish(Err(JobError::Cancelled), &mut out);
+        self.retire();
+        Ok(out)
     }
 
     /// Whether `bay` is held by a running job.

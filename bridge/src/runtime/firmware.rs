@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::SiteTask;
 use crate::config::FirmwareConfig;
 use crate::handle::{FirmwareRequest, SiteHandle, SiteRequest};
+use crate::ota::esp32::Esp32Params;
 use crate::ota::folder;
 use crate::ota::jobs::OtaParams;
 
@@ -45,10 +46,30 @@ pub(super) fn spawn_folder_scan(config: &FirmwareConfig, site: SiteHandle) {
     });
 }
 
+/// Serves the firmware folder's ESP32 images to the mesh root on `[firmware] esp32_port`,
+/// when there is a folder. A port that cannot be bound is logged, not fatal: charging does
+/// not depend on it.
+pub(super) fn spawn_image_server(config: &FirmwareConfig) {
+    let Some(dir) = config.dir.clone() else {
+        return;
+    };
+    let addr = std::net::SocketAddr::new(config.esp32_host, config.esp32_port);
+    tokio::spawn(async move {
+        let max_bytes = crate::ota::server::MAX_ESP32_BYTES;
+        if let Err(e) = crate::ota::server::serve(addr, dir, max_bytes).await {
+            tracing::warn!("firmware image server on {addr}: {e}");
+        }
+    });
+}
+
 /// The job queue's parameters from `[firmware]`.
 pub(super) fn params(config: &FirmwareConfig) -> OtaParams {
     OtaParams {
         max_parallel: config.max_parallel,
+        esp32: Esp32Params {
+            timeout_ms: u64::try_from(config.esp32_timeout.as_millis()).unwrap_or(u64::MAX),
+            ..Esp32Params::default()
+        },
         ..OtaParams::default()
     }
 }
@@ -73,6 +94,32 @@ impl SiteTask {
                     Err(refusal) => {
                         tracing::info!(%bay, "firmware install refused: {refusal}");
                         let _ = reply.send(Err(refusal));
+                    }
+                }
+            }
+            FirmwareRequest::InstallEsp32 { bay, image, reply } => {
+                let now = self.clock.now();
+                match self.site.submit_esp32(now, bay.as_ref(), image) {
+                    Ok((job, outputs)) => {
+                        self.execute(now, outputs).await?;
+                        let _ = reply.send(Ok(job));
+                    }
+                    Err(refusal) => {
+                        tracing::info!(?bay, "ESP32 firmware install refused: {refusal}");
+                        let _ = reply.send(Err(refusal));
+                    }
+                }
+            }
+            FirmwareRequest::Cancel { job, reply } => {
+                let now = self.clock.now();
+                match self.site.cancel_firmware(now, job) {
+                    Ok(outputs) => {
+                        self.execute(now, outputs).await?;
+                        tracing::info!(job, "firmware job cancelled");
+                        let _ = reply.send(Ok(()));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
                     }
                 }
             }

@@ -216,6 +216,7 @@ impl Bridge {
         let task = tokio::spawn(site_task(task, mesh_events, requests, stopped));
         let handle = SiteHandle::new(requests_tx, snapshot_rx, events_tx);
         firmware::spawn_folder_scan(&config.firmware, handle.clone());
+        firmware::spawn_image_server(&config.firmware);
         Ok(Self { handle, task, stop })
     }
 

@@ -47,6 +47,10 @@ pub enum BayEventKind {
     ProblemCleared { what: &'static str },
     /// A firmware job of the bay was queued, progressed or ended.
     Firmware { job: crate::ota::jobs::JobView },
+    /// An ESP32 upgrade of the bay's board was queued, started, reached the bay or ended.
+    Esp32Firmware {
+        job: crate::ota::esp32::Esp32JobView,
+    },
 }
 
 impl BayEventKind {
@@ -63,6 +67,7 @@ impl BayEventKind {
             Self::ProblemRaised { .. } => "problem_raised",
             Self::ProblemCleared { .. } => "problem_cleared",
             Self::Firmware { .. } => "firmware",
+            Self::Esp32Firmware { .. } => "esp32_firmware",
         }
     }
 }

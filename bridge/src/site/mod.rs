@@ -169,6 +169,8 @@ pub struct Site {
     stored_totals: BTreeMap<BayId, u64>,
     /// Firmware jobs; their bays are held (see `ota.rs`).
     ota: crate::ota::jobs::OtaJobs,
+    /// ESP32 upgrades of whole boards (no hold, see `ota/esp32.rs`).
+    esp32: crate::ota::esp32::Esp32Jobs,
     firmware_catalogue: Vec<crate::ota::folder::FolderImage>,
     /// Operators' `getpar`/`setpar` waiting for their node (see `parameters.rs`).
     operator_pars: parameters::OperatorPars,
@@ -207,6 +209,7 @@ impl Site {
             cycle_us: 0,
             stored_totals: stored.totals_wh,
             ota: crate::ota::jobs::OtaJobs::default(),
+            esp32: crate::ota::esp32::Esp32Jobs::default(),
             firmware_catalogue: Vec::new(),
             operator_pars: parameters::OperatorPars::default(),
             settings,

@@ -7,23 +7,79 @@
 //! ends the controller has restarted from its EEPROM: the sequencer forgets what it knew
 //! of the node but keeps the old reservation as a floor until the node confirmed the
 //! bridge's own setpoint, as after a restart of the bridge.
+//!
+//! ESP32 upgrades ([`Esp32Jobs`]) hold nothing: the AVR charges on while its node is
+//! flashed, and the node's restart afterwards is an ordinary short silence.
 
 use ctrl22_node::mesh::{Address, MacAddr, NodeMessage};
 use ctrl22_node::Ccss;
 
 use super::events::{BayEvent, BayEventKind};
-use super::snapshot::LatestAvr;
+use super::snapshot::{LatestAvr, LatestEsp32};
 use super::{Output, Site};
 use crate::bay::BayId;
 use crate::clock::Now;
 use crate::config::firmware::ImageName;
+use crate::ota::esp32::{CancelError, Esp32Bay, Esp32Image, Esp32JobView, Esp32Jobs, Esp32Output};
+use crate::ota::folder::latest_esp32;
 use crate::ota::folder::{self, FolderImage};
-use crate::ota::jobs::{AvrImage, BayFacts, JobView, OtaJobs, OtaOutput, OtaParams, Refusal};
+use crate::ota::jobs::{
+    AnyJobView, AvrImage, BayFacts, JobView, OtaJobs, OtaOutput, OtaParams, Refusal,
+};
 
 impl Site {
     /// How many bays are flashed at once, and how long a job waits for a bay.
     pub fn set_firmware_params(&mut self, params: OtaParams) {
         self.ota = OtaJobs::new(params);
+        self.esp32 = Esp32Jobs::new(params.esp32);
+    }
+
+    /// Queues an ESP32 upgrade to `image` of the bays of its board; `bay`, when the request
+    /// named one, must be of that board.
+    ///
+    /// # Errors
+    /// The [`Refusal`]: an unknown bay or one of another board, the board's upgrade queued
+    /// already, a full queue.
+    pub fn submit_esp32(
+        &mut self,
+        now: Now,
+        bay: Option<&BayId>,
+        image: Esp32Image,
+    ) -> Result<(u64, Vec<Output>), Refusal> {
+        let bays = self.esp32_bays();
+        let named = match bay {
+            Some(bay) => Some(
+                bays.iter()
+                    .find(|b| &b.bay == bay)
+                    .ok_or(Refusal::UnknownBay)?,
+            ),
+            None => None,
+        };
+        let id = self.ota.take_id();
+        let esp32_out = self.esp32.submit(id, image, named)?;
+        let mut out = Vec::new();
+        self.carry_out_esp32(now, esp32_out, &mut out);
+        self.poll_ota(now, &mut out);
+        self.deliver(&mut out);
+        Ok((id, out))
+    }
+
+    /// Cancels firmware job `id`, AVR or ESP32.
+    ///
+    /// # Errors
+    /// No such job, or it is over.
+    pub fn cancel_firmware(&mut self, now: Now, id: u64) -> Result<Vec<Output>, CancelError> {
+        let mut out = Vec::new();
+        if self.esp32.has(id) {
+            let esp32_out = self.esp32.cancel(id)?;
+            self.carry_out_esp32(now, esp32_out, &mut out);
+        } else {
+            let ota_out = self.ota.cancel(id)?;
+            self.carry_out_ota(now, ota_out, &mut out);
+        }
+        self.poll_ota(now, &mut out);
+        self.deliver(&mut out);
+        Ok(out)
     }
 
     /// Queues `image` for `bay` and starts it if there is room.
@@ -55,8 +111,26 @@ impl Site {
 
     /// Every firmware job, running ones first.
     #[must_use]
-    pub fn firmware_jobs(&self) -> Vec<JobView> {
-        self.ota.views()
+    pub fn firmware_jobs(&self) -> Vec<AnyJobView> {
+        let (avr_open, avr_done): (Vec<_>, Vec<_>) = self
+            .ota
+            .views()
+            .into_iter()
+            .partition(|j| !j.state.is_finished());
+        let (esp_open, esp_done): (Vec<_>, Vec<_>) = self
+            .esp32
+            .views()
+            .into_iter()
+            .partition(|j| !j.state.is_finished());
+        let open = avr_open
+            .into_iter()
+            .map(AnyJobView::Avr)
+            .chain(esp_open.into_iter().map(AnyJobView::Esp32));
+        let done = avr_done
+            .into_iter()
+            .map(AnyJobView::Avr)
+            .chain(esp_done.into_iter().map(AnyJobView::Esp32));
+        open.chain(done).collect()
     }
 
     /// The images of the firmware folder (rescanned by the runtime): the newest AVR image of
@@ -75,6 +149,23 @@ impl Site {
             }),
             ImageName::Esp32 { .. } => None,
         }
+    }
+
+    /// The newest ESP32 image in the folder for `board`.
+    pub(super) fn latest_esp32(&self, board: Option<&str>) -> Option<LatestEsp32> {
+        let image = latest_esp32(&self.firmware_catalogue, board?)?;
+        match image.name {
+            ImageName::Esp32 { major, minor, .. } => Some(LatestEsp32 {
+                file: image.file.clone(),
+                version: format!("{major}.{minor}"),
+            }),
+            ImageName::Avr { .. } => None,
+        }
+    }
+
+    /// The latest ESP32 job the bay took part in.
+    pub(super) fn esp32_job_of(&self, bay: &BayId) -> Option<Esp32JobView> {
+        self.esp32.latest_of(bay)
     }
 
     /// The bay's running firmware job, else its latest finished or refused one.
@@ -97,6 +188,8 @@ impl Site {
     ) {
         let ota_out = self.ota.on_message(now.mono_ms, src, msg);
         self.carry_out_ota(now, ota_out, out);
+        let esp32_out = self.esp32.on_message(src, msg);
+        self.carry_out_esp32(now, esp32_out, out);
     }
 
     /// Timeouts of running jobs and queued ones started (once per control cycle).
@@ -110,11 +203,61 @@ impl Site {
             facts.iter().find(|(b, _)| b == bay).map(|(_, f)| f.clone())
         });
         self.carry_out_ota(now, ota_out, out);
+        let bays = self.esp32_bays();
+        let esp32_out = self.esp32.poll(now.mono_ms, &bays);
+        self.carry_out_esp32(now, esp32_out, out);
     }
 
     /// The earliest deadline of a running job.
     pub(super) fn ota_timeout(&self) -> Option<u64> {
-        self.ota.poll_timeout()
+        self.ota
+            .poll_timeout()
+            .into_iter()
+            .chain(self.esp32.poll_timeout())
+            .min()
+    }
+
+    /// Every bay with what its last `system` said, for the ESP32 jobs.
+    fn esp32_bays(&self) -> Vec<Esp32Bay> {
+        self.registry
+            .iter()
+            .map(|slot| Esp32Bay {
+                bay: slot.bay.id.clone(),
+                mac: slot.bay.mac,
+                board: slot.bay.system.as_ref().map(|s| s.board.to_string()),
+                version: slot.bay.system.as_ref().map(|s| s.version.to_string()),
+            })
+            .collect()
+    }
+
+    fn carry_out_esp32(&mut self, now: Now, esp32_out: Vec<Esp32Output>, out: &mut Vec<Output>) {
+        for output in esp32_out {
+            match output {
+                Esp32Output::Send { dst, cmd } => out.push(Output::Send { dst, cmd }),
+                Esp32Output::Changed { bays, job } => {
+                    if job.state.is_finished() {
+                        out.push(Output::Event {
+                            bay: None,
+                            text: format!(
+                                "ESP32 firmware {}: {:?}, {} of {} bays upgraded, stragglers {:?}",
+                                job.image,
+                                job.state,
+                                job.bays_done.len(),
+                                job.bays.len(),
+                                job.stragglers
+                            ),
+                        });
+                    }
+                    for bay in bays {
+                        out.push(Output::Bay(BayEvent {
+                            bay,
+                            at_ms: now.wall_ms,
+                            kind: BayEventKind::Esp32Firmware { job: job.clone() },
+                        }));
+                    }
+                }
+            }
+        }
     }
 
     fn firmware_facts(&self, bay: &BayId) -> Option<BayFacts> {

@@ -129,6 +129,18 @@ pub struct BaySnapshot {
     pub avr_latest: Option<LatestAvr>,
     /// The bay's running firmware job, else its latest finished or refused one.
     pub firmware_job: Option<crate::ota::jobs::JobView>,
+    /// The newest ESP32 image of the firmware folder for the bay's board.
+    pub esp32_latest: Option<LatestEsp32>,
+    /// The latest ESP32 upgrade the bay took part in.
+    pub esp32_job: Option<crate::ota::esp32::Esp32JobView>,
+}
+
+/// An ESP32 image of the firmware folder.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LatestEsp32 {
+    pub file: String,
+    /// `M.m`, as `system` reports it.
+    pub version: String,
 }
 
 /// A controller image of the firmware folder.

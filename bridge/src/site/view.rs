@@ -171,6 +171,8 @@ impl Site {
             avr_firmware: bay.system.as_ref().map(|s| s.avrver),
             avr_latest: self.latest_avr(bay.system.as_ref().map(|s| s.board.as_str())),
             firmware_job: self.firmware_job_of(&bay.id),
+            esp32_latest: self.latest_esp32(bay.system.as_ref().map(|s| s.board.as_str())),
+            esp32_job: self.esp32_job_of(&bay.id),
         }
     }
 }

@@ -28,6 +28,7 @@ mod ocpp_security;
 mod ocpp_session;
 mod ocpp_single;
 mod ota;
+mod ota_esp32;
 mod ota_parameters;
 mod parameters_disabled;
 mod solar_bridge;

@@ -1,6 +1,6 @@
 //! The bay device: what a charging bay shows and what Home Assistant may set on it.
 
-use super::builder::{value_of, Builder, PHASES};
+use super::builder::{Builder, PHASES};
 use super::fields::{BayCommand, BayField};
 use super::identity::{bay_device_id, entity_base, origin, site_device_id, MANUFACTURER};
 use super::options::{
@@ -41,15 +41,43 @@ pub struct BayInfo {
 /// The controller update's state: a JSON object of the update platform's keys.
 fn controller_update_template() -> String {
     use BayField as F;
-    let pairs = [
-        ("installed_version", F::AvrVersion),
-        ("latest_version", F::AvrLatest),
-        ("in_progress", F::AvrUpdateInProgress),
-        ("update_percentage", F::AvrUpdatePercent),
-        ("release_summary", F::AvrReleaseSummary),
-    ]
-    .map(|(key, field)| format!("'{key}': value_json.{}", field.as_str()))
-    .join(", ");
+    update_template([
+        F::AvrVersion,
+        F::AvrLatest,
+        F::AvrUpdateInProgress,
+        F::AvrUpdatePercent,
+        F::AvrReleaseSummary,
+    ])
+}
+
+/// The node firmware (ESP32) update's state, like the controller's.
+fn node_update_template() -> String {
+    use BayField as F;
+    update_template([
+        F::FwVersion,
+        F::FwLatest,
+        F::FwUpdateInProgress,
+        F::FwUpdatePercent,
+        F::FwReleaseSummary,
+    ])
+}
+
+/// An update entity's state from the fields of installed and latest version, progress and
+/// summary.
+fn update_template(fields: [BayField; 5]) -> String {
+    let keys = [
+        "installed_version",
+        "latest_version",
+        "in_progress",
+        "update_percentage",
+        "release_summary",
+    ];
+    let pairs = keys
+        .into_iter()
+        .zip(fields)
+        .map(|(key, field)| format!("'{key}': value_json.{}", field.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
     format!("{{{{ {{{pairs}}} | to_json }}}}")
 }
 
@@ -270,18 +298,18 @@ pub fn bay_device(site: &SiteInfo, bay: &BayInfo) -> Result<DeviceConfig, Discov
         )
         .category(diagnostic)
         .icon("mdi:state-machine"),
-        // Read-only: a mesh upgrade replaces the firmware of every node of a board at once,
-        // so installing stays an operator action (`ctrl22-bridge mesh upgrade`).
+        // The node's (ESP32) firmware: an install upgrades every node of the bay's board at
+        // once (the mesh root distributes it), through the bridge's ESP32 job.
         Component::new(
             "firmware",
             "Firmware",
             Update {
                 state_topic: b.state_topic.clone(),
-                value_template: value_of(F::FwVersion.as_str()),
-                latest_version_topic: Some(b.state_topic.clone()),
-                latest_version_template: value_of(F::FwLatest.as_str()),
-                command_topic: None,
-                payload_install: None,
+                value_template: Some(node_update_template()),
+                latest_version_topic: None,
+                latest_version_template: None,
+                command_topic: Some(command(C::InstallEsp32)),
+                payload_install: Some(PAYLOAD_INSTALL.to_owned()),
                 device_class: Some(UpdateClass::Firmware),
             },
         )

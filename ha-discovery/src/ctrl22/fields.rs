@@ -49,6 +49,9 @@ field_names!(
         MeshParent = "mesh_parent",
         FwVersion = "fw_version",
         FwLatest = "fw_latest",
+        FwUpdateInProgress = "fw_update_in_progress",
+        FwUpdatePercent = "fw_update_percent",
+        FwReleaseSummary = "fw_release_summary",
         AvrVersion = "avr_version",
         AvrLatest = "avr_latest",
         AvrUpdateInProgress = "avr_update_in_progress",
@@ -69,6 +72,7 @@ field_names!(
         DepartureTime = "departure_time",
         TargetEnergyKwh = "target_energy_kwh",
         InstallAvr = "install_avr",
+        InstallEsp32 = "install_esp32",
     }
 );
 

@@ -35,6 +35,20 @@ struct Args {
     /// When cars come: random, all-plugged (every bay has a car at start) or none.
     #[arg(long, default_value = "random")]
     arrivals: Arrivals,
+    /// Where the root downloads ESP32 firmware after `upgrade`, HOST:PORT (the bridge's
+    /// image server); default: the broker's host, port 8071.
+    #[arg(long)]
+    fw_server: Option<String>,
+}
+
+/// The broker's host with the firmware server's default port.
+fn default_fw_server(broker: Option<&str>) -> Option<String> {
+    let rest = broker?.strip_prefix("mqtt://")?;
+    let host = match rest.rsplit_once(':') {
+        Some((host, _)) => host,
+        None => rest,
+    };
+    Some(format!("{host}:8071"))
 }
 
 fn parse_speed(s: &str) -> Result<f64, String> {
@@ -52,6 +66,10 @@ enum Uplink {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    let fw_server = args
+        .fw_server
+        .clone()
+        .or_else(|| default_fw_server(args.broker.as_deref()));
     let uplink = match (args.uplink, args.broker) {
         (Some(addr), _) => Uplink::Tcp(addr),
         (None, Some(url)) => Uplink::Mqtt(url),
@@ -86,7 +104,8 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let world = SimWorld::new(config.clone());
+        let mut world = SimWorld::new(config.clone());
+        world.set_fw_server(fw_server);
         tracing::info!(
             nodes = config.nodes,
             root = %world.root_mac(),

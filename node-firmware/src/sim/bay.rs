@@ -192,7 +192,7 @@ impl Bay {
             Command::System => NodeMessage::System(SystemReply {
                 time_ms: self.node.uptime_ms(now_ms),
                 version: self.node.version.clone(),
-                board: node::board(),
+                board: self.node.board.clone(),
                 avrver: self.read_par(now_ms, "ver").unwrap_or(0),
             }),
             Command::Tsync => {
@@ -244,7 +244,7 @@ impl Bay {
                 let image = self.node.image.take().filter(|image| {
                     !image.is_empty() && u32::try_from(image.len()).ok() == Some(*image_len)
                 });
-                let board = node::board();
+                let board = self.node.board.clone();
                 if let Some(image) = image.filter(|i| !ota::wrong_board(i, &board)) {
                     let version = ota::image_version(&image);
                     return (None, Some((node::FLASH_MS, Scheduled::Flashed { version })));

@@ -27,6 +27,7 @@ mod arrivals;
 mod bay;
 mod clock;
 pub mod ev;
+mod fw_fetch;
 pub mod meshtree;
 mod node;
 mod ota;

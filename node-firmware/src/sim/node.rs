@@ -13,8 +13,13 @@ use crate::Ccss;
 /// A node reboots this long after `restart`, and is silent this long while booting.
 pub(super) const RESTART_DELAY_MS: u64 = 10_000;
 const BOOT_MS: u64 = 3_000;
-/// How long the root takes to fetch and distribute node firmware after `upgrade`.
+/// How long the root takes to fetch and distribute node firmware after `upgrade` when no
+/// firmware server is configured (the simulated one always has the image).
 pub(super) const UPGRADE_MS: u64 = 60_000;
+/// With a firmware server: the first node restarts this long after the download, the
+/// others one [`UPGRADE_STAGGER_MS`] after another (the mesh relays the image node by node).
+pub(super) const UPGRADE_AFTER_FETCH_MS: u64 = 3_000;
+pub(super) const UPGRADE_STAGGER_MS: u64 = 1_500;
 /// How long flashing the AVR takes before `running` / `halted` is reported.
 pub(super) const FLASH_MS: u64 = 5_000;
 /// Largest AVR image a node buffers (the ATmega2560's flash).
@@ -44,6 +49,8 @@ pub(super) struct Node {
     next_heartbeat_ms: u64,
     last_reported: Option<Ccss>,
     pub(super) version: heapless::String<16>,
+    /// The board `system` reports (what ESP32 upgrades match).
+    pub(super) board: heapless::String<32>,
     /// AVR image being received after `avrota recimg`.
     pub(super) image: Option<Vec<u8>>,
 }
@@ -61,6 +68,7 @@ impl Node {
             next_heartbeat_ms: rng.gen_range(0..u64::from(heartbeat_ms).max(1)),
             last_reported: None,
             version,
+            board: board(),
             image: None,
         }
     }
@@ -150,7 +158,7 @@ impl Node {
     }
 }
 
-pub(super) fn board() -> heapless::String<32> {
+fn board() -> heapless::String<32> {
     let mut board = heapless::String::new();
     let _ = board.push_str(NODE_BOARD);
     board

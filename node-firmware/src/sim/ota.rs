@@ -16,6 +16,8 @@ pub struct OtaFaults {
     /// After this many chunks the node drops off the mesh once: it reboots (silent while
     /// booting) and forgets the image received so far.
     pub offline_after_chunks: Option<u32>,
+    /// The node never takes an ESP32 upgrade (a straggler): it keeps its version.
+    pub refuses_esp32_upgrade: bool,
 }
 
 /// A chunk's fate under [`OtaFaults`]; `count` is the chunk's number since boot, from 1.

@@ -9,8 +9,9 @@ use rand_chacha::ChaCha8Rng;
 
 use super::arrivals::{arriving_car, Visit};
 use super::bay::{Bay, BayTruth};
+use super::fw_fetch::Fetch;
 use super::meshtree::MeshTree;
-use super::node::{Scheduled, NODE_BOARD, UPGRADE_MS};
+use super::node::{Scheduled, UPGRADE_AFTER_FETCH_MS, UPGRADE_MS, UPGRADE_STAGGER_MS};
 use super::SimConfig;
 use crate::mesh::{Address, Command, MacAddr, NodeMessage, OtaState};
 
@@ -28,6 +29,9 @@ pub struct SimWorld {
     by_mac: HashMap<MacAddr, usize>,
     scheduled: Vec<(u64, usize, Scheduled)>,
     now_ms: u64,
+    /// Where the root downloads ESP32 firmware (`host:port`); none: it always has it.
+    fw_server: Option<String>,
+    fetches: Vec<Fetch>,
 }
 
 impl SimWorld {
@@ -53,6 +57,8 @@ impl SimWorld {
             by_mac,
             scheduled: Vec::new(),
             now_ms: 0,
+            fw_server: None,
+            fetches: Vec::new(),
         }
     }
 
@@ -102,6 +108,7 @@ impl SimWorld {
     /// replies. A `now_ms` in the past is treated as no time passing.
     pub fn step(&mut self, now_ms: u64) -> Vec<(MacAddr, NodeMessage)> {
         let mut out = Vec::new();
+        self.poll_fetches(now_ms.max(self.now_ms));
         while self.now_ms < now_ms {
             let t = now_ms.min(self.now_ms + SUBSTEP_MS);
             let dt_ms = t - self.now_ms;
@@ -195,20 +202,89 @@ impl SimWorld {
         true
     }
 
-    /// The root fetches the image (the simulated firmware server always has it) and every
-    /// node of that board reboots into it.
-    fn schedule_upgrade(&mut self, now_ms: u64, version: &heapless::String<16>, board: &str) {
-        if board != NODE_BOARD {
-            return;
+    /// Makes bay `mac` report `board` in `system` (a site of mixed boards); `false` when
+    /// there is no such bay or the name is too long.
+    pub fn set_board(&mut self, mac: MacAddr, board: &str) -> bool {
+        let Some(bay) = self.by_mac.get(&mac).and_then(|&i| self.bays.get_mut(i)) else {
+            return false;
+        };
+        match heapless::String::try_from(board) {
+            Ok(board) => {
+                bay.node.board = board;
+                true
+            }
+            Err(_) => false,
         }
-        for index in 0..self.bays.len() {
+    }
+
+    /// The root downloads ESP32 firmware over HTTP from `server` (`host:port`, the bridge's
+    /// image server) after an `upgrade`; `None`: it always has the image, after
+    /// [`UPGRADE_MS`].
+    pub fn set_fw_server(&mut self, server: Option<String>) {
+        self.fw_server = server;
+    }
+
+    /// The root gets the image and every node of that board reboots into it, except those
+    /// that refuse it ([`super::OtaFaults::refuses_esp32_upgrade`]).
+    fn schedule_upgrade(&mut self, now_ms: u64, version: &heapless::String<16>, board: &str) {
+        match &self.fw_server {
+            Some(server) => {
+                // One upgrade at a time, as on the real root.
+                if self.fetches.is_empty() {
+                    self.fetches.push(Fetch::start(server, board, version));
+                }
+            }
+            None => self.distribute(now_ms + UPGRADE_MS, 0, version, board),
+        }
+    }
+
+    /// The nodes of `board` reboot into `version` from `first_ms` on, `stagger_ms` apart.
+    fn distribute(
+        &mut self,
+        first_ms: u64,
+        stagger_ms: u64,
+        version: &heapless::String<16>,
+        board: &str,
+    ) {
+        let mut at_ms = first_ms;
+        for (index, bay) in self.bays.iter().enumerate() {
+            if bay.node.board.as_str() != board || bay.ota_faults.refuses_esp32_upgrade {
+                continue;
+            }
             self.scheduled.push((
-                now_ms + UPGRADE_MS,
+                at_ms,
                 index,
                 Scheduled::Reboot {
                     version: Some(version.clone()),
                 },
             ));
+            at_ms += stagger_ms;
+        }
+    }
+
+    /// Downloads that finished: the image goes to the board's nodes, or nowhere.
+    fn poll_fetches(&mut self, now_ms: u64) {
+        let mut finished = Vec::new();
+        self.fetches.retain(|fetch| match fetch.poll() {
+            Some(result) => {
+                finished.push((fetch.board.clone(), fetch.version.clone(), result));
+                false
+            }
+            None => true,
+        });
+        for (board, version, result) in finished {
+            match result {
+                Ok(bytes) => {
+                    tracing::info!(%board, %version, bytes, "root: firmware downloaded");
+                    self.distribute(
+                        now_ms + UPGRADE_AFTER_FETCH_MS,
+                        UPGRADE_STAGGER_MS,
+                        &version,
+                        &board,
+                    );
+                }
+                Err(e) => tracing::warn!(%board, %version, "root: upgrade failed: {e}"),
+            }
         }
     }
 

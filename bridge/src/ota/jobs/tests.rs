@@ -389,3 +389,48 @@ fn no_more_than_max_parallel_bays_are_flashed_at_once() {
         assert_eq!(h.avr_version(i), Some(15));
     }
 }
+
+#[test]
+fn a_cancelled_job_releases_its_bay_and_a_queued_one_never_starts() {
+    let mut h = Harness::new(
+        3,
+        OtaParams {
+            max_parallel: 1,
+            ..OtaParams::default()
+        },
+    );
+    // Bay 1 does not answer: its job stays running, waiting for receive mode.
+    h.unreachable.push(h.mac(1));
+    let running = h.submit(1, image(15));
+    let queued = h.submit(2, image(15));
+    h.run(1_000);
+    assert!(h.jobs.holds(&id(h.mac(1))));
+    assert_eq!(h.state(queued), JobState::Queued);
+
+    let out = h.jobs.cancel(queued).expect("cancelled");
+    h.carry_out(out);
+    let out = h.jobs.cancel(running).expect("cancelled");
+    h.carry_out(out);
+    assert!(h.held.is_empty(), "the hold is released");
+    assert!(!h.jobs.holds(&id(h.mac(1))));
+    for job in [running, queued] {
+        assert_eq!(
+            h.state(job),
+            JobState::Failed {
+                error: JobError::Cancelled
+            }
+        );
+    }
+    // Only the running job held its bay, so only it is released.
+    let releases = h
+        .outputs
+        .iter()
+        .filter(|o| matches!(o, OtaOutput::Release(_)))
+        .count();
+    assert_eq!(releases, 1);
+    let sends = h.outputs.len();
+    h.run(30_000);
+    assert_eq!(h.outputs.len(), sends, "nothing more after the cancel");
+    assert_eq!(h.jobs.cancel(running), Err(CancelError::Finished));
+    assert_eq!(h.jobs.cancel(999), Err(CancelError::Unknown));
+}

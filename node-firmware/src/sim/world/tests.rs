@@ -9,6 +9,7 @@ use super::*;
 use crate::mesh::{Heartbeat, ParName};
 use crate::pilot;
 use crate::sim::ev::{Ev, EvSpec, OnboardCharger};
+use crate::sim::node::NODE_BOARD;
 use crate::sim::Arrivals;
 use crate::{Ccss, CcssGroup, Deciamps, PhaseSet};
 
@@ -245,4 +246,41 @@ fn upgrade_reboots_every_node_of_the_board_into_the_new_version() {
         assert_eq!(system.version.as_str(), "3.5");
         assert_eq!(system.time_ms, 10_000, "rebooted at 60 s");
     }
+}
+
+#[test]
+fn upgrade_skips_other_boards_and_nodes_that_refuse_it() {
+    let mut world = world(4, Arrivals::None);
+    let macs: Vec<MacAddr> = world.macs().collect();
+    assert!(world.set_board(macs[3], "m5stick"));
+    world.set_ota_faults(
+        macs[2],
+        crate::sim::OtaFaults {
+            refuses_esp32_upgrade: true,
+            ..crate::sim::OtaFaults::default()
+        },
+    );
+    let upgrade = Command::Upgrade {
+        version: heapless::String::try_from("3.6").unwrap(),
+        board: heapless::String::try_from(NODE_BOARD).unwrap(),
+    };
+    world.handle_command(0, &Address::Root, &upgrade);
+    world.step(70_000);
+    let systems = world.handle_command(70_000, &Address::Broadcast, &Command::System);
+    let versions: Vec<(String, String)> = systems
+        .into_iter()
+        .filter_map(|(_, msg)| match msg {
+            NodeMessage::System(s) => Some((s.board.to_string(), s.version.to_string())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        versions,
+        [
+            (NODE_BOARD.to_owned(), "3.6".to_owned()),
+            (NODE_BOARD.to_owned(), "3.6".to_owned()),
+            (NODE_BOARD.to_owned(), "3.4".to_owned()),
+            ("m5stick".to_owned(), "3.4".to_owned()),
+        ]
+    );
 }
