@@ -164,7 +164,9 @@ listen = "127.0.0.1:{free_port()}"
 path = "{os.path.join(work, 'ctrl22.db')}"
 """)
         if firmware:
-            f.write(f'\n[firmware]\ndir = "{firmware}"\n')
+            # The ESP32 image server on loopback and a free port, beside other tests.
+            f.write(f'\n[firmware]\ndir = "{firmware}"\n'
+                    f'esp32_host = "127.0.0.1"\nesp32_port = {free_port()}\n')
     return path
 
 

@@ -188,9 +188,11 @@ pub(crate) async fn ota_site() -> anyhow::Result<OtaSite> {
     std::fs::write(firmware.path().join("ctrl22_m5stick_15.hex"), hex_image(15))?;
     let http = SocketAddr::from(([127, 0, 0, 1], free_port()?));
     let dir: &Path = firmware.path();
+    // The ESP32 image server on loopback and a free port: tests run side by side.
     let extra = format!(
-        "[firmware]\ndir = \"{}\"\nmax_parallel = 2\n",
-        dir.display()
+        "[firmware]\ndir = \"{}\"\nmax_parallel = 2\nesp32_host = \"127.0.0.1\"\nesp32_port = {}\n",
+        dir.display(),
+        free_port()?
     );
     let site = MqttSite::start_configured(|c| {
         c.http_listen = http;
