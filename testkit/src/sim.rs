@@ -1,9 +1,11 @@
 //! Simulated bays for the end-to-end tests (feature `sim`): the in-process node simulator on
 //! the test's broker, every bay with a car plugged in and a heartbeat every second.
 
+use std::sync::{Arc, Mutex};
+
 use crate::Mosquitto;
 use ctrl22_node::mesh::MacAddr;
-use ctrl22_node::sim::{self, Arrivals, SimConfig, SimWorld};
+use ctrl22_node::sim::{self, Arrivals, BayTruth, SimConfig, SimWorld};
 
 /// The running simulator; told to stop when dropped.
 #[derive(Debug)]
@@ -12,6 +14,8 @@ pub struct Simulator {
     pub macs: Vec<MacAddr>,
     /// The same addresses in topic form (`d8a01d55a56c`).
     pub devs: Vec<String>,
+    /// The world's ground truth after its latest step.
+    truth: Arc<Mutex<Vec<BayTruth>>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), sim::SimError>>>,
 }
@@ -47,18 +51,33 @@ impl Simulator {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let url = broker.url();
         let mesh = mesh.to_owned();
+        let truth: Arc<Mutex<Vec<BayTruth>>> = Arc::new(Mutex::new(world.ground_truth().collect()));
+        let latest = Arc::clone(&truth);
         let task = tokio::spawn(async move {
-            sim::run_mqtt(world, &url, &mesh, 1.0, async {
+            let stopped = async {
                 let _ = stopped.await;
+            };
+            sim::run_mqtt_observed(world, &url, &mesh, 1.0, stopped, |world| {
+                if let Ok(mut truth) = latest.lock() {
+                    truth.clear();
+                    truth.extend(world.ground_truth());
+                }
             })
             .await
         });
         Self {
             macs,
             devs,
+            truth,
             stop: Some(stop),
             task: Some(task),
         }
+    }
+
+    /// What every bay has applied and drawn so far ([`SimWorld::ground_truth`]), root first.
+    #[must_use]
+    pub fn ground_truth(&self) -> Vec<BayTruth> {
+        self.truth.lock().map(|t| t.clone()).unwrap_or_default()
     }
 
     /// Stops the simulator and waits until it has disconnected.

@@ -125,6 +125,7 @@ impl Site {
                             started_ms,
                             energy_wh: bay.energy.session_wh(),
                             meter_wh: bay.energy.total_wh_floor(),
+                            uncounted_ms: bay.energy.session_uncounted_ms(),
                         }));
                         out.push(Output::SaveEnergy {
                             bay: id.clone(),

@@ -27,6 +27,8 @@ pub struct SimWorld {
     bays: Vec<Bay>,
     by_mac: HashMap<MacAddr, usize>,
     scheduled: Vec<(u64, usize, Scheduled)>,
+    /// Bays whose radio link is down until this simulated time (a fault a test injected).
+    link_down_until_ms: HashMap<usize, u64>,
     now_ms: u64,
 }
 
@@ -52,6 +54,7 @@ impl SimWorld {
             bays,
             by_mac,
             scheduled: Vec::new(),
+            link_down_until_ms: HashMap::new(),
             now_ms: 0,
         }
     }
@@ -113,7 +116,32 @@ impl SimWorld {
                 }
             }
         }
+        if !self.link_down_until_ms.is_empty() {
+            let now = self.now_ms;
+            self.link_down_until_ms.retain(|_, until| *until > now);
+            out.retain(|(mac, _)| !self.link_down(*mac));
+        }
         out
+    }
+
+    /// Cuts bay `mac`'s radio link for `duration_ms` from the last step on: what it sends
+    /// is lost and commands do not reach it, while the bay itself runs on (its car charges,
+    /// its watchdog counts). `false` when there is no such bay.
+    pub fn drop_link(&mut self, mac: MacAddr, duration_ms: u64) -> bool {
+        let Some(&index) = self.by_mac.get(&mac) else {
+            return false;
+        };
+        self.link_down_until_ms
+            .insert(index, self.now_ms.saturating_add(duration_ms));
+        true
+    }
+
+    fn link_down(&self, mac: MacAddr) -> bool {
+        self.by_mac.get(&mac).is_some_and(|index| {
+            self.link_down_until_ms
+                .get(index)
+                .is_some_and(|&until| until > self.now_ms)
+        })
     }
 
     /// Delivers a command from the host to `dst` at `now_ms` and returns the immediate
@@ -140,7 +168,12 @@ impl SimWorld {
             else {
                 continue;
             };
-            if !bay.node.is_up(now_ms) {
+            if !bay.node.is_up(now_ms)
+                || self
+                    .link_down_until_ms
+                    .get(&index)
+                    .is_some_and(|&until| until > now_ms)
+            {
                 continue;
             }
             if let Command::Upgrade { version, board } = cmd {
