@@ -37,10 +37,25 @@ impl Simulator {
         seed: u64,
         prepare: impl FnOnce(&mut SimWorld),
     ) -> Self {
+        Self::start_world(broker, mesh, bays, seed, 1_000, prepare)
+    }
+
+    /// Like [`Simulator::start_with`], every bay sending a heartbeat every `heartbeat_ms`
+    /// (the firmware's `hbperiod`; energy tests use a short one, since the bridge counts
+    /// the current of the last report until the next).
+    #[must_use]
+    pub fn start_world(
+        broker: &Mosquitto,
+        mesh: &str,
+        bays: usize,
+        seed: u64,
+        heartbeat_ms: u32,
+        prepare: impl FnOnce(&mut SimWorld),
+    ) -> Self {
         let mut world = SimWorld::new(SimConfig {
             nodes: bays,
             seed,
-            heartbeat_ms: 1_000,
+            heartbeat_ms,
             speed: 1.0,
             arrivals: Arrivals::AllPlugged,
             mesh_id: mesh.to_owned(),
