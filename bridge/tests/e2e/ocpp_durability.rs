@@ -15,7 +15,7 @@ use crate::ocpp_session::enable_ocpp;
 const STEP: Duration = Duration::from_secs(20);
 
 /// (action, timestamp, meter Wh) of every transaction message `cp` delivered, in order.
-fn transaction_messages(lines: &[Value], cp: &str) -> Vec<(String, String, f64)> {
+pub(crate) fn transaction_messages(lines: &[Value], cp: &str) -> Vec<(String, String, f64)> {
     lines
         .iter()
         .filter(|l| l["kind"] == "recv" && l["cp"] == cp)

@@ -17,6 +17,7 @@ use crate::mqtt_site::MqttSite;
 mod broker_late;
 mod broker_restart;
 mod flapping;
+mod sigkill;
 
 /// The simulated bays' heartbeat period where energy is compared: the bridge counts the
 /// current of one report until the next, so every change of a car's draw costs up to one
@@ -125,10 +126,14 @@ fn check_energy(rows: &[Value], simulator: &Simulator) -> anyhow::Result<f64> {
 /// The bridge's `/metrics` value of `name{bay="dev"}`.
 async fn bay_metric(http: SocketAddr, name: &str, dev: &str) -> anyhow::Result<f64> {
     let metrics = http_get(http, "/metrics").await?;
-    let prefix = format!("{name}{{bay=\"{dev}\"}}");
+    // Counters carry the `_total` suffix of the text format.
+    let prefixes = [
+        format!("{name}{{bay=\"{dev}\"}}"),
+        format!("{name}_total{{bay=\"{dev}\"}}"),
+    ];
     metrics
         .lines()
-        .find_map(|l| l.strip_prefix(&prefix))
+        .find_map(|l| prefixes.iter().find_map(|p| l.strip_prefix(p.as_str())))
         .and_then(|v| v.trim().parse().ok())
-        .with_context(|| format!("no {prefix} in /metrics"))
+        .with_context(|| format!("no {name}{{bay=\"{dev}\"}} in /metrics"))
 }
