@@ -16,6 +16,7 @@ use crate::mqtt_site::MqttSite;
 
 mod broker_late;
 mod broker_restart;
+mod clock_jump;
 mod flapping;
 mod sigkill;
 
