@@ -18,6 +18,8 @@ mod broker_late;
 mod broker_restart;
 mod clock_jump;
 mod flapping;
+mod inverter_hang;
+mod ocpp_outage;
 mod sigkill;
 
 /// The simulated bays' heartbeat period where energy is compared: the bridge counts the
