@@ -28,20 +28,31 @@ async fn a_bridge_started_before_its_broker_connects_once_it_comes() -> anyhow::
     ensure!(bridge.is_running(), "the bridge gave up without a broker");
     // Retrying is not an error worth a line per attempt.
     let retries_logged = log.lines().len();
-    ensure!(retries_logged <= 5, "{retries_logged} lines while waiting for the broker: {:#?}", log.lines());
+    ensure!(
+        retries_logged <= 5,
+        "{retries_logged} lines while waiting for the broker: {:#?}",
+        log.lines()
+    );
 
     let broker = Mosquitto::start_on(port)?;
     let came_at = Instant::now();
     let watcher = Recorder::connect(port, "e2e-watcher", &["/DEMESH/#"]).await?;
     let simulator = Simulator::start(&broker, &bridge_config.mesh_id, 2, 3);
-    let wire = Wire::new(&bridge_config.mesh_id, bridge_config.limit_deciamps(), || {
-        watcher.messages()
-    });
+    let wire = Wire::new(
+        &bridge_config.mesh_id,
+        bridge_config.limit_deciamps(),
+        || watcher.messages(),
+    );
     wire.wait_charging(0, 2, Duration::from_secs(30)).await?;
     let first_write = watcher
         .messages()
         .iter()
-        .find(|r| matches!(r.decode(&bridge_config.mesh_id), Some(WireMessage::Command { .. })))
+        .find(|r| {
+            matches!(
+                r.decode(&bridge_config.mesh_id),
+                Some(WireMessage::Command { .. })
+            )
+        })
         .map(|r| r.at.duration_since(came_at));
     // The back-off tops out at 30 s but has not grown that far after 5 s; the start-up
     // grace (one heartbeat timeout, 3 s) comes on top.

@@ -15,7 +15,8 @@ use super::{check_energy, end_all_sessions, site};
 async fn a_broker_restart_mid_session_loses_no_energy_and_no_fuse() -> anyhow::Result<()> {
     let (mut site, http) = site(10, |_| {}).await?;
     let _bridge = site.bridge()?;
-    let simulator = Simulator::start_world(&site.broker, &site.mesh, 3, 11, super::HEARTBEAT_MS, |_| {});
+    let simulator =
+        Simulator::start_world(&site.broker, &site.mesh, 3, 11, super::HEARTBEAT_MS, |_| {});
     let wire = site.wire();
     wire.wait_charging(0, 3, Duration::from_secs(30)).await?;
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -52,7 +53,10 @@ async fn a_broker_restart_mid_session_loses_no_energy_and_no_fuse() -> anyhow::R
 
     let rows = end_all_sessions(&site, http, &simulator).await?;
     let worst = check_energy(&rows, &simulator)?;
-    eprintln!("broker restart: worst energy error {:.3} %, {stats:?}", worst * 100.0);
+    eprintln!(
+        "broker restart: worst energy error {:.3} %, {stats:?}",
+        worst * 100.0
+    );
     simulator.stop().await;
     Ok(())
 }

@@ -21,10 +21,10 @@ fn set_offset(file: &Path, offset: &str) -> anyhow::Result<()> {
     std::fs::write(file, offset).context("writing the faketime file")
 }
 
-fn real_now_ms() -> u64 {
+fn real_now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 async fn car(site: &crate::mqtt_site::MqttSite, dev: &str, what: &str) -> anyhow::Result<()> {
@@ -49,7 +49,10 @@ async fn nth_session(http: std::net::SocketAddr, dev: &str, n: usize) -> anyhow:
         if let Some(row) = rows.get(n) {
             return Ok(row.clone());
         }
-        ensure!(tokio::time::Instant::now() < deadline, "no session {n} of {dev}: {rows:#?}");
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "no session {n} of {dev}: {rows:#?}"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
@@ -88,10 +91,11 @@ async fn wall_clock_jumps_change_no_timer_and_no_session_duration() -> anyhow::R
     set_offset(clock.path(), "+1h")?;
     let jumped_at = site.watcher.messages().len();
     tokio::time::sleep(Duration::from_secs(4)).await;
-    wire.wait_charging(jumped_at, 2, Duration::from_secs(5)).await?;
+    wire.wait_charging(jumped_at, 2, Duration::from_secs(5))
+        .await?;
     car(&site, &jumper, "leave").await?;
     let first = nth_session(http, &jumper, 0).await?;
-    let ended_ahead_s = (first["ended_ms"].as_i64().unwrap_or(0) - real_now_ms() as i64) / 1000;
+    let ended_ahead_s = (first["ended_ms"].as_i64().unwrap_or(0) - real_now_ms()) / 1000;
     ensure!(
         (3_000..3_700).contains(&ended_ahead_s),
         "the bridge's clock is {ended_ahead_s} s ahead, not 1 h: faketime not in effect? {first}"
@@ -103,18 +107,22 @@ async fn wall_clock_jumps_change_no_timer_and_no_session_duration() -> anyhow::R
         set_offset(clock.path(), offset)?;
         let back_at = site.watcher.messages().len();
         tokio::time::sleep(Duration::from_secs(3)).await;
-        wire.wait_charging(back_at, 1, Duration::from_secs(5)).await?;
+        wire.wait_charging(back_at, 1, Duration::from_secs(5))
+            .await?;
     }
     car(&site, &steady, "leave").await?;
     let second = nth_session(http, &steady, 0).await?;
-    let ended_behind_s = (real_now_ms() as i64 - second["ended_ms"].as_i64().unwrap_or(0)) / 1000;
+    let ended_behind_s = (real_now_ms() - second["ended_ms"].as_i64().unwrap_or(0)) / 1000;
     ensure!(
         (3_000..3_700).contains(&ended_behind_s),
         "the bridge's clock is {ended_behind_s} s behind, not 1 h: {second}"
     );
     let stats = wire.check("around the clock jumps")?;
 
-    for (what, row, at_least_s) in [("ended after +1 h", &first, 5), ("ended after -2 x 1 h", &second, 10)] {
+    for (what, row, at_least_s) in [
+        ("ended after +1 h", &first, 5),
+        ("ended after -2 x 1 h", &second, 10),
+    ] {
         let d = duration_ms(row);
         eprintln!("session {what}: {d} ms: {row}");
         ensure!(
@@ -129,7 +137,10 @@ async fn wall_clock_jumps_change_no_timer_and_no_session_duration() -> anyhow::R
         .flatten()
         .filter(|e| e["text"].as_str().is_some_and(|t| t.starts_with("offline")))
         .count();
-    ensure!(offline == 0, "bays went offline around a clock jump: {events:#}");
+    ensure!(
+        offline == 0,
+        "bays went offline around a clock jump: {events:#}"
+    );
     eprintln!("clock jumps: {stats:?}");
     simulator.stop().await;
     Ok(())

@@ -18,8 +18,8 @@ const DOWN_MS: u64 = 4_000;
 const PERIOD: Duration = Duration::from_secs(6);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_flapping_bay_keeps_its_reservation_and_its_session_shows_the_gaps(
-) -> anyhow::Result<()> {
+async fn a_flapping_bay_keeps_its_reservation_and_its_session_shows_the_gaps() -> anyhow::Result<()>
+{
     let (site, http) = site(3, |_| {}).await?;
     let (_bridge, log) = BridgeProcess::start_logged(crate::bridge_binary(), &site.config, &[])?;
     let simulator = Simulator::start_world(&site.broker, &site.mesh, 3, 11, HEARTBEAT_MS, |_| {});
@@ -51,10 +51,19 @@ async fn a_flapping_bay_keeps_its_reservation_and_its_session_shows_the_gaps(
         .collect();
     let offline = texts.iter().filter(|t| t.starts_with("offline")).count();
     let online = texts.iter().filter(|t| **t == "online").count();
-    ensure!(offline == FLAPS as usize, "{offline} offline events: {texts:#?}");
+    ensure!(
+        offline == FLAPS as usize,
+        "{offline} offline events: {texts:#?}"
+    );
     // One for the first heartbeat, one per return.
-    ensure!(online == FLAPS as usize + 1, "{online} online events: {texts:#?}");
-    ensure!(lines <= 4 * FLAPS as usize, "{lines} log lines for {FLAPS} flaps");
+    ensure!(
+        online == FLAPS as usize + 1,
+        "{online} online events: {texts:#?}"
+    );
+    ensure!(
+        lines <= 4 * FLAPS as usize,
+        "{lines} log lines for {FLAPS} flaps"
+    );
 
     let rows = end_all_sessions(&site, http, &simulator).await?;
     let energy = energies(&rows, &simulator);
@@ -73,7 +82,10 @@ async fn a_flapping_bay_keeps_its_reservation_and_its_session_shows_the_gaps(
     }
     for (dev, measured, truth) in &energy {
         let error = (measured - truth).abs() / truth;
-        eprintln!("{dev}: measured {measured:.2} Wh, truth {truth:.2} Wh, {:.2} % off", error * 100.0);
+        eprintln!(
+            "{dev}: measured {measured:.2} Wh, truth {truth:.2} Wh, {:.2} % off",
+            error * 100.0
+        );
         if *dev == flapping {
             ensure!(measured < truth, "the gaps are not counted: {dev}");
         } else {

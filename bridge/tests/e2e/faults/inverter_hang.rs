@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context};
 use axum::routing::get;
+use ctrl22_node::mesh::Address;
 use ctrl22_testkit::bridge::{http_get, BridgeProcess};
 use ctrl22_testkit::scenario::Wire;
 use ctrl22_testkit::sim::Simulator;
 use ctrl22_testkit::wire::{WireMessage, WireRecord};
-use ctrl22_node::mesh::Address;
 use serde_json::Value;
 
 use super::site;
@@ -51,7 +51,9 @@ async fn hanging_power_sources_fall_back_to_the_house_reserve_without_stalling(
             1,
         ),
     )?;
-    let mut file = std::fs::OpenOptions::new().append(true).open(&site.config)?;
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&site.config)?;
     write!(
         file,
         "\n[[solar.sources]]\nkind = \"shelly\"\nurl = \"http://{meter}\"\ninterval = \"200ms\"\ntimeout = \"300ms\"\n\n\
@@ -61,7 +63,9 @@ async fn hanging_power_sources_fall_back_to_the_house_reserve_without_stalling(
     let (_bridge, log) = BridgeProcess::start_logged(crate::bridge_binary(), &site.config, &[])?;
     // Two bays: both fit in the 16 A the house reserve leaves (three would rotate).
     let simulator = Simulator::start(&site.broker, &site.mesh, 2, 11);
-    site.wire().wait_charging(0, 2, Duration::from_secs(30)).await?;
+    site.wire()
+        .wait_charging(0, 2, Duration::from_secs(30))
+        .await?;
     let steady_from = site.watcher.messages().len();
     tokio::time::sleep(Duration::from_secs(10)).await;
 

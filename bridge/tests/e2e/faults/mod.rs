@@ -112,7 +112,10 @@ fn check_energy(rows: &[Value], simulator: &Simulator) -> anyhow::Result<f64> {
     for (dev, measured, truth) in energies(rows, simulator) {
         ensure!(truth > 1.0, "{dev} charged only {truth:.2} Wh");
         let error = (measured - truth).abs() / truth;
-        eprintln!("{dev}: measured {measured:.2} Wh, ground truth {truth:.2} Wh, error {:.3} %", error * 100.0);
+        eprintln!(
+            "{dev}: measured {measured:.2} Wh, ground truth {truth:.2} Wh, error {:.3} %",
+            error * 100.0
+        );
         ensure!(
             error <= 0.01,
             "{dev}: measured {measured:.2} Wh, truth {truth:.2} Wh ({:.2} % off)",

@@ -43,7 +43,10 @@ async fn a_killed_bridge_resumes_the_running_sessions_exactly_once() -> anyhow::
         if before.iter().all(|wh| *wh >= 3.0) {
             break before;
         }
-        ensure!(tokio::time::Instant::now() < deadline, "registers {before:?}");
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "registers {before:?}"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
 
@@ -72,7 +75,10 @@ async fn a_killed_bridge_resumes_the_running_sessions_exactly_once() -> anyhow::
 
     for dev in &simulator.devs {
         site.watcher
-            .publish(&format!("/{}/{dev}/simctl", site.mesh), r#"{"car":"leave"}"#)
+            .publish(
+                &format!("/{}/{dev}/simctl", site.mesh),
+                r#"{"car":"leave"}"#,
+            )
             .await?;
     }
     for cp in &simulator.devs {
@@ -103,7 +109,10 @@ async fn a_killed_bridge_resumes_the_running_sessions_exactly_once() -> anyhow::
             ensure!(pair[0].2 <= pair[1].2, "register went down: {pair:?}");
         }
         ensure!(repeats <= 1, "{repeats} repeats: {delivered:#?}");
-        eprintln!("{cp}: {} transaction messages, {repeats} repeated", delivered.len());
+        eprintln!(
+            "{cp}: {} transaction messages, {repeats} repeated",
+            delivered.len()
+        );
     }
     eprintln!("SIGKILL: {stats:?}");
     simulator.stop().await;
