@@ -109,17 +109,18 @@ impl SimWorld {
             let t = now_ms.min(self.now_ms + SUBSTEP_MS);
             let dt_ms = t - self.now_ms;
             self.now_ms = t;
+            let from = out.len();
             self.run_scheduled(t, &mut out);
             for (bay, node) in self.bays.iter_mut().zip(self.mesh.nodes()) {
                 if let Some(heartbeat) = bay.advance(t, dt_ms, node) {
                     out.push((node.mac, NodeMessage::Heartbeat(heartbeat)));
                 }
             }
-        }
-        if !self.link_down_until_ms.is_empty() {
-            let now = self.now_ms;
-            self.link_down_until_ms.retain(|_, until| *until > now);
-            out.retain(|(mac, _)| !self.link_down(*mac));
+            if !self.link_down_until_ms.is_empty() {
+                let sent = out.split_off(from);
+                out.extend(sent.into_iter().filter(|(mac, _)| !self.link_down(*mac)));
+                self.link_down_until_ms.retain(|_, until| *until > t);
+            }
         }
         out
     }
