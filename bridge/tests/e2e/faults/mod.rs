@@ -53,12 +53,8 @@ async fn sessions(http: SocketAddr) -> anyhow::Result<Vec<Value>> {
     rows.as_array().cloned().context("sessions: not a list")
 }
 
-/// Every car leaves, and once every bay's session is recorded, the recorded sessions.
-async fn end_all_sessions(
-    site: &MqttSite,
-    http: SocketAddr,
-    simulator: &Simulator,
-) -> anyhow::Result<Vec<Value>> {
+/// Every car leaves (the simulator's `simctl`).
+async fn leave_all(site: &MqttSite, simulator: &Simulator) -> anyhow::Result<()> {
     for dev in &simulator.devs {
         site.watcher
             .publish(
@@ -67,6 +63,16 @@ async fn end_all_sessions(
             )
             .await?;
     }
+    Ok(())
+}
+
+/// Every car leaves, and once every bay's session is recorded, the recorded sessions.
+async fn end_all_sessions(
+    site: &MqttSite,
+    http: SocketAddr,
+    simulator: &Simulator,
+) -> anyhow::Result<Vec<Value>> {
+    leave_all(site, simulator).await?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
         let rows = sessions(http).await.unwrap_or_default();

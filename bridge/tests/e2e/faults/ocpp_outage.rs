@@ -10,7 +10,7 @@ use anyhow::ensure;
 use ctrl22_testkit::sim::Simulator;
 
 use super::{check_energy, end_all_sessions, site, HEARTBEAT_MS};
-use crate::ocpp_durability::transaction_messages;
+use crate::ocpp_durability::{delivered_once, transaction_messages};
 use crate::ocpp_peer::{Peer, PeerProcess};
 use crate::ocpp_session::enable_ocpp;
 
@@ -69,23 +69,7 @@ async fn an_ocpp_backend_restart_and_outage_lose_and_repeat_no_transaction_messa
 
     let lines: Vec<_> = backends.iter().flat_map(PeerProcess::lines).collect();
     let delivered = transaction_messages(&lines, &cp);
-    let count = |action: &str| delivered.iter().filter(|m| m.0 == action).count();
-    ensure!(
-        count("StartTransaction") == 1 && count("StopTransaction") == 1,
-        "{delivered:#?}"
-    );
-    ensure!(delivered.first().is_some_and(|m| m.0 == "StartTransaction"));
-    ensure!(delivered.last().is_some_and(|m| m.0 == "StopTransaction"));
-    let mut repeats = 0;
-    for pair in delivered.windows(2) {
-        let (a, b) = (&pair[0], &pair[1]);
-        if a == b {
-            repeats += 1;
-            continue;
-        }
-        ensure!(a.1 <= b.1, "out of order: {a:?} then {b:?}");
-        ensure!(a.2 <= b.2, "register went down: {a:?} then {b:?}");
-    }
+    let repeats = delivered_once(&delivered)?;
     ensure!(repeats <= 2, "{repeats} repeats: {delivered:#?}");
     // What the outage held back arrived afterwards: about one meter value per second.
     let after_outage = backends

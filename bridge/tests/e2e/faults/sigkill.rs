@@ -9,8 +9,8 @@ use std::time::Duration;
 use anyhow::ensure;
 use ctrl22_testkit::sim::Simulator;
 
-use super::{bay_metric, site};
-use crate::ocpp_durability::transaction_messages;
+use super::{bay_metric, leave_all, site};
+use crate::ocpp_durability::{delivered_once, transaction_messages};
 use crate::ocpp_peer::{Peer, PeerProcess};
 use crate::ocpp_session::enable_ocpp;
 
@@ -73,14 +73,7 @@ async fn a_killed_bridge_resumes_the_running_sessions_exactly_once() -> anyhow::
         eprintln!("{dev}: register {before} Wh before the kill, {after} Wh after");
     }
 
-    for dev in &simulator.devs {
-        site.watcher
-            .publish(
-                &format!("/{}/{dev}/simctl", site.mesh),
-                r#"{"car":"leave"}"#,
-            )
-            .await?;
-    }
+    leave_all(&site, &simulator).await?;
     for cp in &simulator.devs {
         peer.wait_for(STEP, "StopTransaction", |l| {
             l["cp"] == cp.as_str() && l["action"] == "StopTransaction"
@@ -93,21 +86,7 @@ async fn a_killed_bridge_resumes_the_running_sessions_exactly_once() -> anyhow::
     let lines = peer.lines();
     for cp in &simulator.devs {
         let delivered = transaction_messages(&lines, cp);
-        let count = |action: &str| delivered.iter().filter(|m| m.0 == action).count();
-        ensure!(
-            count("StartTransaction") == 1 && count("StopTransaction") == 1,
-            "{cp}: {delivered:#?}"
-        );
-        ensure!(delivered.first().is_some_and(|m| m.0 == "StartTransaction"));
-        ensure!(delivered.last().is_some_and(|m| m.0 == "StopTransaction"));
-        let mut repeats = 0;
-        for pair in delivered.windows(2) {
-            if pair[0] == pair[1] {
-                repeats += 1;
-                continue;
-            }
-            ensure!(pair[0].2 <= pair[1].2, "register went down: {pair:?}");
-        }
+        let repeats = delivered_once(&delivered)?;
         ensure!(repeats <= 1, "{repeats} repeats: {delivered:#?}");
         eprintln!(
             "{cp}: {} transaction messages, {repeats} repeated",
