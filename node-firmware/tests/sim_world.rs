@@ -279,3 +279,57 @@ fn ground_truth_follows_the_writes_and_the_watchdog() {
     assert_eq!((root.cable, root.car_phases), (None, None));
     assert_eq!(root.draw, [Deciamps::ZERO; 3]);
 }
+
+/// A dropped link silences the bay both ways for its duration while the bay runs on, and the
+/// ground truth counts the charge its car draws meanwhile.
+#[test]
+fn a_dropped_link_silences_a_bay_that_charges_on() {
+    let mut world = SimWorld::new(SimConfig {
+        nodes: 2,
+        seed: 3,
+        heartbeat_ms: 1_000,
+        arrivals: Arrivals::AllPlugged,
+        ..SimConfig::default()
+    });
+    let macs: Vec<MacAddr> = world.macs().collect();
+    let smaxcur = Command::AvrSetPar {
+        par: "smaxcur".try_into().unwrap(),
+        val: 100,
+    };
+    let start = Command::AvrSetPar {
+        par: "opbutton".try_into().unwrap(),
+        val: 1,
+    };
+    for second in 0..30u64 {
+        world.step(second * 1_000);
+        world.handle_command(second * 1_000, &Address::Broadcast, &smaxcur);
+        if second == 1 {
+            world.handle_command(second * 1_000, &Address::Broadcast, &start);
+        }
+    }
+    let charge = |world: &SimWorld| -> Vec<u64> {
+        world
+            .ground_truth()
+            .map(|t| t.delivered_deciamp_ms)
+            .collect()
+    };
+    let before = charge(&world);
+    assert!(before.iter().all(|&c| c > 0), "{before:?}");
+
+    assert!(world.drop_link(macs[1], 5_000));
+    let out = world.step(33_900);
+    assert!(out.iter().all(|(mac, _)| *mac != macs[1]), "{out:?}");
+    assert!(out.iter().any(|(mac, _)| *mac == macs[0]));
+    assert!(world
+        .handle_command(33_900, &Address::Node(macs[1]), &Command::Status)
+        .is_empty());
+    let during = charge(&world);
+    assert!(
+        during[1] > before[1],
+        "the car charges on: {before:?} -> {during:?}"
+    );
+
+    let out = world.step(37_000);
+    assert!(out.iter().any(|(mac, _)| *mac == macs[1]), "back after 5 s");
+    assert!(!world.drop_link(MacAddr([9; 6]), 1_000));
+}

@@ -1,9 +1,11 @@
 //! The bridge as a separate process for end-to-end tests: a configuration file written for
 //! the test's broker or TCP port, and a guard that kills the process however the test ends.
 
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 
@@ -42,6 +44,8 @@ pub struct BridgeConfig {
     pub site_name: String,
     /// `[site] min_on` and `min_off`, seconds.
     pub min_on_off_s: u32,
+    /// `[mesh] heartbeat_timeout`, seconds (also the start-up grace).
+    pub heartbeat_timeout_s: u32,
     /// `None`: `[homeassistant] enabled = false`.
     pub homeassistant: Option<HomeAssistant>,
     /// `[http] token`; `None`: a read-only API.
@@ -63,6 +67,7 @@ impl BridgeConfig {
             max_current_amps: [32; 3],
             site_name: "e2e".to_owned(),
             min_on_off_s: 5,
+            heartbeat_timeout_s: 3,
             homeassistant: None,
             http_token: None,
             extra_toml: String::new(),
@@ -102,7 +107,7 @@ client_id = "{site}-bridge"
 [mesh]
 transport = "{transport}"
 {tcp_listen}mesh_id = "{mesh}"
-heartbeat_timeout = "3s"
+heartbeat_timeout = "{heartbeat_timeout}s"
 wdtsec = 6
 setpoint_refresh = "2s"
 
@@ -135,6 +140,7 @@ path = "{db}"
             mesh = self.mesh_id,
             site = self.site_name,
             min_on_off = self.min_on_off_s,
+            heartbeat_timeout = self.heartbeat_timeout_s,
             http = self.http_listen,
             db = dir.join("e2e.db").display(),
         );
@@ -166,6 +172,48 @@ impl BridgeProcess {
         Ok(Self(child))
     }
 
+    /// Like [`BridgeProcess::start`] with `env` set on top (`RUST_LOG` included, if given),
+    /// and every line the bridge writes to stderr kept in the returned [`BridgeLog`] (and
+    /// still shown on the test's stderr).
+    ///
+    /// # Errors
+    /// When the binary cannot be started.
+    pub fn start_logged(
+        binary: &Path,
+        config: &Path,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<(Self, BridgeLog)> {
+        let mut child = Command::new(binary)
+            .args(["run", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        let log = BridgeLog::default();
+        if let Some(stderr) = child.stderr.take() {
+            let lines = Arc::clone(&log.0);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    eprintln!("{line}");
+                    if let Ok(mut lines) = lines.lock() {
+                        lines.push(line);
+                    }
+                }
+            });
+        }
+        Ok((Self(child), log))
+    }
+
+    /// The process id (to signal it).
+    #[must_use]
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.0.try_wait(), Ok(None))
@@ -175,6 +223,18 @@ impl BridgeProcess {
     pub fn kill(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// What a bridge started with [`BridgeProcess::start_logged`] wrote to stderr so far.
+#[derive(Clone, Debug, Default)]
+pub struct BridgeLog(Arc<Mutex<Vec<String>>>);
+
+impl BridgeLog {
+    /// A copy of the lines so far.
+    #[must_use]
+    pub fn lines(&self) -> Vec<String> {
+        self.0.lock().map(|l| l.clone()).unwrap_or_default()
     }
 }
 

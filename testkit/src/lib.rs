@@ -119,6 +119,19 @@ impl Mosquitto {
         self.port
     }
 
+    /// Kills the broker, waits `down`, and starts a fresh one (nothing persisted: clients
+    /// must connect and subscribe anew) on the same port.
+    ///
+    /// # Errors
+    /// When the new broker does not come up.
+    pub fn restart_after(&mut self, down: Duration) -> anyhow::Result<()> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::thread::sleep(down);
+        *self = Self::start_on(self.port)?;
+        Ok(())
+    }
+
     /// `mqtt://127.0.0.1:<port>`
     #[must_use]
     pub fn url(&self) -> String {
@@ -171,6 +184,10 @@ impl Recorder {
         for filter in filters {
             client.subscribe(*filter, QoS::AtMostOnce).await?;
         }
+        // A restarted broker forgets subscriptions: they are made again on every reconnect.
+        let resubscribe: Vec<String> = filters.iter().map(|f| (*f).to_owned()).collect();
+        let resubscriber = client.clone();
+        let mut connects = 0_u32;
         let log = Arc::new(Mutex::new(Vec::new()));
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let expected = filters.len();
@@ -179,7 +196,16 @@ impl Recorder {
             let mut acked = 0;
             let mut ready_tx = Some(ready_tx);
             loop {
-                match eventloop.poll().await {
+                let polled = eventloop.poll().await;
+                if let Ok(Event::Incoming(Packet::ConnAck(_))) = &polled {
+                    connects += 1;
+                    if connects > 1 {
+                        for filter in &resubscribe {
+                            let _ = resubscriber.try_subscribe(filter.as_str(), QoS::AtMostOnce);
+                        }
+                    }
+                }
+                match polled {
                     // Ready once connected and every subscription is acknowledged.
                     Ok(Event::Incoming(Packet::ConnAck(_))) if expected == 0 => {
                         if let Some(tx) = ready_tx.take() {

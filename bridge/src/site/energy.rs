@@ -4,7 +4,9 @@
 //! Integration is left-Riemann between heartbeats: a node reports immediately whenever its
 //! state changes, so the last reported current is what flowed until the next report. An
 //! interval longer than `max_gap_ms` (the heartbeat timeout) adds nothing: energy is never
-//! invented across an offline gap.
+//! invented across an offline gap. Such gaps are summed per session instead
+//! ([`EnergyMeter::session_uncounted_ms`]), so a session that lost some of its energy says
+//! for how long, rather than looking complete.
 //!
 //! Counts are kept exactly, as integer deciamp-volt-milliseconds, so long sessions do not
 //! drift; watt-hours are derived.
@@ -18,8 +20,12 @@ const RAW_PER_WH: u64 = 10 * 3_600_000;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EnergyMeter {
     last_sample: Option<(u64, u32)>,
+    /// When the last sample before an [`Self::interrupt`] was taken.
+    interrupted_at_ms: Option<u64>,
     session_raw: u64,
     total_raw: u64,
+    /// Time of the session that no sample covered (offline gaps), ms.
+    session_uncounted_ms: u64,
 }
 
 impl EnergyMeter {
@@ -45,19 +51,37 @@ impl EnergyMeter {
                 let raw = u64::from(then_deciamps) * u64::from(voltage) * dt;
                 self.session_raw = self.session_raw.saturating_add(raw);
                 self.total_raw = self.total_raw.saturating_add(raw);
+            } else {
+                self.session_uncounted_ms = self.session_uncounted_ms.saturating_add(dt);
             }
+        } else if let Some(then_ms) = self.interrupted_at_ms {
+            self.session_uncounted_ms = self
+                .session_uncounted_ms
+                .saturating_add(now_ms.saturating_sub(then_ms));
         }
+        self.interrupted_at_ms = None;
         self.last_sample = Some((now_ms, deciamps));
     }
 
-    /// The bay stopped reporting: whatever flows until it is back is not counted.
+    /// The bay stopped reporting: whatever flows until it is back is not counted (the time
+    /// is, in [`Self::session_uncounted_ms`], once it is back).
     pub fn interrupt(&mut self) {
-        self.last_sample = None;
+        if let Some((then_ms, _)) = self.last_sample.take() {
+            self.interrupted_at_ms = Some(then_ms);
+        }
     }
 
-    /// A new session starts: its counter restarts at zero (the lifetime total goes on).
+    /// A new session starts: its counters restart at zero (the lifetime total goes on).
     pub fn start_session(&mut self) {
         self.session_raw = 0;
+        self.session_uncounted_ms = 0;
+    }
+
+    /// How long the current session went without readings (the bay offline longer than the
+    /// heartbeat timeout): its energy misses what flowed meanwhile. 0 for a complete one.
+    #[must_use]
+    pub fn session_uncounted_ms(&self) -> u64 {
+        self.session_uncounted_ms
     }
 
     #[must_use]
@@ -113,6 +137,28 @@ mod tests {
         assert!(meter.total_wh().abs() < f64::EPSILON);
         meter.sample(80_000, amps(10), 230, GAP);
         assert!(meter.total_wh() > 0.0);
+    }
+
+    #[test]
+    fn an_offline_gap_is_counted_as_uncounted_time_of_the_session() {
+        let mut meter = EnergyMeter::default();
+        meter.start_session();
+        meter.sample(0, amps(10), 230, GAP);
+        meter.sample(1_000, amps(10), 230, GAP);
+        assert_eq!(meter.session_uncounted_ms(), 0);
+        // Silent past the timeout, then marked offline, back 2 minutes after the last reading.
+        meter.interrupt();
+        meter.interrupt();
+        meter.sample(121_000, amps(10), 230, GAP);
+        assert_eq!(meter.session_uncounted_ms(), 120_000);
+        // A long gap without an interrupt in between counts the same way.
+        meter.sample(181_000, amps(10), 230, GAP);
+        assert_eq!(meter.session_uncounted_ms(), 180_000);
+        // Short intervals add nothing; a new session starts complete.
+        meter.sample(182_000, amps(10), 230, GAP);
+        assert_eq!(meter.session_uncounted_ms(), 180_000);
+        meter.start_session();
+        assert_eq!(meter.session_uncounted_ms(), 0);
     }
 
     #[test]

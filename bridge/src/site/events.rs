@@ -34,10 +34,13 @@ pub enum BayEventKind {
     /// A charging session began; `meter_wh` is the bay's lifetime register then.
     SessionStarted { meter_wh: u64 },
     /// The session ended; `energy_wh` was delivered in it, `meter_wh` is the register now.
+    /// `uncounted_ms` > 0: the bay was offline that long during the session, so
+    /// `energy_wh` misses what flowed then (the session is incomplete).
     SessionStopped {
         started_ms: u64,
         energy_wh: f64,
         meter_wh: u64,
+        uncounted_ms: u64,
     },
     /// The node confirmed a new setpoint.
     SetpointConfirmed { current_a: f64, phases: i16 },

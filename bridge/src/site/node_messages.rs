@@ -119,12 +119,20 @@ impl Site {
                         meter_wh: bay.energy.total_wh_floor(),
                     }));
                 } else if was_in_session && !now_in_session {
-                    bay.session_started_mono_ms = None;
+                    // The duration is the monotonic clock's: a wall clock stepped during the
+                    // session (NTP, an operator) would stretch it by hours or make it negative.
+                    let lasted_ms = bay
+                        .session_started_mono_ms
+                        .take()
+                        .map(|t| now.mono_ms.saturating_sub(t));
                     if let Some(started_ms) = bay.session_started_ms.take() {
+                        let started_ms =
+                            lasted_ms.map_or(started_ms, |d| now.wall_ms.saturating_sub(d));
                         out.push(event(BayEventKind::SessionStopped {
                             started_ms,
                             energy_wh: bay.energy.session_wh(),
                             meter_wh: bay.energy.total_wh_floor(),
+                            uncounted_ms: bay.energy.session_uncounted_ms(),
                         }));
                         out.push(Output::SaveEnergy {
                             bay: id.clone(),

@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema/0001_initial.sql"),
     include_str!("schema/0002_reservations_bay_events.sql"),
     include_str!("schema/0003_ocpp_state.sql"),
+    include_str!("schema/0004_session_uncounted.sql"),
 ];
 
 /// The schema version this bridge writes.

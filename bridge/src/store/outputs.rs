@@ -54,6 +54,7 @@ fn bay_event_rows(event: &BayEvent) -> Vec<Row<'_>> {
     if let BayEventKind::SessionStopped {
         started_ms,
         energy_wh,
+        uncounted_ms,
         ..
     } = event.kind
     {
@@ -65,6 +66,7 @@ fn bay_event_rows(event: &BayEvent) -> Vec<Row<'_>> {
             id_tag: None,
             max_current: None,
             solar_wh: None,
+            uncounted_ms,
         };
         match check_session(&session) {
             Ok(()) => rows.push(Row::Session(session)),

@@ -26,9 +26,18 @@ pub struct Session {
     pub max_current: Option<Deciamps>,
     /// The part of `energy_wh` that came from solar surplus, when a solar source is set up.
     pub solar_wh: Option<f64>,
+    /// How long the bay was offline during the session (past the heartbeat timeout), ms:
+    /// `energy_wh` misses what flowed then. 0: the session is complete.
+    pub uncounted_ms: u64,
 }
 
 impl Session {
+    /// Whether some of the session's energy went unmeasured (see [`Self::uncounted_ms`]).
+    #[must_use]
+    pub fn incomplete(&self) -> bool {
+        self.uncounted_ms > 0
+    }
+
     /// The solar part of the session's energy, 0.0-1.0; `None` without a solar source or
     /// without energy.
     #[must_use]
@@ -92,7 +101,7 @@ impl Store {
             conditions.push(format!("started_ms < ?{}", params.len()));
         }
         let mut sql = "SELECT id, bay, started_ms, ended_ms, energy_wh, id_tag, \
-                       max_current_deciamps, solar_wh FROM sessions"
+                       max_current_deciamps, solar_wh, uncounted_ms FROM sessions"
             .to_owned();
         if !conditions.is_empty() {
             sql.push_str(" WHERE ");
@@ -116,6 +125,7 @@ impl Store {
                         id_tag: row.get(5)?,
                         max_current: row.get::<_, Option<i16>>(6)?.map(Deciamps),
                         solar_wh: row.get(7)?,
+                        uncounted_ms: row.get(8)?,
                     },
                 })
             })?;
@@ -145,8 +155,8 @@ pub(super) fn check_session(session: &Session) -> Result<(), StoreError> {
 pub(super) fn record_session(tx: &Transaction<'_>, session: &Session) -> Result<i64, StoreError> {
     tx.prepare_cached(
         "INSERT INTO sessions (bay, started_ms, ended_ms, energy_wh, id_tag,
-                               max_current_deciamps, solar_wh)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                               max_current_deciamps, solar_wh, uncounted_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute((
         &session.bay.0,
@@ -156,6 +166,7 @@ pub(super) fn record_session(tx: &Transaction<'_>, session: &Session) -> Result<
         &session.id_tag,
         session.max_current.map(Deciamps::get),
         session.solar_wh,
+        sql_ms(session.uncounted_ms),
     ))?;
     Ok(tx.last_insert_rowid())
 }
@@ -165,7 +176,8 @@ fn sql_ms(ms: u64) -> i64 {
     i64::try_from(ms).unwrap_or(i64::MAX)
 }
 
-/// Writes `rows` as CSV (RFC 4180, header first): times in UTC RFC 3339, energies in kWh.
+/// Writes `rows` as CSV (RFC 4180, header first): times in UTC RFC 3339, energies in kWh;
+/// `uncounted_s` > 0 marks a session whose energy misses that many seconds offline.
 ///
 /// Text cells that a spreadsheet would run as a formula (`=`, `+`, `-`, `@` first) get a `'`
 /// in front: an id tag comes from whoever holds the card or the OCPP link.
@@ -174,7 +186,7 @@ fn sql_ms(ms: u64) -> i64 {
 /// Whatever `out` returns.
 pub fn write_sessions_csv(out: &mut impl Write, rows: &[SessionRow]) -> io::Result<()> {
     out.write_all(
-        b"id,bay,started,ended,duration_s,energy_kwh,id_tag,max_current_a,solar_kwh,solar_share\r\n",
+        b"id,bay,started,ended,duration_s,energy_kwh,id_tag,max_current_a,solar_kwh,solar_share,uncounted_s\r\n",
     )?;
     for row in rows {
         let s = &row.session;
@@ -200,7 +212,7 @@ pub fn write_sessions_csv(out: &mut impl Write, rows: &[SessionRow]) -> io::Resu
         if let Some(share) = s.solar_share() {
             write!(out, "{share:.3}")?;
         }
-        out.write_all(b"\r\n")?;
+        write!(out, ",{}\r\n", s.uncounted_ms.div_ceil(1000))?;
     }
     Ok(())
 }

@@ -15,7 +15,7 @@ use crate::ocpp_session::enable_ocpp;
 const STEP: Duration = Duration::from_secs(20);
 
 /// (action, timestamp, meter Wh) of every transaction message `cp` delivered, in order.
-fn transaction_messages(lines: &[Value], cp: &str) -> Vec<(String, String, f64)> {
+pub(crate) fn transaction_messages(lines: &[Value], cp: &str) -> Vec<(String, String, f64)> {
     lines
         .iter()
         .filter(|l| l["kind"] == "recv" && l["cp"] == cp)
@@ -48,6 +48,30 @@ fn transaction_messages(lines: &[Value], cp: &str) -> Vec<(String, String, f64)>
             }
         })
         .collect()
+}
+
+/// One StartTransaction first and one StopTransaction last, in order (timestamps never go
+/// back, the register never goes down); returns how many messages came twice in a row,
+/// unchanged (a CALL whose answer was lost, sent again).
+pub(crate) fn delivered_once(delivered: &[(String, String, f64)]) -> anyhow::Result<usize> {
+    let count = |action: &str| delivered.iter().filter(|m| m.0 == action).count();
+    anyhow::ensure!(
+        count("StartTransaction") == 1 && count("StopTransaction") == 1,
+        "{delivered:#?}"
+    );
+    anyhow::ensure!(delivered.first().is_some_and(|m| m.0 == "StartTransaction"));
+    anyhow::ensure!(delivered.last().is_some_and(|m| m.0 == "StopTransaction"));
+    let mut repeats = 0;
+    for pair in delivered.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        if a == b {
+            repeats += 1;
+            continue;
+        }
+        anyhow::ensure!(a.1 <= b.1, "out of order: {a:?} then {b:?}");
+        anyhow::ensure!(a.2 <= b.2, "register went down: {a:?} then {b:?}");
+    }
+    Ok(repeats)
 }
 
 pub async fn backend_and_bridge_outage(peer: Peer) -> anyhow::Result<()> {
@@ -94,24 +118,7 @@ pub async fn backend_and_bridge_outage(peer: Peer) -> anyhow::Result<()> {
     let mut lines = first.lines();
     lines.extend(second.lines());
     let delivered = transaction_messages(&lines, &cp);
-    let starts = delivered
-        .iter()
-        .filter(|m| m.0 == "StartTransaction")
-        .count();
-    let stops: Vec<_> = delivered
-        .iter()
-        .filter(|m| m.0 == "StopTransaction")
-        .collect();
-    assert_eq!(starts, 1, "{delivered:#?}");
-    assert_eq!(stops.len(), 1, "{delivered:#?}");
-    assert_eq!(
-        delivered.first().map(|m| m.0.as_str()),
-        Some("StartTransaction")
-    );
-    assert_eq!(
-        delivered.last().map(|m| m.0.as_str()),
-        Some("StopTransaction")
-    );
+    let repeats = delivered_once(&delivered)?;
     let stop = second
         .received(&cp, "StopTransaction")
         .pop()
@@ -120,18 +127,7 @@ pub async fn backend_and_bridge_outage(peer: Peer) -> anyhow::Result<()> {
         stop["transactionId"], 1001,
         "the backend's id from before the outage"
     );
-    // In order: timestamps never go back, the register never goes down; a repeat is only
-    // the one message in flight at the kill, sent again unchanged.
-    let mut repeats = 0;
-    for pair in delivered.windows(2) {
-        let (a, b) = (&pair[0], &pair[1]);
-        if a == b {
-            repeats += 1;
-            continue;
-        }
-        assert!(a.1 <= b.1, "out of order: {a:?} then {b:?}");
-        assert!(a.2 <= b.2, "register went down: {a:?} then {b:?}");
-    }
+    // A repeat is only the one message in flight at the kill, sent again unchanged.
     assert!(repeats <= 1, "{repeats} repeats: {delivered:#?}");
     let queued_while_away = second
         .received(&cp, "MeterValues")

@@ -35,6 +35,7 @@ fn session(bay_id: &str, started_ms: u64, energy_wh: f64) -> Session {
         id_tag: None,
         max_current: None,
         solar_wh: None,
+        uncounted_ms: 0,
     }
 }
 
@@ -335,8 +336,8 @@ fn sessions_filter_by_bay_and_start_time_and_export_as_csv() {
     assert_eq!(
         String::from_utf8(csv).unwrap(),
         format!(
-            "id,bay,started,ended,duration_s,energy_kwh,id_tag,max_current_a,solar_kwh,solar_share\r\n\
-             {billed_id},a,2024-01-01T08:00:00Z,2024-01-01T09:00:00Z,3600,12.346,\"'=HYPERLINK(\"\"x\"\")\",16.0,6.173,0.500\r\n"
+            "id,bay,started,ended,duration_s,energy_kwh,id_tag,max_current_a,solar_kwh,solar_share,uncounted_s\r\n\
+             {billed_id},a,2024-01-01T08:00:00Z,2024-01-01T09:00:00Z,3600,12.346,\"'=HYPERLINK(\"\"x\"\")\",16.0,6.173,0.500,0\r\n"
         )
     );
     let json = serde_json::to_value(&rows[0]).unwrap();
@@ -474,6 +475,7 @@ fn stopped(bay: BayId, started_ms: u64, ended_ms: u64, energy_wh: f64) -> Output
             started_ms,
             energy_wh,
             meter_wh: 0,
+            uncounted_ms: 0,
         },
     })
 }

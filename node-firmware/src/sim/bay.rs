@@ -52,6 +52,9 @@ pub struct BayTruth {
     /// The bay phases the plugged car's charger can draw on; `None` without a car.
     pub car_phases: Option<PhaseSet>,
     pub ccss: Ccss,
+    /// Charge the car drew since the world started, summed over the bay's phases, in
+    /// deciamp-milliseconds: times the voltage, the energy a perfect meter would show.
+    pub delivered_deciamp_ms: u64,
 }
 
 /// One bay: node, controller and the car behind it.
@@ -72,6 +75,8 @@ pub(super) struct Bay {
     chunks_received: u32,
     /// The `ver` of a flashed image that says; the controller's own otherwise.
     pub(super) avr_version: Option<i16>,
+    /// See [`BayTruth::delivered_deciamp_ms`].
+    delivered_deciamp_ms: u64,
 }
 
 impl Bay {
@@ -96,6 +101,7 @@ impl Bay {
             ota_faults: OtaFaults::default(),
             chunks_received: 0,
             avr_version: None,
+            delivered_deciamp_ms: 0,
         }
     }
 
@@ -124,6 +130,14 @@ impl Bay {
             }
             None => (VehicleState::A, None, EvDemand::default()),
         };
+        let deciamps: u64 = demand
+            .draw
+            .iter()
+            .map(|c| u64::from(c.get().max(0).unsigned_abs()))
+            .sum();
+        self.delivered_deciamp_ms = self
+            .delivered_deciamp_ms
+            .saturating_add(deciamps.saturating_mul(dt_ms));
         self.inputs = Inputs {
             currents: demand.draw,
             // The lock motor is quick; the controller allows it 3 s.
@@ -170,6 +184,7 @@ impl Bay {
             cable: (cable.get() > 0).then_some(cable),
             car_phases: self.car.as_ref().map(|car| car.spec().charger.phases()),
             ccss: self.outputs.ccss,
+            delivered_deciamp_ms: self.delivered_deciamp_ms,
         }
     }
 

@@ -40,7 +40,7 @@ use core::fmt;
 pub use arrivals::{Arrivals, UnknownArrivals};
 pub use bay::BayTruth;
 pub use ota::OtaFaults;
-pub use uplink_mqtt::run_mqtt;
+pub use uplink_mqtt::{run_mqtt, run_mqtt_observed};
 pub use uplink_tcp::run_tcp;
 pub use world::SimWorld;
 

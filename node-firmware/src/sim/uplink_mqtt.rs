@@ -4,7 +4,8 @@
 //!
 //! Simulator only (the real root never subscribes it): `/<mesh>/<dev>/simctl` with
 //! `{"car":"leave"}` or `{"car":"arrive"}` unplugs or plugs a car at that bay, so end-to-end
-//! tests can move cars on demand. Anything else on it is ignored.
+//! tests can move cars on demand, and `{"link_down_ms":4000}` cuts that bay's radio link
+//! for a while ([`SimWorld::drop_link`]). Anything else on it is ignored.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,11 +34,27 @@ const QUEUE_WAIT: Duration = Duration::from_secs(1);
 /// # Errors
 /// A malformed URL, mesh id or speed, or the MQTT client shutting down underneath.
 pub async fn run_mqtt(
+    world: SimWorld,
+    broker_url: &str,
+    mesh_id: &str,
+    speed: f64,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), SimError> {
+    run_mqtt_observed(world, broker_url, mesh_id, speed, shutdown, |_| {}).await
+}
+
+/// [`run_mqtt`], with `observe` shown the world after every step (a test reads the
+/// [`SimWorld::ground_truth`] of a running simulation this way).
+///
+/// # Errors
+/// As [`run_mqtt`].
+pub async fn run_mqtt_observed(
     mut world: SimWorld,
     broker_url: &str,
     mesh_id: &str,
     speed: f64,
     shutdown: impl Future<Output = ()>,
+    mut observe: impl FnMut(&SimWorld),
 ) -> Result<(), SimError> {
     let (host, port) = parse_broker_url(broker_url)?;
     mesh::check_mesh_id(mesh_id).map_err(|_| SimError::MeshId(mesh_id.to_owned()))?;
@@ -77,6 +94,7 @@ pub async fn run_mqtt(
             () = &mut shutdown => break Ok(()),
             _ = tick.tick() => {
                 let out = world.step(clock.now_ms());
+                observe(&world);
                 publisher.publish_all(&out).await;
             }
             command = commands.recv() => {
@@ -108,7 +126,8 @@ const SIMCTL: &str = "simctl";
 /// What a test asks of a bay on `/<mesh>/<dev>/simctl`.
 #[derive(serde::Deserialize)]
 struct SimControl {
-    car: CarMove,
+    car: Option<CarMove>,
+    link_down_ms: Option<u64>,
 }
 
 #[derive(serde::Deserialize)]
@@ -132,11 +151,15 @@ fn sim_control(world: &mut SimWorld, mesh_id: &str, topic: &str, payload: &[u8])
         tracing::warn!("ignored simctl on {topic}");
         return;
     };
-    let done = match control.car {
-        CarMove::Leave => world.unplug(mac),
-        CarMove::Arrive => world.plug(mac),
+    let moved = match control.car {
+        Some(CarMove::Leave) => world.unplug(mac),
+        Some(CarMove::Arrive) => world.plug(mac),
+        None => false,
     };
-    tracing::info!(%mac, done, "simctl");
+    let link_dropped = control
+        .link_down_ms
+        .is_some_and(|ms| world.drop_link(mac, ms));
+    tracing::info!(%mac, moved, link_dropped, "simctl");
 }
 
 /// Publishes the mesh's output. While the broker link is up a full queue slows the simulation

@@ -28,6 +28,8 @@ pub struct SimWorld {
     bays: Vec<Bay>,
     by_mac: HashMap<MacAddr, usize>,
     scheduled: Vec<(u64, usize, Scheduled)>,
+    /// Bays whose radio link is down until this simulated time (a fault a test injected).
+    link_down_until_ms: HashMap<usize, u64>,
     now_ms: u64,
     /// Where the root downloads ESP32 firmware (`host:port`); none: it always has it.
     fw_server: Option<String>,
@@ -56,6 +58,7 @@ impl SimWorld {
             bays,
             by_mac,
             scheduled: Vec::new(),
+            link_down_until_ms: HashMap::new(),
             now_ms: 0,
             fw_server: None,
             fetches: Vec::new(),
@@ -113,14 +116,40 @@ impl SimWorld {
             let t = now_ms.min(self.now_ms + SUBSTEP_MS);
             let dt_ms = t - self.now_ms;
             self.now_ms = t;
+            let from = out.len();
             self.run_scheduled(t, &mut out);
             for (bay, node) in self.bays.iter_mut().zip(self.mesh.nodes()) {
                 if let Some(heartbeat) = bay.advance(t, dt_ms, node) {
                     out.push((node.mac, NodeMessage::Heartbeat(heartbeat)));
                 }
             }
+            if !self.link_down_until_ms.is_empty() {
+                let sent = out.split_off(from);
+                out.extend(sent.into_iter().filter(|(mac, _)| !self.link_down(*mac)));
+                self.link_down_until_ms.retain(|_, until| *until > t);
+            }
         }
         out
+    }
+
+    /// Cuts bay `mac`'s radio link for `duration_ms` from the last step on: what it sends
+    /// is lost and commands do not reach it, while the bay itself runs on (its car charges,
+    /// its watchdog counts). `false` when there is no such bay.
+    pub fn drop_link(&mut self, mac: MacAddr, duration_ms: u64) -> bool {
+        let Some(&index) = self.by_mac.get(&mac) else {
+            return false;
+        };
+        self.link_down_until_ms
+            .insert(index, self.now_ms.saturating_add(duration_ms));
+        true
+    }
+
+    fn link_down(&self, mac: MacAddr) -> bool {
+        self.by_mac.get(&mac).is_some_and(|index| {
+            self.link_down_until_ms
+                .get(index)
+                .is_some_and(|&until| until > self.now_ms)
+        })
     }
 
     /// Delivers a command from the host to `dst` at `now_ms` and returns the immediate
@@ -147,7 +176,12 @@ impl SimWorld {
             else {
                 continue;
             };
-            if !bay.node.is_up(now_ms) {
+            if !bay.node.is_up(now_ms)
+                || self
+                    .link_down_until_ms
+                    .get(&index)
+                    .is_some_and(|&until| until > now_ms)
+            {
                 continue;
             }
             if let Command::Upgrade { version, board } = cmd {

@@ -215,11 +215,15 @@ impl ChargePoint {
     }
 
     /// The transport went down: the CALL in flight gets no answer (a transaction message
-    /// stays at the head and goes again), stale requests are dropped.
+    /// stays at the head and goes again as soon as the next connection is up: the retry
+    /// interval is for a backend that does not answer, and waiting it out after an outage
+    /// held every transaction message back for up to a minute), stale requests are dropped.
     pub fn handle_disconnected(&mut self, now: Now) {
         self.connected = false;
         if let Some(call) = self.rpc.abandon() {
-            self.on_no_answer(now, call.tag);
+            if !matches!(call.tag, Tag::Transaction { .. }) {
+                self.on_no_answer(now, call.tag);
+            }
         }
         self.transmit.clear();
         self.pending.retain(Pending::survives_disconnect);

@@ -140,6 +140,7 @@ fn seed_store(path: &Path) {
                 id_tag: id_tag.map(str::to_owned),
                 max_current: None,
                 solar_wh: Some(2_500.0),
+                uncounted_ms: 0,
             })
             .unwrap();
     }
