@@ -31,7 +31,7 @@ use crate::config::firmware::is_plain_file_name;
 use crate::config::redact;
 use crate::handle::SiteHandle;
 use crate::ota::folder;
-use crate::ota::jobs::{AvrImage, JobError, JobState, JobView, Refusal};
+use crate::ota::jobs::{AnyJobView, AvrImage, JobError, JobState, JobView, Refusal};
 use crate::site::{BayEvent, BayEventKind};
 
 /// One download attempt at most this long, connecting included.
@@ -409,7 +409,9 @@ async fn install(
                 Ok(_) => {}
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     // Missed events: the jobs as the core has them now.
+                    // Only controller jobs are ours: UpdateFirmware installs AVR images.
                     for job in context.handle.firmware_jobs().await? {
+                        let AnyJobView::Avr(job) = job else { continue };
                         if !install.on_job(&job).await {
                             return None;
                         }
