@@ -295,17 +295,17 @@ fn kwh(wh: f64) -> f64 {
 /// The wire word of a charge mode, without serialising it: the catalogue lists the words in
 /// the enum's order (`tests/core/ha_vocabulary.rs` holds the two together).
 fn mode_text(mode: ChargeMode) -> &'static str {
-    word_of(&ChargeMode::ALL, ctrl22::CHARGE_MODES, mode)
+    word_of(&ChargeMode::ALL, ctrl22::CHARGE_MODES, &mode)
 }
 
 /// The wire word of a strategy; as [`mode_text`].
 fn strategy_text(strategy: Strategy) -> &'static str {
-    word_of(&Strategy::ALL, ctrl22::STRATEGIES, strategy)
+    word_of(&Strategy::ALL, ctrl22::STRATEGIES, &strategy)
 }
 
-fn word_of<T: PartialEq>(all: &[T], words: &[&'static str], value: T) -> &'static str {
+fn word_of<T: PartialEq>(all: &[T], words: &[&'static str], value: &T) -> &'static str {
     all.iter()
-        .position(|v| *v == value)
+        .position(|v| v == value)
         .and_then(|i| words.get(i).copied())
         .unwrap_or_default()
 }
