@@ -18,6 +18,7 @@ pub mod command;
 pub mod firmware;
 pub mod outbox;
 pub mod publisher;
+pub mod sample;
 pub mod state;
 
 use std::time::Duration;
@@ -31,7 +32,7 @@ use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::handle::{SiteHandle, SiteRequest};
 use outbox::Outbox;
-use publisher::{HaSettings, Publish, Publisher};
+use publisher::{HaSettings, Out, Publish, Publisher};
 
 /// Requests the MQTT client queues for its event loop: enough to keep it busy, few enough
 /// that a state answering a command does not wait long behind a burst of ~10 kB configs.
@@ -268,20 +269,34 @@ impl Adapter {
                 Err(_) => return, // the queue is full: subscriptions go first next time
             }
         }
-        while let Some(message) = self.outbox.pop() {
-            let Publish {
-                topic,
-                payload,
-                retain,
-                ..
-            } = &message;
-            let offered =
-                self.client
-                    .try_publish(topic.clone(), QoS::AtLeastOnce, *retain, payload.clone());
-            if offered.is_err() {
-                // Full (or the event loop is gone, and the process with it): try again later.
-                self.outbox.unpop(message);
-                break;
+        while let Some(item) = self.outbox.pop() {
+            let messages = match item {
+                Out::Message(message) => vec![message],
+                Out::Announce(device) => self.publisher.render(&device),
+            };
+            let mut messages = messages.into_iter();
+            while let Some(message) = messages.next() {
+                let Publish {
+                    topic,
+                    payload,
+                    retain,
+                    ..
+                } = &message;
+                let offered = self.client.try_publish(
+                    topic.clone(),
+                    QoS::AtLeastOnce,
+                    *retain,
+                    payload.clone(),
+                );
+                if offered.is_err() {
+                    // Full (or the event loop is gone, and the process with it): try again
+                    // later, this one and the rest of its device in order, in front.
+                    let rest: Vec<Publish> = std::iter::once(message).chain(messages).collect();
+                    for message in rest.into_iter().rev() {
+                        self.outbox.unpop(Out::Message(message));
+                    }
+                    return;
+                }
             }
         }
     }

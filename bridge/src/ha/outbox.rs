@@ -8,74 +8,95 @@
 //! replaces the one waiting: the outbox never holds more than one message per topic, and
 //! the topics are those of the site and its bays (`site.max_bays`), which bounds it.
 //!
-//! Two lanes, taken in turn: states (with availability) and discovery configs. Announcing
-//! 10,000 bays queues 10,000 configs of ~10 kB; the state that answers a command must not
-//! wait behind all of them (a state before its config is harmless: it is retained, and Home
-//! Assistant reads it when the config makes it subscribe).
+//! Two lanes, taken in turn: states (with availability) and discovery. Announcing 10,000
+//! bays queues 10,000 announcements; the state that answers a command must not wait behind
+//! all of them (a state before its config is harmless: it is retained, and Home Assistant
+//! reads it when the config makes it subscribe). An announcement waits as the device's name
+//! ([`Out::Announce`]) and is written out only when it leaves, so the ~10 kB configs of a
+//! whole site never sit here at once.
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::publisher::Publish;
+use super::publisher::{Announce, Out};
 
-/// Waiting messages, one per topic, in two lanes, oldest first in each.
+/// What makes two waiting items one: a message's topic, or the device of an announcement.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Key {
+    Topic(String),
+    Announce(Announce),
+}
+
+fn key(item: &Out) -> Key {
+    match item {
+        Out::Message(m) => Key::Topic(m.topic.clone()),
+        Out::Announce(device) => Key::Announce(device.clone()),
+    }
+}
+
+/// 0: states and availability; 1: discovery configs, their removals and announcements
+/// still to be written.
+fn lane(item: &Out) -> usize {
+    match item {
+        Out::Message(m) => usize::from(m.discovery),
+        Out::Announce(_) => 1,
+    }
+}
+
+/// Waiting items, one per topic or device, in two lanes, oldest first in each.
 #[derive(Debug, Default)]
 pub struct Outbox {
-    /// Per lane ([`lane`]), queue position -> topic. Messages put back in front get
-    /// positions below the first, new ones above the last, so positions are signed.
-    lanes: [BTreeMap<i64, String>; 2],
-    /// Topic -> its queue position and newest message.
-    latest: HashMap<String, (i64, Publish)>,
+    /// Per lane ([`lane`]), queue position -> key. Items put back in front get positions
+    /// below the first, new ones above the last, so positions are signed.
+    lanes: [BTreeMap<i64, Key>; 2],
+    /// Key -> its queue position and newest item.
+    latest: HashMap<Key, (i64, Out)>,
     next: i64,
     /// The lane [`Outbox::pop`] looks at first.
     turn: usize,
 }
 
-/// 0: states and availability; 1: discovery configs and their removals.
-fn lane(message: &Publish) -> usize {
-    usize::from(message.discovery)
-}
-
 impl Outbox {
-    /// Queues `message`. A state or availability replacing one still waiting keeps its place
-    /// (it must not starve behind newer topics); a discovery config goes to the back of its
-    /// lane, so the site device stays ahead of the bays that name it as `via_device`.
-    pub fn push(&mut self, message: Publish) {
-        let lane = lane(&message);
-        if let Some((at, waiting)) = self.latest.get_mut(&message.topic) {
-            if message.discovery {
+    /// Queues `item`. A state or availability replacing one still waiting keeps its place
+    /// (it must not starve behind newer topics); discovery goes to the back of its lane, so
+    /// the site device stays ahead of the bays that name it as `via_device`.
+    pub fn push(&mut self, item: Out) {
+        let lane = lane(&item);
+        let key = key(&item);
+        if let Some((at, waiting)) = self.latest.get_mut(&key) {
+            if lane == 1 {
                 self.lanes[lane].remove(at);
                 *at = self.next;
-                self.lanes[lane].insert(self.next, message.topic.clone());
+                self.lanes[lane].insert(self.next, key);
                 self.next += 1;
             }
-            *waiting = message;
+            *waiting = item;
             return;
         }
-        self.lanes[lane].insert(self.next, message.topic.clone());
-        self.latest
-            .insert(message.topic.clone(), (self.next, message));
+        self.lanes[lane].insert(self.next, key.clone());
+        self.latest.insert(key, (self.next, item));
         self.next += 1;
     }
 
-    /// Takes the oldest message of one lane, the lanes in turn.
-    pub fn pop(&mut self) -> Option<Publish> {
+    /// Takes the oldest item of one lane, the lanes in turn.
+    pub fn pop(&mut self) -> Option<Out> {
         for i in 0..self.lanes.len() {
             let l = (self.turn + i) % self.lanes.len();
-            if let Some((_, topic)) = self.lanes[l].pop_first() {
+            if let Some((_, key)) = self.lanes[l].pop_first() {
                 self.turn = (l + 1) % self.lanes.len();
-                return self.latest.remove(&topic).map(|(_, message)| message);
+                return self.latest.remove(&key).map(|(_, item)| item);
             }
         }
         None
     }
 
-    /// Puts a message taken with [`Outbox::pop`] back in front of its lane (and that lane's
-    /// turn first), unless a newer one for its topic came in meanwhile.
-    pub fn unpop(&mut self, message: Publish) {
-        if self.latest.contains_key(&message.topic) {
+    /// Puts an item taken with [`Outbox::pop`] back in front of its lane (and that lane's
+    /// turn first), unless a newer one for its key came in meanwhile.
+    pub fn unpop(&mut self, item: Out) {
+        let key = key(&item);
+        if self.latest.contains_key(&key) {
             return;
         }
-        let lane = lane(&message);
+        let lane = lane(&item);
         let at = if let Some((first, _)) = self.lanes[lane].first_key_value() {
             first - 1
         } else {
@@ -83,8 +104,8 @@ impl Outbox {
             self.next - 1
         };
         self.turn = lane;
-        self.lanes[lane].insert(at, message.topic.clone());
-        self.latest.insert(message.topic.clone(), (at, message));
+        self.lanes[lane].insert(at, key.clone());
+        self.latest.insert(key, (at, item));
     }
 
     #[must_use]
@@ -98,10 +119,10 @@ impl Outbox {
     }
 }
 
-impl Extend<Publish> for Outbox {
-    fn extend<I: IntoIterator<Item = Publish>>(&mut self, messages: I) {
-        for m in messages {
-            self.push(m);
+impl Extend<Out> for Outbox {
+    fn extend<I: IntoIterator<Item = Out>>(&mut self, items: I) {
+        for item in items {
+            self.push(item);
         }
     }
 }
@@ -109,26 +130,39 @@ impl Extend<Publish> for Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ha::publisher::Publish;
 
-    fn state(topic: &str, payload: &str) -> Publish {
-        Publish {
+    fn state(topic: &str, payload: &str) -> Out {
+        Out::Message(Publish {
             topic: topic.to_owned(),
             payload: payload.to_owned(),
             retain: true,
             discovery: false,
-        }
+        })
     }
 
-    fn config(topic: &str, payload: &str) -> Publish {
-        Publish {
+    fn config(topic: &str, payload: &str) -> Out {
+        Out::Message(Publish {
+            topic: topic.to_owned(),
+            payload: payload.to_owned(),
+            retain: true,
             discovery: true,
-            ..state(topic, payload)
+        })
+    }
+
+    fn topic(item: Out) -> String {
+        match item {
+            Out::Message(m) => m.topic,
+            Out::Announce(device) => format!("{device:?}"),
         }
     }
 
     fn drain(outbox: &mut Outbox) -> Vec<(String, String)> {
         std::iter::from_fn(|| outbox.pop())
-            .map(|p| (p.topic, p.payload))
+            .map(|item| match item {
+                Out::Message(m) => (m.topic, m.payload),
+                Out::Announce(device) => (format!("{device:?}"), String::new()),
+            })
             .collect()
     }
 
@@ -174,7 +208,7 @@ mod tests {
         let first = outbox.pop().unwrap_or_else(|| state("none", ""));
         outbox.unpop(first);
         let again = outbox.pop().unwrap_or_else(|| state("none", ""));
-        assert_eq!(again.topic, "a");
+        assert_eq!(topic(again.clone()), "a");
         outbox.push(state("a", "2"));
         outbox.unpop(again); // "a" = "2" is newer: the old one is not put back
         assert_eq!(drain(&mut outbox), pairs(&[("b", "1"), ("a", "2")]));
@@ -187,20 +221,28 @@ mod tests {
             outbox.push(config(&format!("bay{i}/config"), "{}"));
         }
         outbox.push(state("bay7/state", "answer"));
-        let first_two: Vec<String> = (0..2)
-            .filter_map(|_| outbox.pop())
-            .map(|p| p.topic)
-            .collect();
+        let first_two: Vec<String> = (0..2).filter_map(|_| outbox.pop()).map(topic).collect();
         assert!(
             first_two.contains(&"bay7/state".to_owned()),
             "{first_two:?}"
         );
         // The configs keep their order.
-        let rest: Vec<String> = std::iter::from_fn(|| outbox.pop())
-            .map(|p| p.topic)
-            .collect();
+        let rest: Vec<String> = std::iter::from_fn(|| outbox.pop()).map(topic).collect();
         assert_eq!(rest.len(), 999);
         assert_eq!(rest.first().map(String::as_str), Some("bay1/config"));
         assert_eq!(rest.last().map(String::as_str), Some("bay999/config"));
+    }
+
+    #[test]
+    fn an_announcement_waits_as_a_name_once_and_keeps_the_lane_order() {
+        let mut outbox = Outbox::default();
+        let bay = |dev: &str| Out::Announce(Announce::Bay(dev.to_owned()));
+        outbox.push(bay("a"));
+        outbox.push(Out::Announce(Announce::Site));
+        outbox.push(config("x/config", ""));
+        outbox.push(bay("a")); // announced again: behind the site, once
+        assert_eq!(outbox.len(), 3);
+        let order: Vec<String> = std::iter::from_fn(|| outbox.pop()).map(topic).collect();
+        assert_eq!(order, ["Site", "x/config", "Bay(\"a\")"]);
     }
 }

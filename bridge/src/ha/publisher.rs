@@ -11,11 +11,12 @@
 //!   ghost entities stay behind.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
 
 use ctrl22_ha::ctrl22::{self, BayInfo, SiteInfo, Topics};
 use ctrl22_ha::{discovery, removal, DeviceConfig, DiscoveryMode};
 
-use super::state;
+use super::state::{self, BayState, SiteState};
 use crate::site::snapshot::{BaySnapshot, SiteSnapshot};
 
 /// State is re-sent at least this often even when unchanged.
@@ -53,6 +54,29 @@ impl Publish {
     }
 }
 
+/// A device whose discovery is due.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Announce {
+    Site,
+    /// A bay by its `dev`.
+    Bay(String),
+}
+
+/// What the publisher asks to send: a message, or a device's discovery, which
+/// [`Publisher::render`] writes only when there is room to send it. Announcing 10,000 bays
+/// then waits as 10,000 names, not as 100 MB of JSON.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Out {
+    Message(Publish),
+    Announce(Announce),
+}
+
+impl Out {
+    fn retained(topic: String, payload: String) -> Self {
+        Self::Message(Publish::retained(topic, payload))
+    }
+}
+
 /// Where and how to announce.
 #[derive(Clone, Debug)]
 pub struct HaSettings {
@@ -62,12 +86,24 @@ pub struct HaSettings {
     pub configuration_url: Option<String>,
 }
 
+/// What was last sent for a bay: its device info (to write its discovery when there is
+/// room, or its removal) and fingerprints, not payloads.
 #[derive(Debug)]
 struct Announced {
     info: BayInfo,
-    config: DeviceConfig,
+    /// [`info_fingerprint`] of the snapshot `info` came from.
+    info_fingerprint: u64,
     online: bool,
-    state: String,
+    /// [`state::fingerprint`] of the last state sent; `None`: send the next one.
+    state: Option<u64>,
+    state_at_ms: u64,
+}
+
+/// What was last sent for the site.
+#[derive(Debug)]
+struct SiteAnnounced {
+    info: SiteInfo,
+    state: Option<u64>,
     state_at_ms: u64,
 }
 
@@ -76,7 +112,7 @@ struct Announced {
 pub struct Publisher {
     settings: HaSettings,
     topics: Topics,
-    site: Option<(SiteInfo, String, u64)>,
+    site: Option<SiteAnnounced>,
     bays: HashMap<String, Announced>,
     /// When to announce everything again after Home Assistant's birth message.
     announce_at_ms: Option<u64>,
@@ -119,7 +155,7 @@ impl Publisher {
     }
 
     /// The announcement due after a birth message, once its time has come.
-    pub fn handle_timeout(&mut self, now_ms: u64, snapshot: &SiteSnapshot) -> Vec<Publish> {
+    pub fn handle_timeout(&mut self, now_ms: u64, snapshot: &SiteSnapshot) -> Vec<Out> {
         match self.announce_at_ms {
             Some(at) if now_ms >= at => {
                 self.announce_at_ms = None;
@@ -130,10 +166,10 @@ impl Publisher {
     }
 
     /// Everything anew: after (re)connecting to the broker or when Home Assistant restarted.
-    pub fn announce_all(&mut self, now_ms: u64, snapshot: &SiteSnapshot) -> Vec<Publish> {
+    pub fn announce_all(&mut self, now_ms: u64, snapshot: &SiteSnapshot) -> Vec<Out> {
         self.site = None;
         self.bays.clear();
-        let mut out = vec![Publish::retained(
+        let mut out = vec![Out::retained(
             self.topics.bridge_status(),
             "online".to_owned(),
         )];
@@ -143,34 +179,57 @@ impl Publisher {
 
     /// The state of one bay again, unconditionally: after a refused command, so Home
     /// Assistant's control snaps back to what is in force.
-    pub fn republish_bay(
-        &mut self,
-        now_ms: u64,
-        snapshot: &SiteSnapshot,
-        dev: &str,
-    ) -> Vec<Publish> {
+    pub fn republish_bay(&mut self, now_ms: u64, snapshot: &SiteSnapshot, dev: &str) -> Vec<Out> {
         if let Some(a) = self.bays.get_mut(dev) {
-            a.state.clear();
+            a.state = None;
             a.state_at_ms = now_ms;
         }
         if let Some(site) = self.site.as_mut() {
-            site.1.clear();
+            site.state = None;
         }
         self.update(now_ms, snapshot)
     }
 
     /// What changed since the last call.
-    pub fn update(&mut self, now_ms: u64, snapshot: &SiteSnapshot) -> Vec<Publish> {
+    pub fn update(&mut self, now_ms: u64, snapshot: &SiteSnapshot) -> Vec<Out> {
         let mut out = Vec::new();
-        let site = self.site_info(snapshot);
         // The site device first: each bay names it as its `via_device`, and Home Assistant
         // only links a bay to a device it already knows.
-        self.update_site(now_ms, site.clone(), snapshot, &mut out);
+        self.update_site(now_ms, snapshot, &mut out);
+        let mut present = 0;
         for bay in &snapshot.bays {
-            self.update_bay(now_ms, &site, bay, &mut out);
+            present += usize::from(self.update_bay(now_ms, bay, &mut out));
         }
-        // A set, not a scan of the snapshot per announced bay: that was quadratic, and at
-        // 10,000 bays it took most of the bridge's CPU.
+        // Every bay known is still in the snapshot (its devs are unique): nobody left, and
+        // no set of 10,000 names is built each cycle to find that out.
+        if present != self.bays.len() {
+            self.remove_gone(snapshot, &mut out);
+        }
+        out
+    }
+
+    /// The discovery messages of `device`, written now from what the publisher knows now
+    /// (the newest names and ceilings); none for a bay that left meanwhile.
+    #[must_use]
+    pub fn render(&self, device: &Announce) -> Vec<Publish> {
+        match self.config(device) {
+            Some(config) => self.discovery(&config),
+            None => Vec::new(),
+        }
+    }
+
+    fn config(&self, device: &Announce) -> Option<DeviceConfig> {
+        let site = &self.site.as_ref()?.info;
+        let built = match device {
+            Announce::Site => ctrl22::site_device(site),
+            Announce::Bay(dev) => ctrl22::bay_device(site, &self.bays.get(dev)?.info),
+        };
+        built
+            .inspect_err(|e| tracing::warn!(?device, "discovery: {e}"))
+            .ok()
+    }
+
+    fn remove_gone(&mut self, snapshot: &SiteSnapshot, out: &mut Vec<Out>) {
         let present: HashSet<&str> = snapshot.bays.iter().map(|b| b.dev.as_str()).collect();
         let gone: Vec<String> = self
             .bays
@@ -179,19 +238,18 @@ impl Publisher {
             .cloned()
             .collect();
         for dev in gone {
-            if let Some(a) = self.bays.remove(&dev) {
-                out.extend(self.removal(&a.config));
-                out.push(Publish::retained(
-                    self.topics.bay_state(&dev),
-                    String::new(),
-                ));
-                out.push(Publish::retained(
-                    self.topics.bay_availability(&dev),
-                    String::new(),
-                ));
+            // Its config is built once more to know its topics, and then forgotten.
+            let config = self.config(&Announce::Bay(dev.clone()));
+            if let Some(config) = config {
+                out.extend(self.removal(&config).into_iter().map(Out::Message));
             }
+            self.bays.remove(&dev);
+            out.push(Out::retained(self.topics.bay_state(&dev), String::new()));
+            out.push(Out::retained(
+                self.topics.bay_availability(&dev),
+                String::new(),
+            ));
         }
-        out
     }
 
     fn site_info(&self, snapshot: &SiteSnapshot) -> SiteInfo {
@@ -204,41 +262,88 @@ impl Publisher {
         }
     }
 
-    fn update_site(
-        &mut self,
-        now_ms: u64,
-        info: SiteInfo,
-        snapshot: &SiteSnapshot,
-        out: &mut Vec<Publish>,
-    ) {
-        let state = state::site_state(snapshot).to_string();
+    fn update_site(&mut self, now_ms: u64, snapshot: &SiteSnapshot, out: &mut Vec<Out>) {
+        let info = self.site_info(snapshot);
+        let payload = SiteState(snapshot);
+        let state = state::fingerprint(&payload);
         let (announce, send_state) = match &self.site {
-            Some((known, last, at)) => (
-                *known != info,
-                *last != state || now_ms.saturating_sub(*at) >= STATE_REFRESH_MS,
+            Some(known) => (
+                known.info != info,
+                known.state != Some(state)
+                    || now_ms.saturating_sub(known.state_at_ms) >= STATE_REFRESH_MS,
             ),
             None => (true, true),
         };
         if announce {
-            match ctrl22::site_device(&info) {
-                Ok(config) => out.extend(self.discovery(&config)),
-                Err(e) => tracing::warn!("site discovery: {e}"),
+            if let Err(e) = ctrl22::site_device(&info) {
+                tracing::warn!("site discovery: {e}");
+            } else {
+                out.push(Out::Announce(Announce::Site));
             }
         }
         if send_state || announce {
-            out.push(Publish::retained(self.topics.site_state(), state.clone()));
-            self.site = Some((info, state, now_ms));
+            out.push(Out::retained(
+                self.topics.site_state(),
+                state::to_json(&payload),
+            ));
+            self.site = Some(SiteAnnounced {
+                info,
+                state: Some(state),
+                state_at_ms: now_ms,
+            });
         }
     }
 
-    fn update_bay(
-        &mut self,
-        now_ms: u64,
-        site: &SiteInfo,
-        bay: &BaySnapshot,
-        out: &mut Vec<Publish>,
-    ) {
-        let info = BayInfo {
+    /// Whether the bay is announced after this.
+    fn update_bay(&mut self, now_ms: u64, bay: &BaySnapshot, out: &mut Vec<Out>) -> bool {
+        let info_fingerprint = info_fingerprint(bay);
+        let known = self.bays.get(&bay.dev);
+        if known.is_none_or(|a| a.info_fingerprint != info_fingerprint) {
+            let info = self.bay_info(bay);
+            // Built once here to refuse what cannot be announced (a `dev` Home Assistant
+            // would not take as an id), then dropped: it is written again when sent.
+            let site = self.site.as_ref().map(|s| &s.info);
+            if let Some(Err(e)) = site.map(|site| ctrl22::bay_device(site, &info)) {
+                tracing::warn!(dev = %bay.dev, "bay discovery: {e}");
+                return false;
+            }
+            out.push(Out::Announce(Announce::Bay(bay.dev.clone())));
+            let announced = Announced {
+                info,
+                info_fingerprint,
+                online: !bay.online,
+                state: None,
+                state_at_ms: now_ms,
+            };
+            self.bays.insert(bay.dev.clone(), announced);
+        }
+        let topics = &self.topics;
+        let Some(a) = self.bays.get_mut(&bay.dev) else {
+            return false;
+        };
+        if a.online != bay.online {
+            a.online = bay.online;
+            let text = if bay.online { "online" } else { "offline" };
+            out.push(Out::retained(
+                topics.bay_availability(&bay.dev),
+                text.to_owned(),
+            ));
+        }
+        let payload = BayState(bay);
+        let state = state::fingerprint(&payload);
+        if a.state != Some(state) || now_ms.saturating_sub(a.state_at_ms) >= STATE_REFRESH_MS {
+            out.push(Out::retained(
+                topics.bay_state(&bay.dev),
+                state::to_json(&payload),
+            ));
+            a.state = Some(state);
+            a.state_at_ms = now_ms;
+        }
+        true
+    }
+
+    fn bay_info(&self, bay: &BaySnapshot) -> BayInfo {
+        BayInfo {
             dev: bay.dev.clone(),
             mac: bay.mac.clone(),
             name: bay.settings.name.clone(),
@@ -247,45 +352,6 @@ impl Publisher {
             avr_version: state::avr_version(bay.avr_firmware),
             ceiling_a: whole_amps(bay.ceiling_a),
             configuration_url: self.settings.configuration_url.clone(),
-        };
-        let state = state::bay_state(bay).to_string();
-        let known = self.bays.get(&bay.dev);
-        if known.is_none_or(|a| a.info != info) {
-            let config = match ctrl22::bay_device(site, &info) {
-                Ok(config) => config,
-                Err(e) => {
-                    tracing::warn!(dev = %bay.dev, "bay discovery: {e}");
-                    return;
-                }
-            };
-            out.extend(self.discovery(&config));
-            self.bays.insert(
-                bay.dev.clone(),
-                Announced {
-                    info,
-                    config,
-                    online: !bay.online,
-                    state: String::new(),
-                    state_at_ms: now_ms,
-                },
-            );
-        }
-        let topics = &self.topics;
-        let Some(a) = self.bays.get_mut(&bay.dev) else {
-            return;
-        };
-        if a.online != bay.online {
-            a.online = bay.online;
-            let text = if bay.online { "online" } else { "offline" };
-            out.push(Publish::retained(
-                topics.bay_availability(&bay.dev),
-                text.to_owned(),
-            ));
-        }
-        if a.state != state || now_ms.saturating_sub(a.state_at_ms) >= STATE_REFRESH_MS {
-            out.push(Publish::retained(topics.bay_state(&bay.dev), state.clone()));
-            a.state = state;
-            a.state_at_ms = now_ms;
         }
     }
 
@@ -310,6 +376,23 @@ impl Publisher {
     }
 }
 
+/// A hash of what [`Publisher::bay_info`] reads from a bay, so an unchanged bay costs no
+/// copy of its names each cycle.
+fn info_fingerprint(bay: &BaySnapshot) -> u64 {
+    let mut h = DefaultHasher::new();
+    (
+        &bay.dev,
+        &bay.mac,
+        &bay.settings.name,
+        &bay.board,
+        &bay.firmware,
+        bay.avr_firmware,
+        whole_amps(bay.ceiling_a),
+    )
+        .hash(&mut h);
+    h.finish()
+}
+
 /// The site's topic level: its name as Home Assistant would slug it.
 #[must_use]
 pub fn site_id(name: &str) -> String {
@@ -330,56 +413,7 @@ fn whole_amps(amps: f64) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::allocate::ChargeMode;
-    use crate::bay::BayId;
-    use crate::site::record::BaySettings;
-
-    fn bay(dev: &str) -> BaySnapshot {
-        BaySnapshot {
-            dev: dev.to_owned(),
-            mac: String::new(),
-            name: format!("Bay {dev}"),
-            online: true,
-            last_heard_ms: Some(0),
-            state: Some("C3".to_owned()),
-            ccss: None,
-            status: crate::site::BayStatus::Charging,
-            plugged: true,
-            charging: true,
-            problem: false,
-            cable_a: Some(32.0),
-            offered_a: 16.0,
-            active_phases: 123,
-            current_a: [16.0; 3],
-            power_w: 11_040,
-            session_energy_wh: 0.0,
-            total_energy_wh: 0.0,
-            session_started_ms: None,
-            allocated_a: 16.0,
-            allocated_phases: 123,
-            confirmed_a: Some(16.0),
-            fail_safe_a: 6.0,
-            reason: None,
-            mode: ChargeMode::Now,
-            ceiling_a: 32.0,
-            problems: Vec::new(),
-            reserved_a: [0.0; 3],
-            settings: BaySettings::new(&BayId(dev.to_owned())),
-            button_request: None,
-            no_watchdog: false,
-            rssi_dbm: None,
-            mesh_layer: None,
-            mesh_parent: None,
-            mesh_latency_ms: None,
-            firmware: Some("3.5".to_owned()),
-            board: None,
-            avr_firmware: None,
-            avr_latest: None,
-            firmware_job: None,
-            esp32_latest: None,
-            esp32_job: None,
-        }
-    }
+    use crate::ha::sample::charging_bay as bay;
 
     fn publisher(mode: DiscoveryMode) -> Publisher {
         let settings = HaSettings {
@@ -401,10 +435,35 @@ mod tests {
         }
     }
 
+    /// What the adapter sends for `out`: announcements written out.
+    fn sent(p: &Publisher, out: Vec<Out>) -> Vec<Publish> {
+        out.into_iter()
+            .flat_map(|o| match o {
+                Out::Message(m) => vec![m],
+                Out::Announce(device) => p.render(&device),
+            })
+            .collect()
+    }
+
+    fn announce_all(p: &mut Publisher, now_ms: u64, snapshot: &SiteSnapshot) -> Vec<Publish> {
+        let out = p.announce_all(now_ms, snapshot);
+        sent(p, out)
+    }
+
+    fn update(p: &mut Publisher, now_ms: u64, snapshot: &SiteSnapshot) -> Vec<Publish> {
+        let out = p.update(now_ms, snapshot);
+        sent(p, out)
+    }
+
+    fn handle_timeout(p: &mut Publisher, now_ms: u64, snapshot: &SiteSnapshot) -> Vec<Publish> {
+        let out = p.handle_timeout(now_ms, snapshot);
+        sent(p, out)
+    }
+
     #[test]
     fn the_site_device_is_announced_before_the_bays_that_name_it() {
         for mode in [DiscoveryMode::Device, DiscoveryMode::Entity] {
-            let out = publisher(mode).announce_all(0, &site());
+            let out = announce_all(&mut publisher(mode), 0, &site());
             let configs: Vec<&str> = out
                 .iter()
                 .map(|p| p.topic.as_str())
@@ -426,12 +485,71 @@ mod tests {
     fn nothing_is_sent_again_until_something_changes() {
         let mut p = publisher(DiscoveryMode::Device);
         let mut snapshot = site();
-        assert!(!p.announce_all(0, &snapshot).is_empty());
-        assert_eq!(p.update(1_000, &snapshot), Vec::new());
+        assert!(!announce_all(&mut p, 0, &snapshot).is_empty());
+        assert_eq!(update(&mut p, 1_000, &snapshot), Vec::new());
         snapshot.bays[1].power_w = 7_360;
-        let out = p.update(2_000, &snapshot);
+        let out = update(&mut p, 2_000, &snapshot);
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(out[0].topic, "ctrl22/lot_7/node/d8a01d55a56c/state");
+        let state: serde_json::Value = serde_json::from_str(&out[0].payload).unwrap();
+        assert_eq!(state["power_w"], 7_360);
+        // Unchanged states are still refreshed, each a minute after it was last sent.
+        let others = update(&mut p, 2_000 + STATE_REFRESH_MS - 1, &snapshot);
+        assert_eq!(others.len(), 2, "the site and the other bay: {others:?}");
+        assert!(others.iter().all(|m| m.topic != out[0].topic));
+        let refreshed = update(&mut p, 2_000 + STATE_REFRESH_MS, &snapshot);
+        assert_eq!(refreshed, out);
+    }
+
+    #[test]
+    fn an_announcement_is_written_from_the_newest_names_when_sent() {
+        let mut p = publisher(DiscoveryMode::Device);
+        let mut snapshot = site();
+        let first = p.announce_all(0, &snapshot);
+        assert!(first.contains(&Out::Announce(Announce::Bay("d8a01d55a710".to_owned()))));
+        // Renamed before the announcement found room in the client's queue.
+        snapshot.bays[0].settings.name = "Visitor 1".to_owned();
+        let again = p.update(1_000, &snapshot);
+        assert_eq!(
+            again.first(),
+            Some(&Out::Announce(Announce::Bay("d8a01d55a710".to_owned())))
+        );
+        assert_eq!(sent(&p, again).iter().filter(|m| m.discovery).count(), 1);
+        let config = p.render(&Announce::Bay("d8a01d55a710".to_owned()));
+        assert_eq!(config.len(), 1);
+        let json: serde_json::Value = serde_json::from_str(&config[0].payload).unwrap();
+        assert_eq!(json["dev"]["name"], "Visitor 1");
+        assert_eq!(p.render(&Announce::Bay("unknown".to_owned())), Vec::new());
+    }
+
+    #[test]
+    fn a_bay_that_leaves_takes_every_entity_config_with_it() {
+        let mut p = publisher(DiscoveryMode::Entity);
+        let mut snapshot = site();
+        let announced: Vec<String> = announce_all(&mut p, 0, &snapshot)
+            .into_iter()
+            .filter(|m| m.discovery && m.topic.contains("ctrl22_d8a01d55a56c"))
+            .map(|m| m.topic)
+            .collect();
+        assert!(announced.len() > 20, "{announced:?}");
+        snapshot.bays.pop();
+        let out = update(&mut p, 1_000, &snapshot);
+        let removed: Vec<String> = out
+            .iter()
+            .filter(|m| m.discovery && m.payload.is_empty())
+            .map(|m| m.topic.clone())
+            .collect();
+        assert_eq!(removed, announced);
+        for topic in [
+            "ctrl22/lot_7/node/d8a01d55a56c/state",
+            "ctrl22/lot_7/node/d8a01d55a56c/availability",
+        ] {
+            assert!(
+                out.iter().any(|m| m.topic == topic && m.payload.is_empty()),
+                "{topic}: {out:?}"
+            );
+        }
+        assert_eq!(update(&mut p, 2_000, &snapshot), Vec::new());
     }
 
     fn configs(out: &[Publish]) -> usize {
@@ -442,7 +560,7 @@ mod tests {
     fn a_birth_brings_one_announcement_after_the_delay() {
         let mut p = publisher(DiscoveryMode::Device);
         let snapshot = site();
-        let announced = configs(&p.announce_all(0, &snapshot));
+        let announced = configs(&announce_all(&mut p, 0, &snapshot));
         assert_eq!(announced, 3, "the site and two bays");
         assert_eq!(p.poll_timeout(), None);
 
@@ -453,13 +571,13 @@ mod tests {
         p.handle_birth(11_900);
         assert_eq!(p.poll_timeout(), Some(10_000 + BIRTH_DELAY_MS));
         // Snapshots meanwhile carry state, not discovery; an early wake-up does nothing.
-        assert_eq!(configs(&p.update(11_000, &snapshot)), 0);
-        assert_eq!(p.handle_timeout(11_999, &snapshot), Vec::new());
-        let out = p.handle_timeout(12_000, &snapshot);
+        assert_eq!(configs(&update(&mut p, 11_000, &snapshot)), 0);
+        assert_eq!(handle_timeout(&mut p, 11_999, &snapshot), Vec::new());
+        let out = handle_timeout(&mut p, 12_000, &snapshot);
         assert_eq!(configs(&out), announced, "{out:?}");
         assert!(out.iter().any(|m| m.topic == "ctrl22/lot_7/status"));
         assert_eq!(p.poll_timeout(), None);
-        assert_eq!(p.handle_timeout(20_000, &snapshot), Vec::new());
+        assert_eq!(handle_timeout(&mut p, 20_000, &snapshot), Vec::new());
 
         // A later birth starts a new wait.
         p.handle_birth(30_000);
@@ -473,7 +591,7 @@ mod tests {
         snapshot.limit_a = [20.0, 20.0, 20.0]; // lowered at runtime
         snapshot.ceiling_a = [32.0, 32.0, 25.0];
         snapshot.bays[0].ceiling_a = 16.0;
-        let out = p.announce_all(0, &snapshot);
+        let out = announce_all(&mut p, 0, &snapshot);
         let max_of = |needle: &str| {
             out.iter()
                 .find(|m| m.topic.contains(needle) && m.topic.ends_with("/config"))
