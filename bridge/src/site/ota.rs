@@ -112,11 +112,6 @@ impl Site {
         self.carry_out_ota(now, ota_out, out);
     }
 
-    /// The earliest deadline of a running job.
-    pub(super) fn ota_timeout(&self) -> Option<u64> {
-        self.ota.poll_timeout()
-    }
-
     fn firmware_facts(&self, bay: &BayId) -> Option<BayFacts> {
         let index = self.registry.index_of(bay)?;
         self.registry.get(index).map(|slot| facts_of(&slot.bay))
