@@ -8,6 +8,7 @@ mod bad_input;
 mod cli;
 mod config;
 mod dashboard_browser;
+mod event_driven;
 mod ha;
 mod ha_common;
 mod ha_live;
