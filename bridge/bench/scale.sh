@@ -14,6 +14,8 @@
 # Needs mosquitto, curl, python3 and release builds (same CARGO_TARGET_DIR):
 #   cargo build --release -p ctrl22-bridge --bin ctrl22-bridge --example latency_probe
 #   cargo build --release -p ctrl22-node --features sim --bin ctrl22-node-sim
+# CHURN=N makes the probe send N cars a second away from charging bays (back 10 s later) over
+# the simulator's simctl topic, for enough plug -> setpoint samples.
 # SIM=... overrides the simulator binary; BRIDGE_WRAP="valgrind --tool=callgrind" etc. wraps
 # the bridge (for profiling; the numbers are then not comparable).
 set -euo pipefail
@@ -31,6 +33,7 @@ SIM=${SIM:-$TARGET/release/ctrl22-node-sim}
 MOSQUITTO=${MOSQUITTO:-/usr/sbin/mosquitto}
 BRIDGE_WRAP=${BRIDGE_WRAP:-}
 HA=${HA:-true}   # HA=false leaves the Home Assistant adapter out
+CHURN=${CHURN:-0}
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 MQTT_PORT=$(free_port)
@@ -99,7 +102,7 @@ HZ=$(getconf CLK_TCK)
 B0=$(ticks "$BRIDGE_PID"); M0=$(ticks "$BROKER_PID"); S0=$(ticks "$SIM_PID"); C0=$(cycle)
 W0=$(date +%s.%N); L0=$(wc -l < "$WORK/bridge.log")
 "$PROBE" --broker "127.0.0.1:$MQTT_PORT" --seconds "$SECONDS_MEASURED" \
-    --http "127.0.0.1:$HTTP_PORT" --token "$TOKEN" --inject "25.4:$LOWER_A,42.7:$LIMIT_A" \
+    --http "127.0.0.1:$HTTP_PORT" --token "$TOKEN" --inject "25.4:$LOWER_A,42.7:$LIMIT_A" --churn "$CHURN" \
     > "$WORK/probe.out"
 W1=$(date +%s.%N); L1=$(wc -l < "$WORK/bridge.log")
 B1=$(ticks "$BRIDGE_PID"); M1=$(ticks "$BROKER_PID"); S1=$(ticks "$SIM_PID"); C1=$(cycle)

@@ -13,6 +13,10 @@
 //!   from that bay's previous one) until the next injection or the end, and per-bay latency
 //!   percentiles, lowered and raised setpoints apart.
 //!
+//! - **churn** (`--churn N`): the probe itself makes N cars a second leave a charging bay
+//!   and come back 10 s later, over the simulator's `simctl` topic (simulator only), so that
+//!   the plug measurement has enough samples; departures and arrivals are reported apart.
+//!
 //! `smaxcur` refreshes with an unchanged value are counted in the message rates but are not
 //! "new setpoints". A bay whose previous setpoint the probe has not seen yet does not count
 //! as changed, so injections should come after one `setpoint_refresh` period.
@@ -50,12 +54,21 @@ struct Args {
     /// Site-limit changes: SECONDS:AMPS, comma-separated (AMPS applies to all three phases).
     #[arg(long, value_delimiter = ',')]
     inject: Vec<String>,
+    /// Cars a second made to leave a charging bay (and come back 10 s later) over the
+    /// simulator's `simctl` topic; 0: none.
+    #[arg(long, default_value_t = 0.0)]
+    churn: f64,
 }
+
+/// How long a car the probe sent away stays away.
+const CHURN_AWAY: Duration = Duration::from_secs(10);
 
 /// What the probe remembers per bay (keyed by the topic's device part).
 #[derive(Debug, Default)]
 struct BayState {
     plugged: Option<bool>,
+    /// The last heartbeat showed the car drawing current.
+    charging: bool,
     /// When the heartbeat showing a plug change arrived and whether a car arrived (else it
     /// left), until a new setpoint answers it.
     plug_change: Option<(Instant, bool)>,
@@ -99,16 +112,17 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn ms(d: Duration) -> String {
-    format!("{:.0}", d.as_secs_f64() * 1000.0)
+    format!("{:.1}", d.as_secs_f64() * 1000.0)
 }
 
 fn summary(name: &str, samples: &mut [Duration]) -> String {
     samples.sort_unstable();
     format!(
-        "{name}: n={} p50={}ms p95={}ms max={}ms",
+        "{name}: n={} p50={}ms p95={}ms p99={}ms max={}ms",
         samples.len(),
         ms(percentile(samples, 50.0)),
         ms(percentile(samples, 95.0)),
+        ms(percentile(samples, 99.0)),
         ms(samples.last().copied().unwrap_or_default()),
     )
 }
@@ -198,6 +212,12 @@ async fn main() -> anyhow::Result<()> {
     let mut bays: HashMap<String, BayState> = HashMap::new();
     let mut counts = Counts::default();
     let mut plug_latency = Vec::new();
+    let mut left_latency = Vec::new();
+    let mut arrived_latency = Vec::new();
+    // Cars sent away by --churn, to bring back: (when, device).
+    let mut away: std::collections::VecDeque<(Instant, String)> = Default::default();
+    let mut churn = tokio::time::interval(Duration::from_secs_f64(1.0 / args.churn.max(0.01)));
+    let mut churn_seq = 0usize;
     let mut plug_unanswered = 0u64;
     let deadline = tokio::time::sleep(Duration::from_secs(args.seconds));
     tokio::pin!(deadline);
@@ -209,6 +229,28 @@ async fn main() -> anyhow::Result<()> {
             Some((index, sent)) = sent_rx.recv() => {
                 if let Some(injection) = injections.get_mut(index) {
                     injection.sent = Some(sent);
+                }
+                continue;
+            }
+            _ = churn.tick(), if args.churn > 0.0 => {
+                let now = Instant::now();
+                while let Some((_, dev)) = away.front().filter(|(at, _)| *at <= now) {
+                    let topic = format!("/{}/{dev}/simctl", args.mesh_id);
+                    client.try_publish(topic, QoS::AtMostOnce, false, r#"{"car":"arrive"}"#)?;
+                    away.pop_front();
+                }
+                // A charging bay, taken in turn so that every one gets its go.
+                let mut charging: Vec<&String> = bays
+                    .iter()
+                    .filter(|(dev, b)| b.charging && !away.iter().any(|(_, d)| d == *dev))
+                    .map(|(dev, _)| dev)
+                    .collect();
+                charging.sort_unstable();
+                if let Some(dev) = charging.get(churn_seq % charging.len().max(1)).map(|d| (*d).clone()) {
+                    churn_seq += 7;
+                    let topic = format!("/{}/{dev}/simctl", args.mesh_id);
+                    client.try_publish(topic, QoS::AtMostOnce, false, r#"{"car":"leave"}"#)?;
+                    away.push_back((now + CHURN_AWAY, dev));
                 }
                 continue;
             }
@@ -235,6 +277,9 @@ async fn main() -> anyhow::Result<()> {
                 counts.heartbeats += 1;
                 let plugged = body.get("cmaxcur").and_then(Value::as_i64).unwrap_or(0) > 0;
                 let bay = bays.entry(dev.to_owned()).or_default();
+                bay.charging = ["cur1", "cur2", "cur3"]
+                    .iter()
+                    .any(|c| body.get(*c).and_then(Value::as_i64).unwrap_or(0) >= 10);
                 if bay.plugged.is_some_and(|was| was != plugged) && bay.plug_change.is_none() {
                     bay.plug_change = Some((now, plugged));
                 }
@@ -271,6 +316,11 @@ async fn main() -> anyhow::Result<()> {
                         ms(latency)
                     );
                     plug_latency.push(latency);
+                    if arrived {
+                        arrived_latency.push(latency);
+                    } else {
+                        left_latency.push(latency);
+                    }
                 }
                 // Attributed to the latest injection already sent.
                 if let Some(injection) = injections
@@ -310,6 +360,11 @@ async fn main() -> anyhow::Result<()> {
         "{} unanswered_after_{}s={plug_unanswered} still_pending_at_end={pending}",
         summary("plug->new_setpoint", &mut plug_latency),
         args.plug_timeout
+    );
+    println!("{}", summary("  left->new_setpoint", &mut left_latency));
+    println!(
+        "{}",
+        summary("  arrived->new_setpoint", &mut arrived_latency)
     );
     for injection in &mut injections {
         let name = format!(

@@ -2,8 +2,10 @@
 //!
 //! Almost everything is read from the latest snapshot at scrape time (a collector), so the
 //! numbers are never older than the last control cycle and there is no second copy of the
-//! state to keep in step. Only the control cycle duration is a live histogram, fed with each
-//! new snapshot's `cycle_us`.
+//! state to keep in step; the core's own counters (messages by kind, setpoint writes,
+//! allocations) come with it. Live: the control cycle duration, fed with each new
+//! snapshot's `cycle_us`, and what the site task handed to the mesh link (commands by `cmd`,
+//! the event -> write latency), read from [`LinkTraffic`].
 
 use std::sync::Arc;
 
@@ -20,6 +22,7 @@ use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
 use super::State;
+use crate::mesh::LinkTraffic;
 use crate::site::snapshot::SiteSnapshot;
 
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -37,6 +40,7 @@ impl Metrics {
         snapshots: watch::Receiver<Arc<SiteSnapshot>>,
         solar: Option<crate::solar::Health>,
         ocpp: Option<crate::ocpp::OcppMetrics>,
+        link: Option<LinkTraffic>,
     ) -> Self {
         let mut registry = Registry::default();
         // 10 us to 2.6 s: an allocation takes microseconds; seconds would mean trouble.
@@ -53,6 +57,15 @@ impl Metrics {
         }
         if let Some(ocpp) = ocpp {
             registry.register_collector(Box::new(ocpp));
+        }
+        if let Some(link) = link {
+            registry.register(
+                "ctrl22_event_to_write_seconds",
+                "From a change that asked for an allocation to the last setpoint write of that \
+                 allocation handed to the mesh link",
+                link.event_to_write(),
+            );
+            registry.register_collector(Box::new(CommandCollector(link)));
         }
         Self {
             registry,
@@ -132,9 +145,10 @@ impl Family<'_> {
         value: Option<f64>,
     ) -> Result<(), std::fmt::Error> {
         let metric = encoder.encode_descriptor(self.name, self.help, None, self.kind)?;
-        match value {
-            Some(value) => ConstGauge::new(value).encode(metric),
-            None => Ok(()),
+        match (value, self.kind) {
+            (Some(value), MetricType::Counter) => ConstCounter::new(value).encode(metric),
+            (Some(value), _) => ConstGauge::new(value).encode(metric),
+            (None, _) => Ok(()),
         }
     }
 }
@@ -220,6 +234,34 @@ impl Collector for SnapshotCollector {
                 .map(|(kind, n)| ([("kind", kind.clone())], *n as f64)),
         )?;
 
+        let traffic = &s.traffic;
+        Family::counter(
+            "ctrl22_mesh_messages",
+            "Node messages received, by kind (other: tsync, avrlog)",
+        )
+        .write(
+            &mut e,
+            traffic
+                .messages()
+                .map(|(kind, n)| ([("kind", kind)], n as f64)),
+        )?;
+        Family::counter(
+            "ctrl22_setpoint_writes",
+            "Parameter writes the setpoint sequencer released (avrsetpar)",
+        )
+        .write_one(&mut e, Some(traffic.setpoint_writes as f64))?;
+        Family::counter(
+            "ctrl22_allocations",
+            "Allocations, by trigger: the periodic control cycle or a change between cycles",
+        )
+        .write(
+            &mut e,
+            [
+                ([("trigger", "cycle")], traffic.cycle_allocations as f64),
+                ([("trigger", "event")], traffic.event_allocations as f64),
+            ],
+        )?;
+
         Family::gauge(
             "ctrl22_bay_current_amperes",
             "Current measured per bay phase",
@@ -268,5 +310,23 @@ impl Collector for SnapshotCollector {
             }),
         )?;
         Ok(())
+    }
+}
+
+/// `ctrl22_mesh_commands_total{cmd}` from the live counters.
+#[derive(Debug)]
+struct CommandCollector(LinkTraffic);
+
+impl Collector for CommandCollector {
+    #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+    fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        Family::counter(
+            "ctrl22_mesh_commands",
+            "Commands handed to the mesh link, by cmd",
+        )
+        .write(
+            &mut e,
+            self.0.commands().map(|(cmd, n)| ([("cmd", cmd)], n as f64)),
+        )
     }
 }

@@ -81,6 +81,8 @@ pub struct HttpOptions {
     pub solar: Option<crate::solar::Health>,
     /// The OCPP sessions' counters for `/metrics`; `None` = OCPP off.
     pub ocpp: Option<crate::ocpp::OcppMetrics>,
+    /// What the site task handed to the mesh link, for `/metrics`; `None` = no link here.
+    pub link: Option<crate::mesh::LinkTraffic>,
     /// `[firmware]`: the folder installs name images in, the largest image.
     pub firmware: crate::config::FirmwareConfig,
 }
@@ -110,6 +112,7 @@ impl From<&crate::config::HttpConfig> for HttpOptions {
             allowed_hosts: http.allowed_hosts.clone(),
             solar: None,
             ocpp: None,
+            link: None,
             firmware: crate::config::FirmwareConfig::default(),
         }
     }
@@ -267,6 +270,7 @@ impl State {
                 site.subscribe(),
                 options.solar,
                 options.ocpp,
+                options.link,
             )),
             refusals: Arc::new(refusal::Refusals::new(site.clone())),
             hosts: loopback.then(|| Arc::new(guard::HostCheck::new(&options.allowed_hosts))),

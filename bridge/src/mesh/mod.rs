@@ -12,6 +12,7 @@ mod progress;
 pub mod table;
 mod tcp;
 pub mod tree;
+mod traffic;
 mod via_bridge;
 
 use std::collections::HashMap;
@@ -26,6 +27,7 @@ pub use ctrl22_node::mesh::{Address, Command, MacAddr, NodeMessage, ProtocolErro
 pub use mqtt::spawn_mqtt;
 pub use tcp::split::{Frame, ObjectSplitter};
 pub use tcp::{spawn_tcp, TcpLinkOptions, TCP_IDLE_TIMEOUT, TCP_WRITE_GAP};
+pub use traffic::LinkTraffic;
 
 /// What the link reports to the site core.
 // A message is ~280 bytes (an avrlog line inline); boxing every heartbeat would cost more.

@@ -152,7 +152,10 @@ pub async fn run(
     // Home Assistant discovery on the embedded broker: what a HA would see is there to look at.
     crate::ha::spawn(&config, bridge.handle.clone())?;
     let http = crate::http::spawn(
-        crate::http::HttpOptions::demo(args.http),
+        crate::http::HttpOptions {
+            link: Some(bridge.traffic.clone()),
+            ..crate::http::HttpOptions::demo(args.http)
+        },
         bridge.handle.clone(),
     )
     .await

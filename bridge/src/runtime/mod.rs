@@ -1,5 +1,7 @@
 //! The bridge's running process: the wiring. One task owns the [`Site`]; the mesh link,
-//! Home Assistant, HTTP and storage talk to it by messages. No locks are held across awaits:
+//! Home Assistant, HTTP and storage talk to it by messages. It runs the control cycle every
+//! [`CONTROL_INTERVAL`] and otherwise sleeps until the core's own deadline
+//! ([`Site::poll_timeout`]: the allocation a change asked for). No locks are held across awaits:
 //! readers get snapshots through a `watch` channel and bay events through a bounded
 //! broadcast, writers send [`SiteRequest`]s. No module imports this one: adapters depend on
 //! [`crate::handle`].
@@ -25,7 +27,7 @@ use crate::handle::{SiteHandle, SiteRequest, CONTROL_INTERVAL};
 
 use crate::bay::BayId;
 use crate::config::{Config, MeshTransport};
-use crate::mesh::{self, MeshCommand, MeshEvent, MeshSender};
+use crate::mesh::{self, LinkTraffic, MeshCommand, MeshEvent, MeshSender};
 use crate::site::record::BaySettings;
 use crate::site::snapshot::SiteSnapshot;
 use crate::site::{BayEvent, Input, Output, Site, SiteSettings, Stored};
@@ -140,6 +142,7 @@ pub async fn run(
     };
     let mut http: crate::http::HttpOptions = (&config).into();
     http.ocpp = ocpp;
+    http.link = Some(bridge.traffic.clone());
     http.solar = Some(crate::solar::spawn(&config, &bridge.handle)?);
     let _http = crate::http::spawn(http, bridge.handle.clone()).await?;
     if config.homeassistant.enabled {
@@ -163,6 +166,8 @@ const COMMAND_BATCHES: usize = 4096;
 #[derive(Debug)]
 pub struct Bridge {
     pub handle: SiteHandle,
+    /// What the site task handed to the mesh link (for `/metrics`).
+    pub traffic: LinkTraffic,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
     stop: oneshot::Sender<()>,
 }
@@ -201,7 +206,8 @@ impl Bridge {
         let (requests_tx, requests) = mpsc::channel(256);
         let (stop, stopped) = oneshot::channel();
         let (commands_tx, commands) = mpsc::channel(COMMAND_BATCHES);
-        tokio::spawn(forward_commands(commands, link));
+        let traffic = LinkTraffic::default();
+        tokio::spawn(forward_commands(commands, link, traffic.clone()));
         let mut task = SiteTask {
             site,
             parameter_replies: parameters::Waiting::default(),
@@ -211,13 +217,19 @@ impl Bridge {
             events: events_tx.clone(),
             storage,
             commands: commands_tx,
+            pending_since: None,
         };
         task.execute(now, restored).await?;
         let task = tokio::spawn(site_task(task, mesh_events, requests, stopped));
         let handle = SiteHandle::new(requests_tx, snapshot_rx, events_tx);
         firmware::spawn_folder_scan(&config.firmware, handle.clone());
         firmware::spawn_image_server(&config.firmware);
-        Ok(Self { handle, task, stop })
+        Ok(Self {
+            handle,
+            traffic,
+            task,
+            stop,
+        })
     }
 
     /// Runs until `shutdown`, then stops the site task and flushes the store.
@@ -250,12 +262,16 @@ struct SiteTask {
     events: broadcast::Sender<BayEvent>,
     storage: StoreWriter,
     commands: mpsc::Sender<CommandBatch>,
+    /// When the first change the core's pending allocation answers came in.
+    pending_since: Option<Instant>,
 }
 
 /// Commands of one input, sent in order once the reservations they raise are on disk.
 struct CommandBatch {
     after: Option<oneshot::Receiver<()>>,
     commands: Vec<MeshCommand>,
+    /// For an allocation a change asked for: when that change came in.
+    caused_at: Option<Instant>,
 }
 
 impl SiteTask {
@@ -269,6 +285,17 @@ impl SiteTask {
         &mut self,
         now: crate::clock::Now,
         outputs: Vec<Output>,
+    ) -> anyhow::Result<()> {
+        self.execute_caused(now, outputs, None).await
+    }
+
+    /// [`Self::execute`] for the outputs of an allocation that answers the change that came
+    /// in at `caused_at` (timed to its writes for `/metrics`).
+    async fn execute_caused(
+        &mut self,
+        now: crate::clock::Now,
+        outputs: Vec<Output>,
+        caused_at: Option<Instant>,
     ) -> anyhow::Result<()> {
         let mut records = Vec::new();
         let mut commands = Vec::new();
@@ -303,7 +330,11 @@ impl SiteTask {
             self.storage.write(now.wall_ms, records, barrier).await?
         };
         if !commands.is_empty() {
-            let batch = CommandBatch { after, commands };
+            let batch = CommandBatch {
+                after,
+                commands,
+                caused_at,
+            };
             if self.commands.try_send(batch).is_err() {
                 // The sequencer counts an unanswered write as possibly applied and retries.
                 self.site.count_rejected("mesh_queue_full");
@@ -315,6 +346,33 @@ impl SiteTask {
 
     fn publish(&self, now: crate::clock::Now) {
         let _ = self.snapshot.send(Arc::new(self.site.snapshot(now)));
+    }
+
+    /// Follows the core's pending allocation after an input that came in at `received`:
+    /// the change that started it, and, once an allocation answered it, that change's time.
+    fn follow_pending(&mut self, received: Instant) -> Option<Instant> {
+        match (self.site.allocation_pending(), self.pending_since) {
+            (true, None) => {
+                self.pending_since = Some(received);
+                None
+            }
+            (false, Some(since)) => {
+                self.pending_since = None;
+                Some(since)
+            }
+            _ => None,
+        }
+    }
+
+    /// When the site task must wake without input: the next cycle, or the core's deadline
+    /// if that is sooner.
+    fn wake_at(&self, next_cycle: Instant) -> Instant {
+        let Some(due_ms) = self.site.poll_timeout() else {
+            return next_cycle;
+        };
+        // The core counts whole ms: waking `due - now` ms from now is never early.
+        let wait = Duration::from_millis(due_ms.saturating_sub(self.clock.now().mono_ms));
+        next_cycle.min(Instant::now() + wait)
     }
 }
 
@@ -414,10 +472,17 @@ async fn site_task(
     mut requests: mpsc::Receiver<SiteRequest>,
     mut stopped: oneshot::Receiver<()>,
 ) -> anyhow::Result<()> {
-    let mut tick = tokio::time::interval(CONTROL_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first cycle at once, the next ones an interval after the last began (a late one
+    // delays those after it rather than bunching them).
+    let mut next_cycle = Instant::now();
+    let wake = tokio::time::sleep_until(next_cycle.into());
+    tokio::pin!(wake);
     let mut requests_open = true;
     let result = loop {
+        let wake_at = t.wake_at(next_cycle);
+        if wake.deadline() != wake_at.into() {
+            wake.as_mut().reset(wake_at.into());
+        }
         let (input, publish) = tokio::select! {
             _ = &mut stopped => break Ok(()),
             event = mesh_events.recv() => match event {
@@ -426,9 +491,11 @@ async fn site_task(
             },
             request = requests.recv(), if requests_open => match request {
                 Some(SiteRequest::Apply { changes, reply }) => {
+                    let received = Instant::now();
                     let now = t.clock.now();
                     match t.site.apply_all(now, changes) {
                         Ok(outputs) => {
+                            t.follow_pending(received);
                             if let Err(e) = t.execute(now, outputs).await {
                                 break Err(e);
                             }
@@ -470,17 +537,27 @@ async fn site_task(
                     continue;
                 }
             },
-            _ = tick.tick() => (Input::Tick, true),
+            () = &mut wake => {
+                let woke = Instant::now();
+                if woke >= next_cycle {
+                    next_cycle = woke + CONTROL_INTERVAL;
+                    (Input::Tick, true)
+                } else {
+                    (Input::Timeout, false)
+                }
+            }
         };
         let now = t.clock.now();
         let started = Instant::now();
         let outputs = t.site.handle(now, input);
-        if publish {
+        let caused_at = t.follow_pending(started);
+        if publish || caused_at.is_some() {
+            // What an allocation costs also spaces the ones changes ask for.
             t.site.record_cycle_time(
                 u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
             );
         }
-        if let Err(e) = t.execute(now, outputs).await {
+        if let Err(e) = t.execute_caused(now, outputs, caused_at).await {
             break Err(e);
         }
         t.answer_parameters();
@@ -512,7 +589,11 @@ fn mesh_input(event: MeshEvent, reply_deadline_ms: u64) -> Input {
     }
 }
 
-async fn forward_commands(mut batches: mpsc::Receiver<CommandBatch>, link: MeshSender) {
+async fn forward_commands(
+    mut batches: mpsc::Receiver<CommandBatch>,
+    link: MeshSender,
+    traffic: LinkTraffic,
+) {
     while let Some(batch) = batches.recv().await {
         if let Some(after) = batch.after {
             if after.await.is_err() {
@@ -520,10 +601,20 @@ async fn forward_commands(mut batches: mpsc::Receiver<CommandBatch>, link: MeshS
                 continue;
             }
         }
+        let mut wrote = false;
         for command in batch.commands {
-            if let Err(e) = link.send(command).await {
-                tracing::debug!("command dropped: {e}");
+            let name = command.cmd.name();
+            let setpoint = matches!(command.cmd, mesh::Command::AvrSetPar { .. });
+            match link.send(command).await {
+                Ok(()) => {
+                    traffic.handed(name);
+                    wrote |= setpoint;
+                }
+                Err(e) => tracing::debug!("command dropped: {e}"),
             }
+        }
+        if let Some(caused_at) = batch.caused_at.filter(|_| wrote) {
+            traffic.observe_event_to_write(caused_at.elapsed());
         }
     }
 }

@@ -31,8 +31,8 @@ enum Checked {
 
 impl Site {
     /// Validates every change of the set, then applies them all; a refused one leaves
-    /// everything as it was. Accepted changes take effect in the next control cycle and are
-    /// to be persisted.
+    /// everything as it was. Accepted changes take effect in the allocation they ask for
+    /// ([`Site::poll_timeout`]) and are to be persisted.
     ///
     /// # Errors
     /// The first refusal, naming the field and the problem (above a ceiling: the ceiling).
@@ -46,6 +46,13 @@ impl Site {
             .map(|change| self.check(change))
             .collect::<Result<Vec<_>, _>>()?;
         let mut out = Vec::new();
+        // A name is the one setting the allocation does not read.
+        if changes
+            .iter()
+            .any(|c| !matches!(c, SettingChange::BayName { .. }))
+        {
+            self.allocation_needed(now);
+        }
         for (change, checked) in changes.into_iter().zip(checked) {
             out.extend(self.commit(now, change, checked));
         }

@@ -1,5 +1,7 @@
 //! The control cycle: silent bays go offline, node details are polled, start/stop pressed
 //! where the state calls for it, the allocator sets targets and the sequencer delivers them.
+//! The allocation (with the presses before it) also runs on its own when a change asks for
+//! it between cycles (`pending.rs`).
 
 use ctrl22_node::mesh::{Address, Command};
 use ctrl22_node::{Ccss, CcssGroup};
@@ -21,6 +23,7 @@ impl Site {
         self.press_buttons(now);
         self.switch_phases(now, out);
         self.allocate(now);
+        self.traffic.cycle_allocations += 1;
         // Every whole Wh is saved in the cycle it is reached: a crash loses at most one
         // cycle of energy, and only bays that charged cause a write.
         for slot in self.registry.iter_mut() {
@@ -85,7 +88,7 @@ impl Site {
     }
 
     /// Start and stop need the operator button: pressed only when the state calls for it.
-    fn press_buttons(&mut self, now: Now) {
+    pub(super) fn press_buttons(&mut self, now: Now) {
         let default_mode = self.settings.default_mode;
         let autostart = self.settings.autostart;
         for (index, slot) in self.registry.iter_mut().enumerate() {
@@ -124,7 +127,10 @@ impl Site {
         }
     }
 
-    fn allocate(&mut self, now: Now) {
+    /// New targets for every bay, handed to the sequencer; this answers every change that
+    /// asked for an allocation so far.
+    pub(super) fn allocate(&mut self, now: Now) {
+        self.pending.allocated(now.mono_ms);
         let default_mode = self.settings.default_mode;
         let zone = &self.settings.time_zone;
         let mut demands: Vec<BayDemand> = self

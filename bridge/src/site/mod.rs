@@ -8,13 +8,17 @@
 //! Each control cycle ([`Input::Tick`]) it marks silent bays offline, polls node details,
 //! presses start/stop where the state calls for it, asks the allocator for targets and hands
 //! them to the setpoint sequencer, which alone decides what may be written when (SPEC
-//! section 4: lower first, confirm, then raise).
+//! section 4: lower first, confirm, then raise). Between cycles a change that matters (a car
+//! unplugged, a lowered limit) asks for an allocation of its own a few ms later
+//! ([`Site::poll_timeout`], [`Input::Timeout`]; see `pending.rs`).
 //!
 //! | file | idea |
 //! |---|---|
 //! | `registry.rs` | the bays, one [`registry::BaySlot`] each |
 //! | `node_messages.rs` | what a node's heartbeat or reply changes |
 //! | `cycle.rs` | the control cycle: offline, polls, buttons, allocation, delivery |
+//! | `pending.rs` | event-driven allocation: which changes ask for one, coalesced |
+//! | `traffic.rs` | what the core counts for `/metrics`: messages, writes, allocations |
 //! | `apply.rs` | operator settings: validated once, all or nothing, under the ceilings |
 //! | `view.rs` | the snapshot adapters read |
 //! | `limits.rs` | ceilings and the dynamic limits below them |
@@ -39,6 +43,7 @@ pub mod limits;
 mod node_messages;
 mod ota;
 pub mod parameters;
+mod pending;
 pub mod phase_switch;
 pub mod power;
 mod power_flow;
@@ -48,6 +53,7 @@ pub mod settings;
 pub mod snapshot;
 pub mod status;
 mod surplus;
+pub mod traffic;
 mod view;
 
 use std::collections::BTreeMap;
@@ -99,6 +105,9 @@ pub enum Input {
     OcppSiteLimit { limit_a: Option<[f64; 3]> },
     /// The control cycle: allocate and deliver.
     Tick,
+    /// The moment [`Site::poll_timeout`] named has come: the allocation a change asked for
+    /// runs (early or repeated ones do nothing).
+    Timeout,
 }
 
 /// Something the runtime must do.
@@ -174,6 +183,9 @@ pub struct Site {
     firmware_catalogue: Vec<crate::ota::folder::FolderImage>,
     /// Operators' `getpar`/`setpar` waiting for their node (see `parameters.rs`).
     operator_pars: parameters::OperatorPars,
+    /// The allocation a change asked for (see `pending.rs`).
+    pending: pending::Pending,
+    traffic: traffic::Traffic,
 }
 
 impl Site {
@@ -212,6 +224,8 @@ impl Site {
             esp32: crate::ota::esp32::Esp32Jobs::default(),
             firmware_catalogue: Vec::new(),
             operator_pars: parameters::OperatorPars::default(),
+            pending: pending::Pending::default(),
+            traffic: traffic::Traffic::default(),
             settings,
         };
         let configured: Vec<_> = site
@@ -269,6 +283,7 @@ impl Site {
         let mut out = Vec::new();
         match input {
             Input::Mesh { src, msg } => {
+                self.traffic.count_message(&msg);
                 self.ota_on_mesh(now, src, &msg, &mut out);
                 self.on_mesh(now, src, msg, &mut out);
             }
@@ -294,17 +309,33 @@ impl Site {
                     },
                 });
             }
-            Input::Power { source, reading } => self.on_power(now, source, reading, &mut out),
+            Input::Power { source, reading } => {
+                let before = self.limits_in_force();
+                self.on_power(now, source, reading, &mut out);
+                self.allocate_if_lowered(now, &before);
+            }
             Input::PowerLost { source, error } => {
+                let before = self.limits_in_force();
                 self.on_power_lost(now, source, &error, &mut out);
+                self.allocate_if_lowered(now, &before);
             }
             Input::ExternalLimit {
                 source,
                 scope,
                 limit,
-            } => self.on_external_limit(now, source, scope, limit, &mut out),
-            Input::BayCap { bay, cap_a } => self.set_bay_cap(bay, cap_a),
-            Input::OcppSiteLimit { limit_a } => self.set_ocpp_site_limit(now, limit_a),
+            } => {
+                self.on_external_limit(now, source, scope, limit, &mut out);
+                self.allocation_needed(now);
+            }
+            Input::BayCap { bay, cap_a } => {
+                self.set_bay_cap(bay, cap_a);
+                self.allocation_needed(now);
+            }
+            Input::OcppSiteLimit { limit_a } => {
+                self.set_ocpp_site_limit(now, limit_a);
+                self.allocation_needed(now);
+            }
+            Input::Timeout => self.on_timeout(now),
             Input::Tick => {
                 self.poll_ota(now, &mut out);
                 self.expire_parameter_requests(now);
@@ -318,17 +349,6 @@ impl Site {
         self.note_raises(now);
         self.deliver(&mut out);
         out
-    }
-
-    /// When the core next needs an input even if nothing happens (monotonic ms): a
-    /// sequencer timeout. The control cycle ticks anyway; this lets a driver wake earlier.
-    #[must_use]
-    pub fn poll_timeout(&self) -> Option<u64> {
-        self.sequencer
-            .poll_timeout()
-            .into_iter()
-            .chain(self.ota_timeout())
-            .min()
     }
 
     /// Counts refused input by kind (for `/metrics`); the runtime calls it too, for what it
@@ -411,6 +431,7 @@ impl Site {
                 });
             }
         }
+        self.traffic.setpoint_writes += self.writes.len() as u64;
         for write in std::mem::take(&mut self.writes) {
             let Some(slot) = self.registry.get(write.bay) else {
                 continue;

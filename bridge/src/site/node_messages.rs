@@ -5,6 +5,7 @@ use ctrl22_node::mesh::{MacAddr, NodeMessage};
 use ctrl22_node::Ccss;
 
 use super::events::{self, BayEvent, BayEventKind};
+use super::pending::Reported;
 use super::phase_switch::PhaseSwitch;
 use super::record::BaySettings;
 use super::{wiring, Output, Site};
@@ -70,6 +71,7 @@ impl Site {
             return;
         };
         let bay = &mut slot.bay;
+        let reported = Reported::of(bay);
         bay.last_heard_mono_ms = Some(now.mono_ms);
         bay.last_heard_ms = Some(now.wall_ms);
         if !bay.online {
@@ -166,6 +168,13 @@ impl Site {
             | NodeMessage::AvrOta { .. }
             | NodeMessage::AvrImg { .. }
             | NodeMessage::AvrLog { .. } => {}
+        }
+        if self
+            .registry
+            .get(index)
+            .is_some_and(|slot| Reported::of(&slot.bay) != reported)
+        {
+            self.allocation_needed(now);
         }
         self.announce(now, index, out);
     }

@@ -208,15 +208,6 @@ impl Site {
         self.carry_out_esp32(now, esp32_out, out);
     }
 
-    /// The earliest deadline of a running job.
-    pub(super) fn ota_timeout(&self) -> Option<u64> {
-        self.ota
-            .poll_timeout()
-            .into_iter()
-            .chain(self.esp32.poll_timeout())
-            .min()
-    }
-
     /// Every bay with what its last `system` said, for the ESP32 jobs.
     fn esp32_bays(&self) -> Vec<Esp32Bay> {
         self.registry

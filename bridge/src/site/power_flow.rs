@@ -4,8 +4,8 @@
 //! Every one of them can only lower: the house-load and external limits are dynamic limits
 //! under the configured ceiling ([`super::limits`]), and the budget only ever sizes what
 //! `pv`/`minpv` bays get above their floor. A lowered limit reaches the sequencer with the
-//! input that lowered it, so no raise goes out past it; the bays are lowered by the next
-//! control cycle's targets.
+//! input that lowered it, so no raise goes out past it; the bays are lowered by the
+//! targets of the allocation that lowering asks for (`pending.rs`), a few ms later.
 
 use std::collections::{BTreeMap, HashMap};
 

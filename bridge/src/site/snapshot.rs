@@ -54,6 +54,9 @@ pub struct SiteSnapshot {
     pub rejected: BTreeMap<String, u64>,
     /// Last allocation's cycle time in microseconds.
     pub cycle_us: u64,
+    /// Messages, setpoint writes and allocations counted so far (for `/metrics`).
+    #[serde(skip)]
+    pub traffic: super::traffic::Traffic,
 }
 
 /// One source of a site limit and what it asks for.

@@ -80,6 +80,7 @@ impl Site {
             bays,
             rejected: self.rejected.clone(),
             cycle_us: self.cycle_us,
+            traffic: self.traffic,
         }
     }
 

@@ -103,6 +103,43 @@ fn a_site_limit_lowered_at_runtime_is_followed_within_15_s() {
     assert!(lowered.iter().all(|&d| d > 150), "{lowered:?}");
 }
 
+/// Event-driven allocation between the cycles, with cars coming and going, lossy links and
+/// the limit lowered and restored: the fuse holds at every step, and the lowered limit is
+/// followed.
+#[test]
+fn event_driven_allocation_keeps_every_limit() {
+    let layout = Layout {
+        arrivals: Arrivals::Random,
+        ..Layout::plugged(20, 32)
+    };
+    let mut pair = Pair::new(&layout, 8);
+    pair.event_driven = true;
+    pair.settle_ms = 15_000;
+    pair.set_links(LinkModel::lossy(0.1), LinkModel::lossy(0.1));
+    run(&mut pair, 5 * MINUTE_MS);
+    for bay in 0..10 {
+        pair.unplug(bay);
+        pair.run_for(700).unwrap();
+    }
+    for phase in 1..=3 {
+        pair.set_site_limit(phase, 20.0).unwrap();
+    }
+    run(&mut pair, 5 * MINUTE_MS);
+    for bay in 0..10 {
+        pair.plug(bay);
+        pair.run_for(300).unwrap();
+    }
+    for phase in 1..=3 {
+        pair.set_site_limit(phase, 32.0).unwrap();
+    }
+    run(&mut pair, 5 * MINUTE_MS);
+    assert!(
+        pair.snapshot().traffic.event_allocations > 10,
+        "{:?}",
+        pair.snapshot().traffic
+    );
+}
+
 #[test]
 fn a_runtime_site_limit_above_the_ceiling_lifts_nothing() {
     let mut pair = Pair::new(&Layout::plugged(20, 32), 6);

@@ -9,6 +9,7 @@ mod cli;
 mod config;
 mod dashboard_browser;
 mod dashboard_fleet;
+mod event_driven;
 mod faults;
 mod ha;
 mod ha_common;

@@ -217,6 +217,7 @@ fn a_stray_reply_from_an_unknown_node_is_counted_not_a_bay() {
 }
 
 mod envelope;
+mod events;
 mod parameters;
 mod power;
 mod restart;

@@ -91,6 +91,10 @@ pub struct Pair {
     lowered: [Option<Lowered>; 3],
     /// How long the site gets to follow a lowered runtime limit.
     pub settle_ms: u64,
+    /// Feed the core [`Input::Timeout`] when [`Site::poll_timeout`] is due, as the runtime
+    /// does (at the harness's resolution: the step after the change); off, only the cycle
+    /// allocates, as the scenarios were written for.
+    pub event_driven: bool,
     next_tick_ms: u64,
     truth: Vec<BayTruth>,
     recent: VecDeque<(u64, MacAddr, Command)>,
@@ -122,6 +126,7 @@ impl Pair {
             macs,
             lowered: [None; 3],
             settle_ms: 120_000,
+            event_driven: false,
             next_tick_ms: 0,
             truth: Vec::new(),
             recent: VecDeque::with_capacity(RECENT),
@@ -271,6 +276,10 @@ impl Pair {
                 self.uplink.send(now, src, msg);
             }
             self.check()?;
+        }
+        if self.event_driven && self.site.poll_timeout().is_some_and(|due| due <= now) {
+            let out = self.site.handle(self.clock.core(), Input::Timeout);
+            self.carry(out);
         }
         while let Some((src, msg)) = self.uplink.receive(now) {
             let out = self
