@@ -3,9 +3,12 @@
 //! sends the command and hands back the node's reply, which a tool beside the bridge could
 //! lose to it.
 //!
-//! Both send to the mesh, so both need the token or a login. A write of what the sequencer
-//! owns (`smaxcur`, `phases`, `fsafecur`, `wdtsec`) is refused with `409` unless the bay is
-//! disabled; no reply within a few seconds is `504`.
+//! Both send to the mesh, so both need the token or a login. On an enabled bay only
+//! harmless parameters (`blinks`, `time`) may be written, anything else is `409`; `wdtsec`
+//! (the bridge's watchdog period) is always `409`; `smaxcur`/`fsafecur` other than 0 or
+//! 60 up to the bay's ceiling (configured maximum, cable) is `400`; a raise the site has no
+//! room for is `409`; no reply within a few seconds is `504`. Every refusal is counted in
+//! `ctrl22_rejected_input_total`.
 
 use axum::extract::{Path, State as Extract};
 use axum::http::{HeaderMap, StatusCode};
@@ -103,9 +106,12 @@ async fn ask(
                 ParRefusal::NoReply => StatusCode::GATEWAY_TIMEOUT,
                 ParRefusal::QueueFull => StatusCode::SERVICE_UNAVAILABLE,
                 ParRefusal::NodeRefused => StatusCode::BAD_GATEWAY,
+                ParRefusal::AboveCeiling { .. } => StatusCode::BAD_REQUEST,
                 ParRefusal::Offline
                 | ParRefusal::Flashing
                 | ParRefusal::SequencerOwned(_)
+                | ParRefusal::NotWhileEnabled(_)
+                | ParRefusal::Watchdog
                 | ParRefusal::Busy
                 | ParRefusal::NoBudget => StatusCode::CONFLICT,
             };

@@ -145,6 +145,7 @@ impl Sequencer {
         };
         if state.presence != Presence::Online
             || state.outstanding.is_some()
+            || state.operator_write
             || state.backoff_until_ms.is_some()
         {
             return;

@@ -58,6 +58,9 @@ pub(super) struct BayState {
     pub(super) no_watchdog: bool,
     /// A press of the operator button waits for the write slot.
     pub(super) button: bool,
+    /// An operator's `avrsetpar` waits for its reply: nothing is sent meanwhile, so that
+    /// the reply (which does not name its parameter) is the operator's.
+    pub(super) operator_write: bool,
     pub(super) last_smaxcur_ms: Option<u64>,
     pub(super) retry: Option<Retry>,
     pub(super) backoff_until_ms: Option<u64>,
@@ -79,6 +82,7 @@ impl BayState {
             wdtsec_confirmed: false,
             no_watchdog: false,
             button: false,
+            operator_write: false,
             last_smaxcur_ms: None,
             retry: None,
             backoff_until_ms: None,

@@ -414,6 +414,27 @@ impl Sequencer {
         self.bays.get(bay).is_some_and(|s| s.outstanding.is_some())
     }
 
+    /// An operator's write goes to `bay` (sent when [`Sequencer::awaits_ack`] is `false`):
+    /// nothing is sent to it until [`Sequencer::operator_write_done`], so that the next
+    /// reply is the operator's and no write of the sequencer's own, confirmed meanwhile,
+    /// replaces the knowledge the operator's write widened.
+    pub(crate) fn operator_write_sent(&mut self, bay: usize) {
+        if let Some(state) = self.bays.get_mut(bay) {
+            state.operator_write = true;
+        }
+    }
+
+    /// The operator's write to `bay` was answered or given up on: the bay's next write may go.
+    pub(crate) fn operator_write_done(&mut self, now_ms: u64, bay: usize) -> Vec<SetparCommand> {
+        match self.bays.get_mut(bay) {
+            Some(state) if state.operator_write => {
+                state.operator_write = false;
+                self.step(now_ms, vec![bay])
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// The site core lost `bay` (heartbeat timeout): its reservation stays as it is until
     /// it is heard again or [`Sequencer::release`]d; nothing is sent to it meanwhile.
     pub fn on_offline(&mut self, bay: usize) {
@@ -520,7 +541,12 @@ impl Sequencer {
             Some(o.deadline_ms)
         } else if state.backoff_until_ms.is_some() {
             state.backoff_until_ms
-        } else if state.presence == Presence::Online && exactly_known && !waiting {
+        } else if state.presence == Presence::Online
+            && exactly_known
+            && !waiting
+            // Held for an operator's write: its answer steps the bay.
+            && !state.operator_write
+        {
             state
                 .last_smaxcur_ms
                 .map(|t| t.saturating_add(self.params.refresh_interval_ms))

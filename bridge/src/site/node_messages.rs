@@ -158,7 +158,7 @@ impl Site {
             NodeMessage::Status(status) => bay.status = Some(status),
             NodeMessage::System(system) => bay.system = Some(system),
             NodeMessage::AvrSetPar { ok } => {
-                if !self.operator_set_reply(src, ok) {
+                if !self.operator_set_reply(now, src, ok) {
                     let writes = self.sequencer.on_ack(now.mono_ms, index, ok);
                     self.writes.extend(writes);
                 }

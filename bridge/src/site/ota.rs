@@ -274,12 +274,7 @@ impl Site {
                 }
                 OtaOutput::Release(bay) => {
                     if let Some(index) = self.registry.index_of(&bay) {
-                        let reserved = self.sequencer.reservation(index);
-                        match self.sequencer.release(now.mono_ms, index) {
-                            Ok(writes) => self.writes.extend(writes),
-                            Err(e) => tracing::warn!(%bay, "after a firmware job: {e}"),
-                        }
-                        self.sequencer.restore_reservation(index, reserved);
+                        self.learn_afresh(now, index);
                         // Ask for `system` in the next cycle: the new controller version.
                         if let Some(slot) = self.registry.get_mut(index) {
                             slot.bay.last_poll_ms = None;

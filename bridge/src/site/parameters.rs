@@ -3,13 +3,23 @@
 //! `avrsetpar` reply does not name its parameter): the site sends the operator's command
 //! itself and hands the reply to whoever asked.
 //!
-//! Attribution: a node answers its commands in order and the sequencer has at most one write
-//! outstanding per bay, so an operator write sent while the sequencer waits is answered by
-//! the second `avrsetpar` reply; the first still goes to the sequencer.
+//! Attribution: a node answers its commands in order. The sequencer sends nothing to a bay
+//! while an operator's write to it waits, and a write that matters to the sequencer is not
+//! sent while the sequencer waits for its own reply; a harmless write sent then
+//! ([`HARMLESS_WRITES`]) is answered by the second `avrsetpar` reply, the first still goes
+//! to the sequencer.
 //!
-//! What the sequencer owns (`smaxcur`, `phases`, `fsafecur`, `wdtsec`) an operator may only
-//! write while the bay is disabled: otherwise the site's reservations and ceilings would no
-//! longer describe what the node allows.
+//! What an operator may write (SPEC section 4: the configuration is the ceiling):
+//! - `wdtsec` never: it is the bridge's fail-safe watchdog period, kept at its configured
+//!   value; a node holding another would fall back later than the bridge counts on.
+//! - On an enabled bay only [`HARMLESS_WRITES`]: the sequencer's parameters (`smaxcur`,
+//!   `phases`, `fsafecur`) would leave the site's reservations behind, `cpcur` bypasses
+//!   `smaxcur`, the test switches (`ssr`, `sigrel`, `lock`, `rms`, `pilots`) drive the
+//!   hardware, `opbutton` is the sequencer's, `reset` restarts the controller from EEPROM.
+//! - On a disabled bay: `smaxcur`/`fsafecur` 0 or 6.0 A up to the bay's ceiling (its
+//!   configured maximum and its cable), admitted only if the site has room; the rest as
+//!   sent. `reset` makes the sequencer learn the bay afresh (as after a firmware update):
+//!   its reservation is kept until the node confirms the sequencer's own setpoint.
 
 use ctrl22_node::mesh::{Address, Command, MacAddr, ParName};
 use ctrl22_node::{Deciamps, PhaseSet};
@@ -21,6 +31,11 @@ use crate::setpoint::Write;
 
 /// Parameters the sequencer writes.
 pub const SEQUENCER_OWNED: [&str; 4] = ["smaxcur", "phases", "fsafecur", "wdtsec"];
+/// What an operator may write on an enabled bay: nothing that moves current, switches
+/// hardware or restarts the controller (mesh-protocol reference, section 6).
+pub const HARMLESS_WRITES: [&str; 2] = ["blinks", "time"];
+/// Restarts the controller with its EEPROM values, whatever the sequencer wrote.
+const RESTART: &str = "reset";
 /// How long a reply is waited for.
 const REPLY_MS: u64 = 5_000;
 /// Requests waiting at once, over all bays (one per bay).
@@ -47,6 +62,16 @@ pub enum ParRefusal {
     Flashing,
     #[error("{0} is written by the bridge's sequencer: disable the bay first")]
     SequencerOwned(String),
+    #[error("{0} moves current, switches hardware or restarts the controller behind the sequencer: disable the bay first")]
+    NotWhileEnabled(String),
+    #[error("wdtsec is the bridge's fail-safe watchdog period (setpoint watchdog_secs in the configuration), not the operator's")]
+    Watchdog,
+    #[error("{par} {value} is refused: a bay gets 0 or 60..={ceiling} (0.1 A; 6 A up to the least of its configured maximum and its cable)")]
+    AboveCeiling {
+        par: String,
+        value: i16,
+        ceiling: i16,
+    },
     #[error("the site has no room for this raise now: ask for less or lower other bays first")]
     NoBudget,
     #[error("another parameter request to this bay is waiting")]
@@ -111,17 +136,21 @@ impl OperatorPars {
         self.answered.push((done.id, answer));
     }
 
-    fn expire(&mut self, now_ms: u64) {
+    /// Answers the overdue requests [`ParRefusal::NoReply`]; the nodes of the writes
+    /// among them.
+    fn expire(&mut self, now_ms: u64) -> Vec<MacAddr> {
         let (expired, waiting) = std::mem::take(&mut self.pending)
             .into_iter()
             .partition(|p| now_ms >= p.deadline_ms);
         self.pending = waiting;
         let expired: Vec<Pending> = expired;
+        let writes = expired.iter().filter(|p| p.write).map(|p| p.mac).collect();
         self.answered.extend(
             expired
                 .into_iter()
                 .map(|p| (p.id, Err(ParRefusal::NoReply))),
         );
+        writes
     }
 }
 
@@ -139,13 +168,57 @@ fn sequencer_write(par: &ParName, val: i16) -> Option<Write> {
     }
 }
 
+/// The most an operator may write as `smaxcur`/`fsafecur`: the bay's configured maximum,
+/// and its cable's capacity when a cable is in (`cmaxcur` above 0).
+fn ceiling(bay: &super::record::Bay) -> Deciamps {
+    let cable = bay
+        .heartbeat
+        .as_ref()
+        .map(|h| h.cmaxcur)
+        .filter(|c| c.get() > 0);
+    cable.map_or(bay.settings.max_current, |c| {
+        c.min(bay.settings.max_current)
+    })
+}
+
+/// `Err` unless `val` of `par` is what a bay may be given: 0, or 6.0 A up to `ceiling`.
+fn check_current(par: &ParName, val: i16, ceiling: Deciamps) -> Result<(), ParRefusal> {
+    if !matches!(par.as_str(), "smaxcur" | "fsafecur")
+        || val == 0
+        || (Deciamps::MIN_CHARGE..=ceiling).contains(&Deciamps(val))
+    {
+        return Ok(());
+    }
+    Err(ParRefusal::AboveCeiling {
+        par: par.to_string(),
+        value: val,
+        ceiling: ceiling.get(),
+    })
+}
+
+/// What may be written to a bay at all (`enabled`: the sequencer drives it).
+fn check_writable(par: &ParName, enabled: bool) -> Result<(), ParRefusal> {
+    let name = par.as_str();
+    if name == "wdtsec" {
+        return Err(ParRefusal::Watchdog);
+    }
+    if !enabled || HARMLESS_WRITES.contains(&name) {
+        return Ok(());
+    }
+    if SEQUENCER_OWNED.contains(&name) {
+        return Err(ParRefusal::SequencerOwned(name.to_owned()));
+    }
+    Err(ParRefusal::NotWhileEnabled(name.to_owned()))
+}
+
 impl Site {
     /// Sends the operator's `getpar` (`value: None`) or `setpar` to `bay`; the answer comes
     /// out of [`Site::take_parameter_answers`] under the returned id.
     ///
     /// # Errors
-    /// [`ParRefusal`]: unknown, offline, flashed or busy bay, a sequencer-owned parameter
-    /// written while the bay is enabled, a raise on a disabled bay the site has no room for.
+    /// [`ParRefusal`]: unknown, offline, flashed or busy bay, a write the bay does not take
+    /// now (see the module documentation), a current outside 0 or 6 A..ceiling, a raise on
+    /// a disabled bay the site has no room for.
     pub fn request_parameter(
         &mut self,
         now: Now,
@@ -161,8 +234,9 @@ impl Site {
         if self.firmware_holds(bay) {
             return Err(ParRefusal::Flashing);
         }
-        if value.is_some() && slot.bay.settings.enabled && SEQUENCER_OWNED.contains(&par.as_str()) {
-            return Err(ParRefusal::SequencerOwned(par.to_string()));
+        if let Some(val) = value {
+            check_writable(&par, slot.bay.settings.enabled)?;
+            check_current(&par, val, ceiling(&slot.bay))?;
         }
         let mac = slot.bay.mac;
         let pars = &mut self.operator_pars;
@@ -172,7 +246,11 @@ impl Site {
         if pars.pending.len() >= MAX_PENDING {
             return Err(ParRefusal::QueueFull);
         }
-        let replies_ahead = u8::from(value.is_some() && self.sequencer.awaits_ack(index));
+        let sequencer_waits = value.is_some() && self.sequencer.awaits_ack(index);
+        // The sequencer's reply would confirm its write over what the operator's widened.
+        if sequencer_waits && !HARMLESS_WRITES.contains(&par.as_str()) {
+            return Err(ParRefusal::Busy);
+        }
         // Only a disabled bay gets here with a current or phase write: the node applies it
         // at once (or when the bay starts again), so it counts in the site's budget from now.
         if let Some(write) = value.and_then(|val| sequencer_write(&par, val)) {
@@ -182,6 +260,12 @@ impl Site {
             {
                 return Err(ParRefusal::NoBudget);
             }
+        }
+        if value.is_some() && par.as_str() == RESTART {
+            self.learn_afresh(now, index);
+        }
+        if value.is_some() {
+            self.sequencer.operator_write_sent(index);
         }
         let pars = &mut self.operator_pars;
         pars.next_id += 1;
@@ -198,7 +282,7 @@ impl Site {
             mac,
             par,
             write: value.is_some(),
-            replies_ahead,
+            replies_ahead: u8::from(sequencer_waits),
             deadline_ms: now.mono_ms.saturating_add(REPLY_MS),
         });
         let out = vec![Output::Send {
@@ -208,14 +292,39 @@ impl Site {
         Ok((id, out))
     }
 
+    /// The node of `index` starts over with values the sequencer did not write (a restart,
+    /// a firmware update): it is learned afresh from its next heartbeat, and what it was
+    /// reserved stays reserved until the node confirmed the sequencer's own setpoint.
+    pub(super) fn learn_afresh(&mut self, now: Now, index: usize) {
+        let reserved = self.sequencer.reservation(index);
+        self.sequencer.on_offline(index);
+        match self.sequencer.release(now.mono_ms, index) {
+            Ok(writes) => self.writes.extend(writes),
+            Err(e) => tracing::warn!(index, "learning a bay afresh: {e}"),
+        }
+        self.sequencer.restore_reservation(index, reserved);
+    }
+
     /// Answers of operator requests since the last call (replies, refusals, timeouts).
     pub fn take_parameter_answers(&mut self) -> Vec<(u64, Result<ParAnswer, ParRefusal>)> {
         std::mem::take(&mut self.operator_pars.answered)
     }
 
     /// An `avrsetpar` reply: `true` when it answered the operator, not the sequencer.
-    pub(super) fn operator_set_reply(&mut self, mac: MacAddr, ok: bool) -> bool {
-        self.operator_pars.on_set_reply(mac, ok)
+    pub(super) fn operator_set_reply(&mut self, now: Now, mac: MacAddr, ok: bool) -> bool {
+        let operators = self.operator_pars.on_set_reply(mac, ok);
+        if operators {
+            self.operator_write_over(now, mac);
+        }
+        operators
+    }
+
+    /// The sequencer may write to the bay of `mac` again.
+    fn operator_write_over(&mut self, now: Now, mac: MacAddr) {
+        if let Some(index) = self.registry.index_of_mac(&mac) {
+            let writes = self.sequencer.operator_write_done(now.mono_ms, index);
+            self.writes.extend(writes);
+        }
     }
 
     /// An `avrgetpar` reply, for the operator who asked.
@@ -225,6 +334,8 @@ impl Site {
 
     /// Requests whose reply is overdue are answered [`ParRefusal::NoReply`].
     pub(super) fn expire_parameter_requests(&mut self, now: Now) {
-        self.operator_pars.expire(now.mono_ms);
+        for mac in self.operator_pars.expire(now.mono_ms) {
+            self.operator_write_over(now, mac);
+        }
     }
 }
