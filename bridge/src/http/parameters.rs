@@ -21,6 +21,10 @@ use super::{ApiError, State};
 use crate::bay::BayId;
 use crate::site::parameters::{ParAnswer, ParRefusal};
 
+/// How often a request to a busy bay is tried, and the pause between tries: 2 s in all.
+const BUSY_RETRIES: u32 = 40;
+const BUSY_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
+
 pub(super) fn routes() -> Router<State> {
     Router::new().route("/api/v1/nodes/{dev}/parameters/{par}", get(read).put(write))
 }
@@ -86,11 +90,25 @@ async fn ask(
             state.refused(&error);
             error
         })?;
-    let answer = state
-        .site
-        .parameter(BayId(dev), name, value)
-        .await
-        .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the site has stopped"))?;
+    let bay = BayId(dev);
+    let mut answer = Err(ParRefusal::Busy);
+    // The bay is busy while the sequencer or another operator waits for its reply, which
+    // takes a mesh round trip: worth waiting a little before refusing.
+    for attempt in 0..BUSY_RETRIES {
+        if attempt > 0 {
+            tokio::time::sleep(BUSY_RETRY_PAUSE).await;
+        }
+        answer = state
+            .site
+            .parameter(bay.clone(), name.clone(), value)
+            .await
+            .ok_or_else(|| {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the site has stopped")
+            })?;
+        if answer != Err(ParRefusal::Busy) {
+            break;
+        }
+    }
     match answer {
         Ok(answer) => Ok(Json(Answer {
             par: par.to_owned(),

@@ -12,14 +12,15 @@ use ctrl22_node::mesh::{encode_uplink_tcp_vec, Address, Command, MacAddr, NodeMe
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::progress::Progress;
 use super::{
     spawn_mqtt, spawn_tcp, LinkError, MeshCommand, MeshEvent, MeshSender, SendError, TcpLinkOptions,
 };
 use super::{table, tree};
-use crate::config::firmware::ImageName;
 use crate::config::{Config, MeshTransport};
-use crate::ota::flasher::{parse_image, FlashError, FlashStep, Flasher};
+use crate::ota::flasher::{parse_image, FlashError};
+use firmware::{avrflash, esp32_image_name};
+
+mod firmware;
 
 /// Flags shared by every mesh tool; they override the configuration file.
 #[derive(Debug, clap::Args)]
@@ -111,9 +112,9 @@ pub enum Tool {
         par: ParName,
     },
     /// Write a charge-controller parameter (currents in 0.1 A, phases as digits); through a
-    /// running bridge when one is configured, which refuses what its sequencer owns
-    /// (`smaxcur`, `phases`, `fsafecur`, `wdtsec`) unless the bay is disabled, and a raise
-    /// the site has no room for.
+    /// running bridge when one is configured, which takes only `blinks` and `time` on an
+    /// enabled bay, never `wdtsec`, currents only 0 or 6 A up to the bay's ceiling, and no
+    /// raise the site has no room for.
     #[command(
         after_help = "Examples:\n  ctrl22-bridge mesh setpar d8a01d55a710 blinks 3\n  \
                             ctrl22-bridge mesh setpar d8a01d55a710 smaxcur 100   \
@@ -518,58 +519,6 @@ async fn monitor(
     }
 }
 
-async fn avrflash(
-    sender: &MeshSender,
-    events: &mut mpsc::Receiver<MeshEvent>,
-    node: MacAddr,
-    image: Vec<u8>,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), ToolError> {
-    tokio::pin!(shutdown);
-    let mut flasher = Flasher::new(node, image)?;
-    let mut step = flasher.start();
-    let mut deadline = Instant::now();
-    let mut progress = Progress::new(&node.to_string());
-    loop {
-        match step {
-            FlashStep::Send(cmd) => {
-                sender
-                    .send(MeshCommand {
-                        dst: Address::Node(node),
-                        cmd,
-                    })
-                    .await?;
-                deadline = Instant::now() + flasher.timeout();
-            }
-            FlashStep::Done(result) => {
-                progress.finish();
-                result?;
-                println!("{node} avrflash ok: the controller is running");
-                return Ok(());
-            }
-            FlashStep::Wait => {}
-        }
-        let (done, total) = flasher.progress();
-        progress.set(
-            "flashing",
-            u64::try_from(done).unwrap_or(u64::MAX),
-            u64::try_from(total).unwrap_or(u64::MAX),
-        );
-        step = tokio::select! {
-            () = &mut shutdown => return Err(ToolError::Interrupted),
-            () = tokio::time::sleep_until(deadline) => flasher.on_timeout(),
-            event = events.recv() => match event {
-                Some(MeshEvent::Message { src, msg }) => flasher.on_message(src, &msg),
-                Some(other) => {
-                    print_link_event(&other);
-                    FlashStep::Wait
-                }
-                None => return Err(ToolError::Send(SendError::Closed)),
-            },
-        };
-    }
-}
-
 fn print_message(src: MacAddr, msg: &NodeMessage) {
     match encode_uplink_tcp_vec(src, msg) {
         Ok(line) => println!("{src} {}", String::from_utf8_lossy(&line).trim_end()),
@@ -599,37 +548,9 @@ fn print_tree(nodes: &[tree::TreeNode], json: bool) -> Result<(), ToolError> {
     Ok(())
 }
 
-/// The firmware's file name of ESP32 VERSION (`M.m`) for BOARD: `demesh_<board>_<M>_<m>.bin`.
-fn esp32_image_name(board: &str, version: &str) -> Result<String, ToolError> {
-    let usage = || ToolError::Usage(format!("upgrade: VERSION {version:?} is not M.m"));
-    let (major, minor) = version.split_once('.').ok_or_else(usage)?;
-    let major: u16 = major.parse().map_err(|_| usage())?;
-    let minor: u16 = minor.parse().map_err(|_| usage())?;
-    let name = format!("demesh_{board}_{major}_{minor}.bin");
-    // The folder's own parser decides what a board name may be.
-    if !matches!(ImageName::parse(&name), Some(ImageName::Esp32 { .. })) {
-        return Err(ToolError::Usage(format!(
-            "upgrade: BOARD {board:?} is not a board name"
-        )));
-    }
-    Ok(name)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn esp32_image_names_follow_the_firmware_convention() {
-        assert_eq!(
-            esp32_image_name("m5stick", "3.5").ok().as_deref(),
-            Some("demesh_m5stick_3_5.bin")
-        );
-        assert!(esp32_image_name("m5stick", "3").is_err());
-        assert!(esp32_image_name("m5stick", "3.x").is_err());
-        assert!(esp32_image_name("../etc", "3.5").is_err());
-        assert!(esp32_image_name("m5_stick", "3.5").is_err());
-    }
 
     #[test]
     fn every_tool_explains_itself_with_an_example() {

@@ -64,7 +64,7 @@ pub enum ParRefusal {
     SequencerOwned(String),
     #[error("{0} moves current, switches hardware or restarts the controller behind the sequencer: disable the bay first")]
     NotWhileEnabled(String),
-    #[error("wdtsec is the bridge's fail-safe watchdog period (setpoint watchdog_secs in the configuration), not the operator's")]
+    #[error("wdtsec is the bridge's fail-safe watchdog period (mesh.wdtsec in the configuration), not the operator's")]
     Watchdog,
     #[error("{par} {value} is refused: a bay gets 0 or 60..={ceiling} (0.1 A; 6 A up to the least of its configured maximum and its cable)")]
     AboveCeiling {
