@@ -33,6 +33,23 @@ fn report(sim: &mut Sim, status: FirmwareStatus) -> String {
     sent["status"].as_str().unwrap_or_default().to_owned()
 }
 
+/// Reports each of `statuses` in turn: the statuses the CALLs carried.
+fn report_all(sim: &mut Sim, statuses: &[FirmwareStatus]) -> Vec<String> {
+    statuses
+        .iter()
+        .map(|status| report(sim, status.clone()))
+        .collect()
+}
+
+/// Answers every CALL: the statuses of the FirmwareStatusNotifications among them.
+fn answered_statuses(sim: &mut Sim) -> Vec<String> {
+    sim.answer_all()
+        .into_iter()
+        .filter(|(action, _)| action == "FirmwareStatusNotification")
+        .filter_map(|(_, p)| p["status"].as_str().map(str::to_owned))
+        .collect()
+}
+
 #[test]
 fn an_update_is_handed_over_and_its_steps_reported_in_order() {
     let mut sim = Sim::new(1);
@@ -55,15 +72,15 @@ fn an_update_is_handed_over_and_its_steps_reported_in_order() {
     );
     sim.expect_silence();
     // A retry is Downloading again; then the whole way to Installed.
-    let mut sent = Vec::new();
-    for status in [
-        FirmwareStatus::Downloading,
-        FirmwareStatus::Downloading,
-        FirmwareStatus::Downloaded,
-        FirmwareStatus::Installing,
-    ] {
-        sent.push(report(&mut sim, status));
-    }
+    let mut sent = report_all(
+        &mut sim,
+        &[
+            FirmwareStatus::Downloading,
+            FirmwareStatus::Downloading,
+            FirmwareStatus::Downloaded,
+            FirmwareStatus::Installing,
+        ],
+    );
     // While installing, a trigger answers Installing (the .conf first).
     let trigger = sim.call(
         "TriggerMessage",
@@ -238,12 +255,7 @@ fn firmware_steps_wait_for_registration_and_survive_a_reconnect() {
     sim.advance(1_000);
     sim.connect();
     // Reconnected without a reboot: no BootNotification, the steps go out in order.
-    let sent = sim.answer_all();
-    let statuses: Vec<&str> = sent
-        .iter()
-        .filter(|(action, _)| action == "FirmwareStatusNotification")
-        .filter_map(|(_, p)| p["status"].as_str())
-        .collect();
+    let statuses = answered_statuses(&mut sim);
     assert_eq!(statuses, ["Downloading", "Downloaded"]);
 }
 
@@ -281,15 +293,15 @@ fn a_reset_before_the_download_starts_keeps_the_request() {
     let mut sim = Sim::with(common::config(1), restored, sim.now.plus_ms(5_000));
     sim.reboot_accepted();
     // The update's task ran on: all its steps follow on the new charge point.
-    let mut sent = Vec::new();
-    for status in [
-        FirmwareStatus::Downloading,
-        FirmwareStatus::Downloaded,
-        FirmwareStatus::Installing,
-        FirmwareStatus::Installed,
-    ] {
-        sent.push(report(&mut sim, status));
-    }
+    let sent = report_all(
+        &mut sim,
+        &[
+            FirmwareStatus::Downloading,
+            FirmwareStatus::Downloaded,
+            FirmwareStatus::Installing,
+            FirmwareStatus::Installed,
+        ],
+    );
     assert_eq!(
         sent,
         ["Downloading", "Downloaded", "Installing", "Installed"]
@@ -318,13 +330,14 @@ fn a_status_whose_answer_was_lost_goes_again() {
         "UpdateFirmware",
         json!({"location": LOCATION, "retrieveDate": "2026-12-01T00:00:00Z"}),
     );
-    for status in [
-        FirmwareStatus::Downloading,
-        FirmwareStatus::Downloaded,
-        FirmwareStatus::Installing,
-    ] {
-        report(&mut sim, status);
-    }
+    report_all(
+        &mut sim,
+        &[
+            FirmwareStatus::Downloading,
+            FirmwareStatus::Downloaded,
+            FirmwareStatus::Installing,
+        ],
+    );
     // Installed goes out and the backend never answers: it goes again after the timeout.
     sim.cp
         .report_firmware_status(sim.now, FirmwareStatus::Installed)
@@ -342,12 +355,7 @@ fn a_status_whose_answer_was_lost_goes_again() {
     sim.disconnect();
     sim.advance(1_000);
     sim.connect();
-    let sent = sim.answer_all();
-    let statuses: Vec<&str> = sent
-        .iter()
-        .filter(|(action, _)| action == "FirmwareStatusNotification")
-        .filter_map(|(_, p)| p["status"].as_str())
-        .collect();
+    let statuses = answered_statuses(&mut sim);
     assert_eq!(statuses, ["Installed"]);
     // Answered: nothing more.
     sim.advance(common::config(1).response_timeout_ms * 3);
@@ -372,12 +380,7 @@ fn a_lost_status_is_not_sent_again_when_a_later_one_waits() {
     sim.disconnect();
     sim.advance(1_000);
     sim.connect();
-    let sent = sim.answer_all();
-    let statuses: Vec<&str> = sent
-        .iter()
-        .filter(|(action, _)| action == "FirmwareStatusNotification")
-        .filter_map(|(_, p)| p["status"].as_str())
-        .collect();
+    let statuses = answered_statuses(&mut sim);
     assert_eq!(
         statuses,
         ["Downloaded"],
