@@ -44,7 +44,8 @@ pub mod time;
 pub use rust_ocpp;
 pub use session::{
     ChargePoint, Config, ConnectorError, ConnectorEvent, ConnectorStatus, Counters, Event,
-    FirmwareTransitionError, FirmwareUpdate, MeterReading, OpenTransaction, Restored, StopReason,
+    FirmwareProgress, FirmwareTransitionError, FirmwareUpdate, MeterReading, OpenTransaction,
+    Restored, StopReason,
 };
 pub use smart_charging::ChargingLimit;
 pub use time::Now;

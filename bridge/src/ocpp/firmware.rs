@@ -14,10 +14,17 @@
 //!   when all verified their `ver`, `InstallationFailed` if any failed.
 //! - One update per charge point: a new UpdateFirmware replaces one still waiting or
 //!   downloading; jobs already queued in the core run on.
+//! - The core's job queue is bounded (a site with more bays than it holds): a bay it refuses
+//!   as full waits like one in a session and is submitted when jobs have finished.
+//! - The image's board comes from its name (`ctrl22_<board>_<ver>.hex`). A URL that names
+//!   none (`https://backend/fw?id=5`) is installed only when every bay of the charge point
+//!   reports one and the same board: the image is taken for that board, and with no
+//!   version known the check of `ver` after flashing is skipped (logged). Otherwise the
+//!   update is InstallationFailed: an image of unknown board is never flashed.
 //! - The location may carry credentials (user info, a token in the query): logs show it
 //!   without query and with the user info redacted.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use ctrl22_ocpp::rust_ocpp::v1_6::types::FirmwareStatus;
@@ -200,7 +207,10 @@ async fn run(
     }
     let name =
         Url::parse(&update.location).map_or_else(|_| UNNAMED_IMAGE.to_owned(), |u| image_name(&u));
-    let image = match folder::avr_image(&name, &bytes, context.max_image_bytes) {
+    let image = folder::avr_image(&name, &bytes, context.max_image_bytes)
+        .map_err(|e| e.to_string())
+        .and_then(|image| with_board(image, &context));
+    let image = match image {
         Ok(image) => image,
         Err(e) => {
             tracing::warn!(identity, location, "firmware not installed: {e}");
@@ -225,6 +235,51 @@ async fn run(
         }
         None => {}
     }
+}
+
+/// The image with its board: its own (from its name), else the one board every bay of the
+/// charge point reports; the reason when there is none.
+fn with_board(mut image: AvrImage, context: &FirmwareContext) -> Result<AvrImage, String> {
+    if image.board.is_some() {
+        return Ok(image);
+    }
+    let snapshot = context.handle.snapshot();
+    let boards = context.bays.iter().map(|bay| {
+        snapshot
+            .bays
+            .iter()
+            .find(|b| b.dev == bay.0)
+            .and_then(|b| b.board.as_deref())
+    });
+    let board = common_board(boards)
+        .map_err(|why| format!("the image's name ({}) gives no board and {why}", image.name))?;
+    tracing::info!(
+        identity = context.identity,
+        image = image.name,
+        board,
+        "the image's name gives no board: taken for the one board of the bays; \
+         its version is unknown, so ver is not checked after flashing"
+    );
+    image.board = Some(board);
+    Ok(image)
+}
+
+/// The one board all of `boards` are (a bay reporting none counts against it).
+fn common_board<'a>(
+    mut boards: impl Iterator<Item = Option<&'a str>>,
+) -> Result<String, &'static str> {
+    let first = boards
+        .next()
+        .ok_or("the charge point has no bays")?
+        .ok_or("a bay reports no board")?;
+    for board in boards {
+        match board {
+            None => return Err("a bay reports no board"),
+            Some(board) if board != first => return Err("the bays are of different boards"),
+            Some(_) => {}
+        }
+    }
+    Ok(first.to_owned())
 }
 
 /// Downloading (once per attempt), then the image, or DownloadFailed and `None`.
@@ -295,8 +350,9 @@ impl Install<'_> {
                 .any(|b| b.dev == bay.0 && b.session_started_ms.is_some())
         };
         let mut still = Vec::new();
+        let mut queue_full = false;
         for bay in std::mem::take(&mut self.waiting) {
-            if in_session(&bay) {
+            if queue_full || in_session(&bay) {
                 still.push(bay);
                 continue;
             }
@@ -310,6 +366,11 @@ impl Install<'_> {
                     self.jobs.insert(job, bay);
                 }
                 Err(Refusal::InSession) => still.push(bay),
+                // The core's queue is full: the rest wait for jobs to finish.
+                Err(Refusal::QueueFull) => {
+                    queue_full = true;
+                    still.push(bay);
+                }
                 Err(refusal) => {
                     tracing::warn!(
                         identity = self.context.identity,
@@ -324,12 +385,33 @@ impl Install<'_> {
             tracing::info!(
                 identity = self.context.identity,
                 bays = still.len(),
-                "firmware install waits for the charging session to end"
+                "firmware install waits for charging sessions to end or queued jobs to finish"
             );
             self.told_waiting = true;
         }
         self.waiting = still;
         Some(())
+    }
+
+    /// After missed events: a job of ours the core no longer lists was retired (it keeps
+    /// only the latest finished ones) before we saw how it ended, so it cannot be counted
+    /// as installed.
+    fn forget_unlisted(&mut self, listed: &BTreeSet<u64>) {
+        let identity = self.context.identity.as_str();
+        let before = self.jobs.len();
+        self.jobs.retain(|id, bay| {
+            let kept = listed.contains(id);
+            if !kept {
+                tracing::warn!(
+                    identity,
+                    %bay,
+                    job = id,
+                    "firmware job ended unseen (events missed): counted as failed"
+                );
+            }
+            kept
+        });
+        self.failed |= self.jobs.len() < before;
     }
 
     async fn installing(&mut self) -> bool {
@@ -410,12 +492,15 @@ async fn install(
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     // Missed events: the jobs as the core has them now.
                     // Only controller jobs are ours: UpdateFirmware installs AVR images.
+                    let mut listed = BTreeSet::new();
                     for job in context.handle.firmware_jobs().await? {
                         let AnyJobView::Avr(job) = job else { continue };
+                        listed.insert(job.id);
                         if !install.on_job(&job).await {
                             return None;
                         }
                     }
+                    install.forget_unlisted(&listed);
                 }
                 Err(broadcast::error::RecvError::Closed) => return None,
             },
@@ -443,6 +528,149 @@ mod tests {
         assert!(matches!(prepare("ftp://h/x.hex"), Err(DownloadError::Scheme(s)) if s == "ftp"));
         assert!(matches!(prepare("urn:x"), Err(DownloadError::Scheme(_))));
         assert!(matches!(prepare("http://"), Err(DownloadError::BadUrl)));
+    }
+
+    #[test]
+    fn an_unnamed_image_needs_one_board_for_all_bays() {
+        assert_eq!(
+            common_board([Some("agccs12"), Some("agccs12")].into_iter()),
+            Ok("agccs12".to_owned())
+        );
+        assert_eq!(
+            common_board([Some("agccs12"), Some("m5stick")].into_iter()),
+            Err("the bays are of different boards")
+        );
+        assert_eq!(
+            common_board([Some("agccs12"), None].into_iter()),
+            Err("a bay reports no board")
+        );
+        assert_eq!(
+            common_board([None].into_iter()),
+            Err("a bay reports no board")
+        );
+        assert!(common_board(std::iter::empty()).is_err());
+    }
+
+    /// The site side of the handle, scripted: each Install answered by `answer(n)` (the
+    /// n-th install), each job then reported Succeeded at once; with `retire` two events
+    /// of another job follow, so a receiver holding two loses the Succeeded (lags), and the
+    /// job list no longer has the job. A new snapshot after every request, as each cycle
+    /// publishes one.
+    fn scripted_site(
+        answer: fn(u64) -> Result<u64, Refusal>,
+        retire: bool,
+    ) -> (SiteHandle, tokio::task::JoinHandle<Vec<BayId>>) {
+        use crate::handle::FirmwareRequest;
+        use crate::handle::SiteRequest;
+        let (requests, mut site) = mpsc::channel(8);
+        let (snapshot_tx, snapshot) = tokio::sync::watch::channel(std::sync::Arc::default());
+        let (events, _) = broadcast::channel(2);
+        let handle = SiteHandle::new(requests, snapshot, events.clone());
+        let task = tokio::spawn(async move {
+            let mut submitted = Vec::new();
+            let mut installs = 0;
+            while let Some(request) = site.recv().await {
+                match request {
+                    SiteRequest::Firmware(FirmwareRequest::Install { bay, reply, .. }) => {
+                        installs += 1;
+                        let answer = answer(installs);
+                        let _ = reply.send(answer.clone());
+                        let Ok(id) = answer else { continue };
+                        submitted.push(bay.clone());
+                        let state = JobState::Succeeded { version: 15 };
+                        let job = JobView {
+                            id,
+                            bay: bay.clone(),
+                            image: "ctrl22_agccs12_15.hex".into(),
+                            version: Some(15),
+                            forced: false,
+                            state,
+                            percent: None,
+                            progress_pct: 100,
+                        };
+                        let other = JobView {
+                            id: 999,
+                            state: JobState::Queued,
+                            ..job.clone()
+                        };
+                        let mut jobs = vec![job];
+                        if retire {
+                            jobs.extend([other.clone(), other]);
+                        }
+                        for job in jobs {
+                            let event = BayEvent {
+                                bay: bay.clone(),
+                                at_ms: 0,
+                                kind: BayEventKind::Firmware { job },
+                            };
+                            let _ = events.send(event);
+                        }
+                    }
+                    SiteRequest::Firmware(FirmwareRequest::Jobs { reply }) => {
+                        let _ = reply.send(Vec::new());
+                    }
+                    _ => {}
+                }
+                snapshot_tx.send_replace(std::sync::Arc::default());
+            }
+            submitted
+        });
+        (handle, task)
+    }
+
+    fn context(handle: SiteHandle, bays: usize) -> FirmwareContext {
+        FirmwareContext {
+            identity: "cp".into(),
+            handle,
+            bays: (1..=bays).map(|n| BayId(format!("bay{n}"))).collect(),
+            max_image_bytes: 1024,
+        }
+    }
+
+    fn image() -> AvrImage {
+        AvrImage {
+            name: "ctrl22_agccs12_15.hex".into(),
+            bytes: vec![1, 2, 3],
+            version: Some(15),
+            board: Some("agccs12".into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_job_queue_makes_bays_wait_not_fail() {
+        // The core's queue is full at the second and third submit, free again after.
+        let (handle, site) = scripted_site(
+            |n| match n {
+                2 | 3 => Err(Refusal::QueueFull),
+                n => Ok(n),
+            },
+            false,
+        );
+        let context = context(handle, 3);
+        let (steps, mut sent) = mpsc::channel(STEPS_QUEUED);
+        let installed =
+            tokio::time::timeout(Duration::from_secs(5), install(&context, &image(), &steps))
+                .await
+                .expect("the install ends");
+        assert_eq!(installed, Some(true));
+        assert_eq!(sent.recv().await, Some(FirmwareStatus::Installing));
+        drop(context);
+        let submitted = site.await.expect("the site task");
+        assert_eq!(submitted.len(), 3, "every bay flashed: {submitted:?}");
+    }
+
+    #[tokio::test]
+    async fn a_job_retired_while_events_lagged_counts_as_failed() {
+        let (handle, site) = scripted_site(Ok, true);
+        let context = context(handle, 1);
+        let (steps, _sent) = mpsc::channel(STEPS_QUEUED);
+        let installed =
+            tokio::time::timeout(Duration::from_secs(5), install(&context, &image(), &steps))
+                .await
+                .expect("the install ends, it does not wait for a job it cannot see");
+        assert_eq!(installed, Some(false));
+        drop(context);
+        site.await.expect("the site task");
     }
 
     #[test]

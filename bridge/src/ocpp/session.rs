@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ctrl22_ocpp::rust_ocpp::v1_6::types::FirmwareStatus;
-use ctrl22_ocpp::{ChargePoint, ConnectorEvent, Event, Now, StopReason};
+use ctrl22_ocpp::{ChargePoint, ConnectorEvent, Event, FirmwareProgress, Now, StopReason};
 use futures::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -97,7 +97,7 @@ pub async fn run(
     stats: Arc<PointStats>,
 ) {
     let identity = params.identity.clone();
-    let cp = match start_charge_point(&params, &store, 0, FirmwareStatus::Idle).await {
+    let cp = match start_charge_point(&params, &store, 0, FirmwareProgress::default()).await {
         Ok(cp) => cp,
         Err(e) => {
             tracing::error!(identity, "OCPP session not started: {e}");
@@ -199,11 +199,11 @@ async fn start_charge_point(
     params: &SessionParams,
     store: &OcppStore,
     boots: u32,
-    firmware_status: FirmwareStatus,
+    firmware: FirmwareProgress,
 ) -> anyhow::Result<ChargePoint> {
     let saved = store.load(&params.identity).await?;
     let mut restored = durable::restored(&params.identity, saved);
-    restored.firmware_status = firmware_status;
+    restored.firmware = firmware;
     if !restored
         .configuration
         .iter()
@@ -337,9 +337,8 @@ impl Session {
         }
         self.boots += 1;
         self.earlier = metrics::carried(&self.earlier, self.cp.counters());
-        let firmware_status = self.cp.firmware_status().clone();
-        self.cp =
-            start_charge_point(&self.params, &self.store, self.boots, firmware_status).await?;
+        let firmware = self.cp.firmware_progress().clone();
+        self.cp = start_charge_point(&self.params, &self.store, self.boots, firmware).await?;
         // The new one knows no statuses yet: the bays' current ones.
         let snapshot = self.commands.handle.snapshot();
         let now = now_of(&self.clock);

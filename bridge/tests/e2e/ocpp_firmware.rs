@@ -5,7 +5,8 @@
 //! Installed; the bay's `ver` changed on the wire. A location that answers 404 ends in
 //! DownloadFailed after the attempts asked for; TriggerMessage(FirmwareStatusNotification)
 //! is answered with Idle afterwards; GetDiagnostics gets no file name. With the site as one
-//! charge point, every bay is flashed by one update.
+//! charge point, every bay is flashed by one update, also from a URL that names no board
+//! (all its bays report the same one).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,15 +20,17 @@ use serde_json::json;
 use crate::mqtt_site::MqttSite;
 use crate::ocpp_peer::{Peer, PeerProcess};
 use crate::ocpp_session::{append_config, enable_ocpp, ocpp_common};
-use crate::ota::{flash_on_wire, hex_image};
+use crate::ota::{boards_known, flash_on_wire, hex_image};
 
 const STEP: Duration = Duration::from_secs(20);
 /// The simulator's board; the file name carries it (and the version) as the bridge's
 /// folder convention has it.
 const IMAGE: &str = "ctrl22_agccs12_15.hex";
+/// The path of an image whose URL gives no file name.
+const UNNAMED_PATH: &str = "/fw";
 
-/// An HTTP server on loopback serving `IMAGE` under `/fw/`; everything else is 404, and
-/// counted.
+/// An HTTP server on loopback serving `IMAGE` under `/fw/`, and a version 16 image at `/fw`
+/// (a backend's `/fw?id=5`, no file name); everything else is 404, and counted.
 async fn image_server() -> anyhow::Result<(SocketAddr, Arc<AtomicUsize>)> {
     let misses = Arc::new(AtomicUsize::new(0));
     let counted = Arc::clone(&misses);
@@ -36,6 +39,7 @@ async fn image_server() -> anyhow::Result<(SocketAddr, Arc<AtomicUsize>)> {
             &format!("/fw/{IMAGE}"),
             axum::routing::get(|| async { hex_image(15) }),
         )
+        .route(UNNAMED_PATH, axum::routing::get(|| async { hex_image(16) }))
         .fallback(move || {
             let counted = Arc::clone(&counted);
             async move {
@@ -203,9 +207,23 @@ async fn npm_ocpp_rpc_backend_updates_a_bays_firmware() -> anyhow::Result<()> {
 /// start, so no session holds the install back).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_update_flashes_every_bay_of_a_single_charge_point() -> anyhow::Result<()> {
+    update_single_charge_point(&format!("/fw/{IMAGE}"), 15).await
+}
+
+/// A URL with no file name gives no board: the image is taken for the one board every bay
+/// reports (the simulator's), and installed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_named_by_no_url_is_flashed_for_the_bays_one_board() -> anyhow::Result<()> {
+    update_single_charge_point(&format!("{UNNAMED_PATH}?id=5"), 16).await
+}
+
+/// Two bays as one charge point, updated from `path` on the image server; each bay reports
+/// `ver` after it.
+async fn update_single_charge_point(path: &str, ver: i16) -> anyhow::Result<()> {
     let (server, _) = image_server().await?;
     let mut cs = PeerProcess::start(&Peer::npm()?, &[]).await?;
-    let site = MqttSite::start().await?;
+    let http = SocketAddr::from(([127, 0, 0, 1], ctrl22_testkit::free_port()?));
+    let site = MqttSite::start_configured(|c| c.http_listen = http).await?;
     let simulator = Simulator::start(&site.broker, &site.mesh, 2, 17);
     let nodes: String = simulator
         .devs
@@ -235,11 +253,13 @@ async fn one_update_flashes_every_bay_of_a_single_charge_point() -> anyhow::Resu
         })
         .await?;
     }
+    // Their boards known (an image named by no URL is taken for their one board).
+    boards_known(http, 2).await?;
     let answer = cs
         .call(
             cp,
             "UpdateFirmware",
-            json!({"location": format!("http://{server}/fw/{IMAGE}"), "retrieveDate": "2026-01-01T00:00:00Z"}),
+            json!({"location": format!("http://{server}{path}"), "retrieveDate": "2026-01-01T00:00:00Z"}),
         )
         .await?;
     ensure!(answer["kind"] == "result", "{answer}");
@@ -251,10 +271,10 @@ async fn one_update_flashes_every_bay_of_a_single_charge_point() -> anyhow::Resu
     );
     let records = site.watcher.messages();
     for mac in &simulator.macs {
-        let (writes, ver) = flash_on_wire(&site.mesh, &records, *mac);
+        let (writes, found) = flash_on_wire(&site.mesh, &records, *mac);
         ensure!(
-            writes == 0 && ver == Some(15),
-            "{mac}: {writes} writes, ver {ver:?}"
+            writes == 0 && found == Some(ver),
+            "{mac}: {writes} writes, ver {found:?}"
         );
     }
     let invalid = cs.schema_violations();

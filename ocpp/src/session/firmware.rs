@@ -54,15 +54,18 @@ pub struct FirmwareTransitionError {
     pub to: FirmwareStatus,
 }
 
-/// Where the firmware update stands.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct FirmwareState {
+/// Where the firmware update stands ([`ChargePoint::firmware_progress`]); the caller gives it
+/// back to the next charge point after a Reset ([`super::Restored::firmware`]) so the
+/// update's next steps still follow, a download not started yet included.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FirmwareProgress {
+    /// The last step reported (Idle before any).
     pub status: FirmwareStatus,
     /// An UpdateFirmware was accepted and its download has not started yet.
     pub requested: bool,
 }
 
-impl FirmwareState {
+impl FirmwareProgress {
     /// Whether `to` may follow the current status.
     fn allows(&self, to: &FirmwareStatus) -> bool {
         use FirmwareStatus as S;
@@ -183,6 +186,26 @@ impl ChargePoint {
         &self.firmware.status
     }
 
+    /// Where the firmware update stands, for the next charge point after a Reset.
+    #[must_use]
+    pub fn firmware_progress(&self) -> &FirmwareProgress {
+        &self.firmware
+    }
+
+    /// A FirmwareStatusNotification got no answer (timeout, connection lost): the current
+    /// step goes again, unless a later one is already waiting (it tells the backend more) or
+    /// nothing was ever reported. One at most: the backend needs only the latest step, and
+    /// a lost Installed would otherwise leave it at Installing.
+    pub(crate) fn resend_firmware_status(&mut self) {
+        let waiting = self
+            .pending
+            .iter()
+            .any(|p| p.call.tag == Tag::FirmwareStatus);
+        if !waiting && self.firmware.status != FirmwareStatus::Idle {
+            self.queue_firmware_status(self.firmware.status.clone(), false);
+        }
+    }
+
     fn queue_firmware_status(&mut self, status: FirmwareStatus, triggered: bool) {
         self.request(
             "FirmwareStatusNotification",
@@ -242,11 +265,11 @@ mod tests {
     #[test]
     fn the_status_machine() {
         use FirmwareStatus as S;
-        let mut state = FirmwareState::default();
+        let mut state = FirmwareProgress::default();
         assert!(!state.allows(&S::Downloading), "no update asked for");
         state.requested = true;
         assert!(state.allows(&S::Downloading));
-        state = FirmwareState {
+        state = FirmwareProgress {
             status: S::Downloading,
             requested: false,
         };

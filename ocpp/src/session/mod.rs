@@ -25,14 +25,13 @@ pub use connector::{
 };
 pub use events::{Counters, Event};
 pub use firmware::{
-    FirmwareTransitionError, FirmwareUpdate, DEFAULT_DOWNLOAD_ATTEMPTS, DEFAULT_RETRY_INTERVAL_S,
-    MAX_DOWNLOAD_ATTEMPTS, MAX_RETRY_INTERVAL_S,
+    FirmwareProgress, FirmwareTransitionError, FirmwareUpdate, DEFAULT_DOWNLOAD_ATTEMPTS,
+    DEFAULT_RETRY_INTERVAL_S, MAX_DOWNLOAD_ATTEMPTS, MAX_RETRY_INTERVAL_S,
 };
 pub use local_list::LocalList;
 pub use registration::Registration;
 
 use connector::Connector;
-use firmware::FirmwareState;
 use outgoing::{Pending, Tag};
 
 use crate::config_keys::Configuration;
@@ -100,9 +99,10 @@ pub struct Restored {
     pub local_list: LocalList,
     /// Transactions running at the last stop (`Event::TransactionChanged`), by connector.
     pub open_transactions: Vec<(u32, OpenTransaction)>,
-    /// The firmware update's last step ([`ChargePoint::firmware_status`]) when the charge
-    /// point starts again in the middle of one (a Reset): its next steps still follow.
-    pub firmware_status: rust_ocpp::v1_6::types::FirmwareStatus,
+    /// The firmware update's progress ([`ChargePoint::firmware_progress`]) when the charge
+    /// point starts again in the middle of one (a Reset): its next steps still follow, the
+    /// first Downloading of an update accepted but not started yet included.
+    pub firmware: FirmwareProgress,
 }
 
 /// Bound on the non-transaction requests waiting (statuses, heartbeats, Authorize, ...).
@@ -121,7 +121,7 @@ pub struct ChargePoint {
     queue: TxQueue,
     profiles: Profiles,
     local_list: LocalList,
-    firmware: FirmwareState,
+    firmware: FirmwareProgress,
     next_local_tx: LocalTxId,
     last_sent_mono_ms: u64,
     next_aligned_wall_ms: Option<u64>,
@@ -181,10 +181,7 @@ impl ChargePoint {
             queue,
             profiles: Profiles::restore(restored.charging_profiles, config.connectors),
             local_list: restored.local_list,
-            firmware: FirmwareState {
-                status: restored.firmware_status,
-                requested: false,
-            },
+            firmware: restored.firmware,
             rpc: Outstanding::new(&config.message_id_prefix),
             config,
             keys,

@@ -378,13 +378,9 @@ impl ChargePoint {
                 self.queue.defer(seq, now.mono_ms, retry_ms);
             }
             Tag::Authorize { .. } => self.on_call_error(now, tag, ErrorCode::GenericError),
-            // Re-queued from the connector's state after the next (re)connect; a firmware
-            // step whose answer was lost is not sent twice (TriggerMessage asks for it).
-            Tag::Heartbeat
-            | Tag::Status { .. }
-            | Tag::MeterValues
-            | Tag::FirmwareStatus
-            | Tag::DiagnosticsStatus => {}
+            Tag::FirmwareStatus => self.resend_firmware_status(),
+            // Re-queued from the connector's state after the next (re)connect.
+            Tag::Heartbeat | Tag::Status { .. } | Tag::MeterValues | Tag::DiagnosticsStatus => {}
         }
     }
 
