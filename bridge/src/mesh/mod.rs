@@ -11,8 +11,8 @@ mod mqtt;
 mod progress;
 pub mod table;
 mod tcp;
-pub mod tree;
 mod traffic;
+pub mod tree;
 mod via_bridge;
 
 use std::collections::HashMap;
