@@ -9,8 +9,10 @@
 //! bridge's own setpoint, as after a restart of the bridge.
 //!
 //! ESP32 upgrades ([`Esp32Jobs`]) hold nothing: the AVR charges on while its node is
-//! flashed. When a bay reports the new version its node restarted, and nothing shows that
-//! the AVR behind it kept what it held: the bay is learned afresh as after an AVR job
+//! flashed. When a bay reports the new version its node restarted, and the AVR may have
+//! restarted with it: the node firmware (`demesh.c` of AGCCS-CTRL22) drives the AVR's reset
+//! line from an ESP32 pin that it only sets to "run" in its start-up code, so while the ESP32
+//! reboots the line is not driven. The bay is learned afresh as after an AVR job
 //! (reservation kept as a floor). The two kinds never overlap: an AVR job is refused while
 //! an upgrade runs (the root relays everything, and nodes restart), and a queued upgrade
 //! waits while an AVR job runs.
