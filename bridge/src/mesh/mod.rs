@@ -11,8 +11,8 @@ mod mqtt;
 mod progress;
 pub mod table;
 mod tcp;
-mod traffic;
 pub mod tree;
+mod traffic;
 mod via_bridge;
 
 use std::collections::HashMap;
