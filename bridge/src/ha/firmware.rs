@@ -121,12 +121,11 @@ pub(super) fn node_update(bay: &BaySnapshot) -> NodeUpdate {
         .as_ref()
         .map_or_else(|| installed.clone(), |l| l.version.clone());
     let job = bay.esp32_job.as_ref();
-    let here = |list: &[BayId]| list.iter().any(|b| b.0 == bay.dev);
-    let done_here = job.is_some_and(|j| here(&j.bays_done));
+    let done_here = job.is_some_and(|j| j.done_here);
     let in_progress = job.is_some_and(|j| !j.state.is_finished()) && !done_here;
     let summary = match job {
         Some(j) => match &j.state {
-            Esp32State::Failed { error } if here(&j.stragglers) => {
+            Esp32State::Failed { error } if j.straggler_here => {
                 format!(
                     "{}: this bay did not report {}: {error}",
                     j.image, j.version
@@ -139,10 +138,7 @@ pub(super) fn node_update(bay: &BaySnapshot) -> NodeUpdate {
             Esp32State::Queued => "upgrade queued".to_owned(),
             Esp32State::Upgrading => format!(
                 "upgrading the {} nodes: {} of {} report {}",
-                j.board,
-                j.bays_done.len(),
-                j.bays.len(),
-                j.version
+                j.board, j.bays_done, j.bays_total, j.version
             ),
             Esp32State::Succeeded => format!("{} installed on the board's nodes", j.image),
         },

@@ -1,5 +1,7 @@
 //! Snapshots of a plausible site, for the tests of this module and the bench of its
-//! per-cycle work (`benches/ha_cycle.rs`): not used by the bridge itself.
+//! per-cycle work (`benches/ha_cycle.rs`): not used by the bridge itself, so hidden from its
+//! documentation (a cfg feature would have to be switched on for every bench run).
+#![doc(hidden)]
 
 use crate::allocate::ChargeMode;
 use crate::bay::BayId;

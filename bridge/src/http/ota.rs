@@ -127,7 +127,10 @@ fn accepted(
                 Refusal::QueueFull => StatusCode::SERVICE_UNAVAILABLE,
                 Refusal::Image(_) => StatusCode::BAD_REQUEST,
                 Refusal::WrongBoard { .. } => wrong_board,
-                Refusal::InSession | Refusal::Offline | Refusal::Busy => StatusCode::CONFLICT,
+                Refusal::InSession
+                | Refusal::Offline
+                | Refusal::Busy
+                | Refusal::Esp32UpgradeRunning => StatusCode::CONFLICT,
             };
             let error = ApiError::new(status, refusal.to_string());
             state.refused(&error);
@@ -213,7 +216,7 @@ async fn cancel(
         Err(e) => {
             let status = match e {
                 CancelError::Unknown => StatusCode::NOT_FOUND,
-                CancelError::Finished => StatusCode::CONFLICT,
+                CancelError::Finished | CancelError::Flashing => StatusCode::CONFLICT,
             };
             let error = ApiError::new(status, e.to_string());
             state.refused(&error);

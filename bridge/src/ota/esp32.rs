@@ -13,9 +13,14 @@
 //! reservation is kept until it is heard again). The root cannot be told to stop an upgrade:
 //! a cancel only stops following it.
 //!
-//! One job runs at a time (the root handles one upgrade at a time); the others wait.
+//! One job runs at a time (the root handles one upgrade at a time); the others wait, also
+//! while an AVR job runs (the site says so in [`Esp32Jobs::poll`]) and, after a running job
+//! was cancelled, until that job's give-up time (the root may still be busy with it).
+//!
+//! A bay that reports the new version has restarted its node; the site treats that like the
+//! end of an AVR job ([`Esp32Output::Rebooted`]).
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 
 use ctrl22_node::mesh::{Address, Command, MacAddr, NodeMessage};
 use serde::Serialize;
@@ -110,6 +115,27 @@ pub struct Esp32JobView {
     pub stragglers: Vec<BayId>,
 }
 
+/// One bay's part in an ESP32 job, for the snapshot, bay events and Home Assistant: the
+/// same for every bay but `done_here` and `straggler_here`, and no lists of bays (a site
+/// of thousands of bays builds one per bay per snapshot).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Esp32BayJob {
+    pub id: u64,
+    pub image: String,
+    pub board: String,
+    pub version: String,
+    #[serde(flatten)]
+    pub state: Esp32State,
+    pub progress_pct: u8,
+    /// This bay reports the new version.
+    pub done_here: bool,
+    /// This bay did not within the timeout (or when the job was cancelled).
+    pub straggler_here: bool,
+    /// Bays that report the new version, of `bays_total`.
+    pub bays_done: usize,
+    pub bays_total: usize,
+}
+
 /// What the site core must do.
 // `Command` holds an avrimg chunk inline (no_std codec); outputs are few and short-lived.
 #[allow(clippy::large_enum_variant)]
@@ -119,11 +145,18 @@ pub enum Esp32Output {
         dst: Address,
         cmd: Command,
     },
-    /// The job changed; `bays` are those it concerns (events go to each).
+    /// Job `job` changed; `bays` are those it concerns (an event goes to each, see
+    /// [`Esp32Jobs::bay_job`]).
     Changed {
+        job: u64,
         bays: Vec<BayId>,
-        job: Esp32JobView,
     },
+    /// A job ended: a line for the site's log.
+    Finished {
+        summary: String,
+    },
+    /// The bay reports the new version: its node restarted (and may have reset its AVR).
+    Rebooted(BayId),
 }
 
 /// Why a job cannot be cancelled.
@@ -133,6 +166,21 @@ pub enum CancelError {
     Unknown,
     #[error("the firmware job is over already")]
     Finished,
+    /// `avrota flash` went out: the controller may be restarting; the job runs on until it
+    /// knows, keeping the bay held.
+    #[error("the controller is being flashed; the job cannot be stopped now")]
+    Flashing,
+}
+
+impl CancelError {
+    /// Why job `id`, not among the open jobs, cannot be cancelled: `finished` are the ids kept.
+    pub(super) fn not_open(mut finished: impl Iterator<Item = u64>, id: u64) -> Self {
+        if finished.any(|f| f == id) {
+            Self::Finished
+        } else {
+            Self::Unknown
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -144,8 +192,10 @@ struct Job {
     state: Esp32State,
     /// Matching bays, in the order they are polled.
     bays: Vec<(BayId, MacAddr)>,
-    done: Vec<BayId>,
-    stragglers: Vec<BayId>,
+    /// The ids of `bays`, to find a bay's job.
+    members: HashSet<BayId>,
+    done: HashSet<BayId>,
+    stragglers: HashSet<BayId>,
     give_up_ms: u64,
     next_poll_ms: u64,
     /// Where the next round of polls starts in `bays`.
@@ -153,24 +203,73 @@ struct Job {
 }
 
 impl Job {
-    fn view(&self) -> Esp32JobView {
+    fn new(id: u64, image: Esp32Image, named_bay: Option<BayId>, state: Esp32State) -> Self {
+        Self {
+            id,
+            image,
+            named_bay,
+            state,
+            bays: Vec::new(),
+            members: HashSet::new(),
+            done: HashSet::new(),
+            stragglers: HashSet::new(),
+            give_up_ms: 0,
+            next_poll_ms: 0,
+            poll_cursor: 0,
+        }
+    }
+
+    fn progress_pct(&self) -> u8 {
         let total = self.bays.len().max(1);
         let pct = if self.state == Esp32State::Succeeded {
             100
         } else {
             self.done.len().saturating_mul(100) / total
         };
+        u8::try_from(pct.min(100)).unwrap_or(100)
+    }
+
+    /// The bays of `bays` that are also in `set`, in polling order.
+    fn listed(&self, set: &HashSet<BayId>) -> Vec<BayId> {
+        self.bays
+            .iter()
+            .filter(|(b, _)| set.contains(b))
+            .map(|(b, _)| b.clone())
+            .collect()
+    }
+
+    fn view(&self) -> Esp32JobView {
         Esp32JobView {
             id: self.id,
             image: self.image.file.clone(),
             board: self.image.board.clone(),
             version: self.image.version.clone(),
             state: self.state.clone(),
-            progress_pct: u8::try_from(pct.min(100)).unwrap_or(100),
-            bays: self.bays.iter().map(|(b, _)| b.clone()).collect(),
-            bays_done: self.done.clone(),
-            stragglers: self.stragglers.clone(),
+            progress_pct: self.progress_pct(),
+            bays: self.all_bays(),
+            bays_done: self.listed(&self.done),
+            stragglers: self.listed(&self.stragglers),
         }
+    }
+
+    fn bay_job(&self, bay: &BayId) -> Esp32BayJob {
+        Esp32BayJob {
+            id: self.id,
+            image: self.image.file.clone(),
+            board: self.image.board.clone(),
+            version: self.image.version.clone(),
+            state: self.state.clone(),
+            progress_pct: self.progress_pct(),
+            done_here: self.done.contains(bay),
+            straggler_here: self.stragglers.contains(bay),
+            bays_done: self.done.len(),
+            bays_total: self.bays.len(),
+        }
+    }
+
+    fn set_bays(&mut self, bays: Vec<(BayId, MacAddr)>) {
+        self.members = bays.iter().map(|(b, _)| b.clone()).collect();
+        self.bays = bays;
     }
 
     fn all_bays(&self) -> Vec<BayId> {
@@ -178,20 +277,34 @@ impl Job {
     }
 
     fn changed(&self, bays: Vec<BayId>, out: &mut Vec<Esp32Output>) {
-        out.push(Esp32Output::Changed {
-            bays,
-            job: self.view(),
-        });
+        out.push(Esp32Output::Changed { job: self.id, bays });
     }
 
     fn finish(&mut self, state: Esp32State, out: &mut Vec<Esp32Output>) {
         self.stragglers = self
-            .bays
+            .members
             .iter()
-            .map(|(b, _)| b.clone())
-            .filter(|b| !self.done.contains(b))
+            .filter(|b| !self.done.contains(*b))
+            .cloned()
             .collect();
         self.state = state;
+        let stragglers = self.listed(&self.stragglers);
+        let shown: Vec<&str> = stragglers.iter().take(10).map(|b| b.0.as_str()).collect();
+        out.push(Esp32Output::Finished {
+            summary: format!(
+                "ESP32 firmware {}: {:?}, {} of {} bays upgraded, {} stragglers {shown:?}{}",
+                self.image.file,
+                self.state,
+                self.done.len(),
+                self.bays.len(),
+                stragglers.len(),
+                if stragglers.len() > shown.len() {
+                    "..."
+                } else {
+                    ""
+                },
+            ),
+        });
         self.changed(self.all_bays(), out);
     }
 }
@@ -201,7 +314,9 @@ impl Job {
 pub struct Esp32Jobs {
     params: Esp32Params,
     jobs: VecDeque<Job>,
-    finished: VecDeque<Esp32JobView>,
+    finished: VecDeque<Job>,
+    /// No job starts before then (monotonic ms): a cancelled upgrade may still run in the mesh.
+    paused_until_ms: u64,
 }
 
 impl Esp32Jobs {
@@ -211,6 +326,7 @@ impl Esp32Jobs {
             params,
             jobs: VecDeque::new(),
             finished: VecDeque::new(),
+            paused_until_ms: 0,
         }
     }
 
@@ -239,34 +355,21 @@ impl Esp32Jobs {
         if let Err(refusal) = checked {
             // Kept for the named bay, so that its views (Home Assistant) can say why.
             if let Some(bay) = named_bay {
-                self.keep_finished(Esp32JobView {
-                    id,
-                    image: image.file,
-                    board: image.board,
-                    version: image.version,
-                    state: Esp32State::Failed {
-                        error: format!("refused: {refusal}"),
-                    },
-                    progress_pct: 0,
-                    bays: vec![bay.bay.clone()],
-                    bays_done: Vec::new(),
-                    stragglers: Vec::new(),
-                });
+                let state = Esp32State::Failed {
+                    error: format!("refused: {refusal}"),
+                };
+                let mut refused = Job::new(id, image, None, state);
+                refused.set_bays(vec![(bay.bay.clone(), bay.mac)]);
+                self.keep_finished(refused);
             }
             return Err(refusal);
         }
-        let job = Job {
+        let job = Job::new(
             id,
             image,
-            named_bay: named_bay.map(|b| b.bay.clone()),
-            state: Esp32State::Queued,
-            bays: Vec::new(),
-            done: Vec::new(),
-            stragglers: Vec::new(),
-            give_up_ms: 0,
-            next_poll_ms: 0,
-            poll_cursor: 0,
-        };
+            named_bay.map(|b| b.bay.clone()),
+            Esp32State::Queued,
+        );
         let mut out = Vec::new();
         job.changed(
             named_bay.map(|b| vec![b.bay.clone()]).unwrap_or_default(),
@@ -279,23 +382,34 @@ impl Esp32Jobs {
     /// Whether job `id` is one of these.
     #[must_use]
     pub fn has(&self, id: u64) -> bool {
-        self.jobs.iter().any(|j| j.id == id) || self.finished.iter().any(|v| v.id == id)
+        self.jobs.iter().any(|j| j.id == id) || self.finished.iter().any(|j| j.id == id)
     }
 
-    /// Stops following job `id` (the root cannot be told to stop an upgrade it started).
+    /// Whether an upgrade runs (nodes of a board, maybe the root, are about to restart).
+    #[must_use]
+    pub fn is_upgrading(&self) -> bool {
+        self.jobs
+            .front()
+            .is_some_and(|j| j.state == Esp32State::Upgrading)
+    }
+
+    /// Stops following job `id` (the root cannot be told to stop an upgrade it started, so
+    /// the next job waits until this one's give-up time).
     ///
     /// # Errors
     /// No such job, or it is over.
     pub fn cancel(&mut self, id: u64) -> Result<Vec<Esp32Output>, CancelError> {
         let Some(index) = self.jobs.iter().position(|j| j.id == id) else {
-            return Err(if self.finished.iter().any(|v| v.id == id) {
-                CancelError::Finished
-            } else {
-                CancelError::Unknown
-            });
+            return Err(CancelError::not_open(
+                self.finished.iter().map(|j| j.id),
+                id,
+            ));
         };
         let mut out = Vec::new();
         if let Some(mut job) = self.jobs.remove(index) {
+            if job.state == Esp32State::Upgrading {
+                self.paused_until_ms = self.paused_until_ms.max(job.give_up_ms);
+            }
             let error = "cancelled: no longer followed (a running upgrade goes on in the mesh)";
             job.finish(
                 Esp32State::Failed {
@@ -303,7 +417,7 @@ impl Esp32Jobs {
                 },
                 &mut out,
             );
-            self.keep_finished(job.view());
+            self.keep_finished(job);
         }
         Ok(out)
     }
@@ -313,29 +427,39 @@ impl Esp32Jobs {
     pub fn views(&self) -> Vec<Esp32JobView> {
         self.jobs
             .iter()
+            .chain(self.finished.iter().rev())
             .map(Job::view)
-            .chain(self.finished.iter().rev().cloned())
             .collect()
     }
 
-    /// The latest job `bay` took part in.
+    /// The latest job `bay` took part in, as that bay sees it.
     #[must_use]
-    pub fn latest_of(&self, bay: &BayId) -> Option<Esp32JobView> {
-        let concerns = |v: &Esp32JobView| v.bays.contains(bay);
+    pub fn latest_of(&self, bay: &BayId) -> Option<Esp32BayJob> {
         self.jobs
             .iter()
-            .map(Job::view)
-            .find(concerns)
-            .or_else(|| self.finished.iter().rev().find(|v| concerns(v)).cloned())
+            .chain(self.finished.iter().rev())
+            .find(|j| j.members.contains(bay))
+            .map(|j| j.bay_job(bay))
     }
 
-    /// The running job's next poll or deadline (monotonic ms).
+    /// Job `id` as `bay` sees it.
+    #[must_use]
+    pub fn bay_job(&self, id: u64, bay: &BayId) -> Option<Esp32BayJob> {
+        self.jobs
+            .iter()
+            .chain(self.finished.iter())
+            .find(|j| j.id == id)
+            .map(|j| j.bay_job(bay))
+    }
+
+    /// The running job's next poll or deadline, or when a waiting job may start (monotonic ms).
     #[must_use]
     pub fn poll_timeout(&self) -> Option<u64> {
-        self.jobs
-            .front()
-            .filter(|j| j.state == Esp32State::Upgrading)
-            .map(|j| j.next_poll_ms.min(j.give_up_ms))
+        self.jobs.front().and_then(|j| match j.state {
+            Esp32State::Upgrading => Some(j.next_poll_ms.min(j.give_up_ms)),
+            Esp32State::Queued => Some(self.paused_until_ms).filter(|&t| t > 0),
+            Esp32State::Succeeded | Esp32State::Failed { .. } => None,
+        })
     }
 
     /// A message from the mesh: a `system` reply of a bay the running job follows.
@@ -357,7 +481,8 @@ impl Esp32Jobs {
             return out;
         }
         let bay = bay.clone();
-        job.done.push(bay.clone());
+        job.done.insert(bay.clone());
+        out.push(Esp32Output::Rebooted(bay.clone()));
         if job.done.len() == job.bays.len() {
             job.finish(Esp32State::Succeeded, &mut out);
         } else {
@@ -368,12 +493,17 @@ impl Esp32Jobs {
     }
 
     /// The running job's polls and timeout, then the next job started when none runs.
-    /// `bays` is every bay of the site as it is now.
-    pub fn poll(&mut self, now_ms: u64, bays: &[Esp32Bay]) -> Vec<Esp32Output> {
+    /// `bays` is every bay of the site as it is now; `avr_running`: an AVR job transfers
+    /// or flashes (a restarting node would break it off), so nothing starts.
+    pub fn poll(&mut self, now_ms: u64, bays: &[Esp32Bay], avr_running: bool) -> Vec<Esp32Output> {
         let mut out = Vec::new();
         let params = self.params;
+        let may_start = !avr_running && now_ms >= self.paused_until_ms;
         if let Some(job) = self.jobs.front_mut() {
             if job.state == Esp32State::Queued {
+                if !may_start {
+                    return out;
+                }
                 start(job, now_ms, bays, &params, &mut out);
             } else if now_ms >= job.give_up_ms {
                 let n = job.bays.len() - job.done.len();
@@ -399,16 +529,16 @@ impl Esp32Jobs {
     fn retire(&mut self) {
         while self.jobs.front().is_some_and(|j| j.state.is_finished()) {
             if let Some(job) = self.jobs.pop_front() {
-                self.keep_finished(job.view());
+                self.keep_finished(job);
             }
         }
     }
 
-    fn keep_finished(&mut self, view: Esp32JobView) {
+    fn keep_finished(&mut self, job: Job) {
         if self.finished.len() >= FINISHED_KEPT {
             self.finished.pop_front();
         }
-        self.finished.push_back(view);
+        self.finished.push_back(job);
     }
 }
 
@@ -451,7 +581,7 @@ fn start(
         );
         return;
     }
-    job.bays = matching.iter().map(|b| (b.bay.clone(), b.mac)).collect();
+    job.set_bays(matching.iter().map(|b| (b.bay.clone(), b.mac)).collect());
     job.done = matching
         .iter()
         .filter(|b| b.version.as_deref() == Some(job.image.version.as_str()))

@@ -108,6 +108,13 @@ impl Flasher {
         }
     }
 
+    /// Whether `avrota flash` went out: from then on the controller may be writing its flash
+    /// and restarting, whatever the node answers.
+    #[must_use]
+    pub fn flash_sent(&self) -> bool {
+        self.stage == Stage::Flashing
+    }
+
     /// Bytes acknowledged so far, and the image size.
     #[must_use]
     pub fn progress(&self) -> (usize, usize) {

@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use super::esp32::{CancelError, Esp32Params};
 use super::flasher::{FlashError, FlashStep, Flasher};
+pub use super::job_view::{AnyJobView, JobState, JobView};
 use crate::bay::BayId;
 
 /// Jobs waiting or running at most; more are refused (the queue is fed from outside).
@@ -93,6 +94,9 @@ pub enum Refusal {
     UnknownBay,
     #[error("the image: {0}")]
     Image(String),
+    /// The root relays everything and an ESP32 upgrade restarts nodes: no AVR flash meanwhile.
+    #[error("an ESP32 upgrade is running; try again when it is over")]
+    Esp32UpgradeRunning,
 }
 
 /// Why a running job failed.
@@ -111,77 +115,6 @@ pub enum JobError {
     NoVersion,
     #[error("cancelled")]
     Cancelled,
-}
-
-/// Where a job is, as adapters show it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case", tag = "state")]
-pub enum JobState {
-    Queued,
-    Transferring {
-        done_bytes: usize,
-        total_bytes: usize,
-    },
-    /// The bay stopped answering; restarted when it is heard again.
-    WaitingForBay {
-        restarts: u32,
-    },
-    Verifying,
-    /// `ver` read back from the controller (as `installed_version`: the job's `version` is
-    /// the image's).
-    Succeeded {
-        #[serde(rename = "installed_version")]
-        version: i16,
-    },
-    Failed {
-        error: JobError,
-    },
-}
-
-impl JobState {
-    /// Percent done, for progress bars.
-    #[must_use]
-    pub fn percent(&self) -> Option<u8> {
-        match self {
-            Self::Transferring {
-                done_bytes,
-                total_bytes,
-            } => {
-                let pct = done_bytes.saturating_mul(100) / (*total_bytes).max(1);
-                Some(u8::try_from(pct.min(100)).unwrap_or(100))
-            }
-            Self::Verifying | Self::Succeeded { .. } => Some(100),
-            _ => None,
-        }
-    }
-
-    #[must_use]
-    pub fn is_finished(&self) -> bool {
-        matches!(self, Self::Succeeded { .. } | Self::Failed { .. })
-    }
-}
-
-/// A job as `GET /api/v1/ota` and the event stream show it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct JobView {
-    pub id: u64,
-    pub bay: BayId,
-    pub image: String,
-    pub version: Option<i16>,
-    pub forced: bool,
-    #[serde(flatten)]
-    pub state: JobState,
-    pub percent: Option<u8>,
-    /// `percent`, 0 when not known (queued, failed), for progress bars of every job kind.
-    pub progress_pct: u8,
-}
-
-/// Any firmware job, as `GET /api/v1/ota` lists it: `kind` says which.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
-pub enum AnyJobView {
-    Avr(JobView),
-    Esp32(super::esp32::Esp32JobView),
 }
 
 /// What the site core must do.
@@ -254,6 +187,8 @@ pub struct OtaJobs {
     /// Waiting and running jobs, in submission order.
     jobs: Vec<Job>,
     finished: VecDeque<JobView>,
+    /// See [`OtaJobs::pause_starts`].
+    starts_paused: bool,
 }
 
 impl OtaJobs {
@@ -264,6 +199,7 @@ impl OtaJobs {
             next_id: 1,
             jobs: Vec::new(),
             finished: VecDeque::new(),
+            starts_paused: false,
         }
     }
 
@@ -286,6 +222,8 @@ impl OtaJobs {
         let id = self.take_id();
         let checked = if self.jobs.len() >= MAX_JOBS {
             Err(Refusal::QueueFull)
+        } else if self.starts_paused {
+            Err(Refusal::Esp32UpgradeRunning)
         } else {
             check(&image, force, facts)
         };
@@ -330,22 +268,42 @@ impl OtaJobs {
     }
 
     /// Cancels job `id`: a queued one is dropped, a running one stops sending and releases
-    /// its bay (whose controller is learned afresh, as after any job).
+    /// its bay (whose controller is learned afresh, as after any job). Once `avrota flash`
+    /// went out the controller may be restarting from its EEPROM: the job runs on (its
+    /// hold keeps the sequencer away) until it knows.
     ///
     /// # Errors
-    /// No such job (not an AVR one), or it is over.
+    /// No such job (not an AVR one), it is over, or it is flashing or verifying.
     pub fn cancel(&mut self, id: u64) -> Result<Vec<OtaOutput>, CancelError> {
         let Some(job) = self.jobs.iter_mut().find(|j| j.id == id) else {
-            return Err(if self.finished.iter().any(|v| v.id == id) {
-                CancelError::Finished
-            } else {
-                CancelError::Unknown
-            });
+            return Err(CancelError::not_open(
+                self.finished.iter().map(|v| v.id),
+                id,
+            ));
         };
+        let flashing = match &job.stage {
+            Stage::Transferring(flasher) => flasher.flash_sent(),
+            Stage::Verifying { .. } => true,
+            Stage::Queued | Stage::WaitingForBay { .. } | Stage::Finished => false,
+        };
+        if flashing {
+            return Err(CancelError::Flashing);
+        }
         let mut out = Vec::new();
         job.finish(Err(JobError::Cancelled), &mut out);
         self.retire();
         Ok(out)
+    }
+
+    /// Whether a job transfers, flashes or waits for its bay (an ESP32 upgrade waits).
+    #[must_use]
+    pub fn any_running(&self) -> bool {
+        self.jobs.iter().any(Job::is_running)
+    }
+
+    /// Keeps queued jobs from starting while `paused` (an ESP32 upgrade runs).
+    pub fn pause_starts(&mut self, paused: bool) {
+        self.starts_paused = paused;
     }
 
     /// Whether `bay` is held by a running job.
@@ -445,7 +403,7 @@ impl OtaJobs {
         }
         let mut running = self.jobs.iter().filter(|j| j.is_running()).count();
         for job in &mut self.jobs {
-            if running >= self.params.max_parallel {
+            if running >= self.params.max_parallel || self.starts_paused {
                 break;
             }
             if !matches!(job.stage, Stage::Queued) {

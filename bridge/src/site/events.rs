@@ -51,9 +51,7 @@ pub enum BayEventKind {
     /// A firmware job of the bay was queued, progressed or ended.
     Firmware { job: crate::ota::jobs::JobView },
     /// An ESP32 upgrade of the bay's board was queued, started, reached the bay or ended.
-    Esp32Firmware {
-        job: crate::ota::esp32::Esp32JobView,
-    },
+    Esp32Firmware { job: crate::ota::esp32::Esp32BayJob },
 }
 
 impl BayEventKind {

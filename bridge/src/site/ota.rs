@@ -9,7 +9,13 @@
 //! bridge's own setpoint, as after a restart of the bridge.
 //!
 //! ESP32 upgrades ([`Esp32Jobs`]) hold nothing: the AVR charges on while its node is
-//! flashed, and the node's restart afterwards is an ordinary short silence.
+//! flashed. When a bay reports the new version its node restarted, and the AVR may have
+//! restarted with it: the node firmware (`demesh.c` of AGCCS-CTRL22) drives the AVR's reset
+//! line from an ESP32 pin that it only sets to "run" in its start-up code, so while the ESP32
+//! reboots the line is not driven. The bay is learned afresh as after an AVR job
+//! (reservation kept as a floor). The two kinds never overlap: an AVR job is refused while
+//! an upgrade runs (the root relays everything, and nodes restart), and a queued upgrade
+//! waits while an AVR job runs.
 
 use ctrl22_node::mesh::{Address, MacAddr, NodeMessage};
 use ctrl22_node::Ccss;
@@ -20,7 +26,7 @@ use super::{Output, Site};
 use crate::bay::BayId;
 use crate::clock::Now;
 use crate::config::firmware::ImageName;
-use crate::ota::esp32::{CancelError, Esp32Bay, Esp32Image, Esp32JobView, Esp32Jobs, Esp32Output};
+use crate::ota::esp32::{CancelError, Esp32Bay, Esp32BayJob, Esp32Image, Esp32Jobs, Esp32Output};
 use crate::ota::folder::latest_esp32;
 use crate::ota::folder::{self, FolderImage};
 use crate::ota::jobs::{
@@ -101,6 +107,7 @@ impl Site {
             .get(index)
             .map(|slot| slot.bay.mac)
             .ok_or(Refusal::UnknownBay)?;
+        self.ota.pause_starts(self.esp32.is_upgrading());
         let (job, ota_out) = self.ota.submit(bay.clone(), mac, image, force, &facts)?;
         let mut out = Vec::new();
         self.carry_out_ota(now, ota_out, &mut out);
@@ -164,7 +171,7 @@ impl Site {
     }
 
     /// The latest ESP32 job the bay took part in.
-    pub(super) fn esp32_job_of(&self, bay: &BayId) -> Option<Esp32JobView> {
+    pub(super) fn esp32_job_of(&self, bay: &BayId) -> Option<Esp32BayJob> {
         self.esp32.latest_of(bay)
     }
 
@@ -199,12 +206,13 @@ impl Site {
             .iter()
             .map(|slot| (slot.bay.id.clone(), facts_of(&slot.bay)))
             .collect();
+        self.ota.pause_starts(self.esp32.is_upgrading());
         let ota_out = self.ota.poll(now.mono_ms, |bay| {
             facts.iter().find(|(b, _)| b == bay).map(|(_, f)| f.clone())
         });
         self.carry_out_ota(now, ota_out, out);
         let bays = self.esp32_bays();
-        let esp32_out = self.esp32.poll(now.mono_ms, &bays);
+        let esp32_out = self.esp32.poll(now.mono_ms, &bays, self.ota.any_running());
         self.carry_out_esp32(now, esp32_out, out);
     }
 
@@ -225,25 +233,29 @@ impl Site {
         for output in esp32_out {
             match output {
                 Esp32Output::Send { dst, cmd } => out.push(Output::Send { dst, cmd }),
-                Esp32Output::Changed { bays, job } => {
-                    if job.state.is_finished() {
-                        out.push(Output::Event {
-                            bay: None,
-                            text: format!(
-                                "ESP32 firmware {}: {:?}, {} of {} bays upgraded, stragglers {:?}",
-                                job.image,
-                                job.state,
-                                job.bays_done.len(),
-                                job.bays.len(),
-                                job.stragglers
-                            ),
-                        });
+                Esp32Output::Finished { summary } => out.push(Output::Event {
+                    bay: None,
+                    text: summary,
+                }),
+                Esp32Output::Rebooted(bay) => {
+                    if let Some(index) = self.registry.index_of(&bay) {
+                        self.sequencer.on_offline(index);
                     }
+                    self.relearn_controller(now, &bay);
+                    out.push(Output::Event {
+                        bay: Some(bay),
+                        text: "ESP32 firmware installed, the node restarted: the controller is learned afresh".to_owned(),
+                    });
+                }
+                Esp32Output::Changed { job, bays } => {
                     for bay in bays {
+                        let Some(job) = self.esp32.bay_job(job, &bay) else {
+                            continue;
+                        };
                         out.push(Output::Bay(BayEvent {
                             bay,
                             at_ms: now.wall_ms,
-                            kind: BayEventKind::Esp32Firmware { job: job.clone() },
+                            kind: BayEventKind::Esp32Firmware { job },
                         }));
                     }
                 }
@@ -273,13 +285,7 @@ impl Site {
                     });
                 }
                 OtaOutput::Release(bay) => {
-                    if let Some(index) = self.registry.index_of(&bay) {
-                        self.learn_afresh(now, index);
-                        // Ask for `system` in the next cycle: the new controller version.
-                        if let Some(slot) = self.registry.get_mut(index) {
-                            slot.bay.last_poll_ms = None;
-                        }
-                    }
+                    self.relearn_controller(now, &bay);
                     out.push(Output::Event {
                         bay: Some(bay),
                         text: "firmware update over: the controller is learned afresh".to_owned(),
@@ -299,6 +305,22 @@ impl Site {
                     }));
                 }
             }
+        }
+    }
+}
+
+impl Site {
+    /// After the bay's controller (or its node) restarted: the sequencer forgets what it
+    /// knew of the node, keeping its reservation as a floor until the node confirmed the
+    /// bridge's setpoint.
+    fn relearn_controller(&mut self, now: Now, bay: &BayId) {
+        let Some(index) = self.registry.index_of(bay) else {
+            return;
+        };
+        self.learn_afresh(now, index);
+        // Ask for `system` in the next cycle: the new controller version.
+        if let Some(slot) = self.registry.get_mut(index) {
+            slot.bay.last_poll_ms = None;
         }
     }
 }

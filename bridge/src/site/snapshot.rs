@@ -135,7 +135,7 @@ pub struct BaySnapshot {
     /// The newest ESP32 image of the firmware folder for the bay's board.
     pub esp32_latest: Option<LatestEsp32>,
     /// The latest ESP32 upgrade the bay took part in.
-    pub esp32_job: Option<crate::ota::esp32::Esp32JobView>,
+    pub esp32_job: Option<crate::ota::esp32::Esp32BayJob>,
 }
 
 /// An ESP32 image of the firmware folder.

@@ -272,7 +272,22 @@ async fn an_esp32_image_upgrades_the_bays_of_its_board_and_reports_a_straggler(
 async fn cancelling_an_avr_transfer_releases_the_bay() -> anyhow::Result<()> {
     let ota = crate::ota::ota_site().await?;
     let (site, http, mut bridge) = (&ota.site, ota.http, ota.site.bridge()?);
-    let sim = crate::ota::two_bays_charging(&ota).await?;
+    // Every 4th chunk to bay 1 is lost (5 s each): the transfer takes long enough to be
+    // cancelled before `avrota flash`, after which a cancel is refused.
+    let sim = Simulator::start_with(&site.broker, &site.mesh, 2, 7, |world| {
+        let macs: Vec<MacAddr> = world.macs().collect();
+        world.set_ota_faults(
+            macs[1],
+            OtaFaults {
+                lose_every_nth_chunk: Some(4),
+                ..OtaFaults::default()
+            },
+        );
+    });
+    site.wire()
+        .wait_charging(0, 2, Duration::from_secs(40))
+        .await?;
+    crate::ota::boards_known(http, 2).await?;
     let dev = &sim.devs[1];
     let mac = sim.macs[1];
     let body = serde_json::json!({ "image": "ctrl22_agccs12_15.hex", "force": true }).to_string();

@@ -27,7 +27,11 @@ struct Harness {
     /// What the site knows of each bay (from `system` replies).
     bays: Vec<Esp32Bay>,
     sent: Vec<(Address, Command)>,
-    views: Vec<Esp32JobView>,
+    /// The bay events: each bay's view of the job when it changed.
+    views: Vec<(BayId, Esp32BayJob)>,
+    rebooted: Vec<BayId>,
+    /// What the site says of its AVR jobs.
+    avr_running: bool,
 }
 
 impl Harness {
@@ -64,6 +68,8 @@ impl Harness {
             bays: Vec::new(),
             sent: Vec::new(),
             views: Vec::new(),
+            rebooted: Vec::new(),
+            avr_running: false,
         };
         // What the site learns from its own `system` polls.
         for (mac, msg) in harness
@@ -97,7 +103,14 @@ impl Harness {
                     let replies = self.world.handle_command(self.now_ms, &dst, &cmd);
                     self.deliver(replies);
                 }
-                Esp32Output::Changed { job, .. } => self.views.push(job),
+                Esp32Output::Changed { job, bays } => {
+                    for bay in bays {
+                        let view = self.jobs.bay_job(job, &bay).expect("the job exists");
+                        self.views.push((bay, view));
+                    }
+                }
+                Esp32Output::Finished { summary } => assert!(summary.contains("ESP32")),
+                Esp32Output::Rebooted(bay) => self.rebooted.push(bay),
             }
         }
     }
@@ -117,7 +130,7 @@ impl Harness {
             let messages = self.world.step(self.now_ms);
             self.deliver(messages);
             let bays = self.bays.clone();
-            let out = self.jobs.poll(self.now_ms, &bays);
+            let out = self.jobs.poll(self.now_ms, &bays, self.avr_running);
             self.carry_out(out);
             if self.jobs.views().iter().all(|v| v.state.is_finished()) {
                 return;
@@ -163,12 +176,26 @@ fn every_bay_of_the_board_is_upgraded_and_the_others_are_left_alone() {
         assert_eq!(bay.version.as_deref(), Some("3.4"));
     }
     // Progress went up bay by bay, each step an event.
-    let pcts: Vec<u8> = h.views.iter().map(|v| v.progress_pct).collect();
+    let pcts: Vec<u8> = h.views.iter().map(|(_, v)| v.progress_pct).collect();
     assert!(pcts.windows(2).all(|w| w[0] <= w[1]), "{pcts:?}");
     assert!(pcts.contains(&33) && pcts.contains(&66), "{pcts:?}");
     // Polls are bounded: at most two per 5 s round.
     let polls: usize = macs.iter().map(|m| h.polled(*m)).sum();
     assert!(polls <= 2 * (200 / 5), "{polls} polls");
+    // Each bay's node restarted once, and its own view says it is done.
+    let mut rebooted = h.rebooted.clone();
+    rebooted.sort_by(|a, b| a.0.cmp(&b.0));
+    rebooted.dedup();
+    assert_eq!(rebooted.len(), 3, "{:?}", h.rebooted);
+    assert_eq!(h.rebooted.len(), 3, "once each");
+    let first = id(macs[0]);
+    let seen = h.jobs.latest_of(&first).expect("its job");
+    assert!(seen.done_here && !seen.straggler_here, "{seen:?}");
+    assert_eq!((seen.bays_done, seen.bays_total), (3, 3));
+    assert!(
+        h.jobs.latest_of(&id(macs[3])).is_none(),
+        "another board's bay"
+    );
 }
 
 #[test]
@@ -182,9 +209,12 @@ fn a_bay_that_never_reports_the_version_is_a_straggler() {
         matches!(&job.state, Esp32State::Failed { error } if error.contains("1 bays")),
         "{job:?}"
     );
-    assert_eq!(job.stragglers, vec![straggler]);
+    assert_eq!(job.stragglers, vec![straggler.clone()]);
     assert_eq!(job.bays_done.len(), 2);
     assert_eq!(job.progress_pct, 66);
+    let seen = h.jobs.latest_of(&straggler).expect("its job");
+    assert!(seen.straggler_here && !seen.done_here, "{seen:?}");
+    assert_eq!((seen.bays_done, seen.bays_total), (2, 3));
 }
 
 #[test]
@@ -216,4 +246,44 @@ fn a_cancelled_job_stops_polling_and_lists_the_bays_not_done() {
     assert_eq!(h.sent.len(), sent, "nothing sent after the cancel");
     assert_eq!(h.jobs.cancel(7), Err(CancelError::Finished));
     assert_eq!(h.jobs.cancel(99), Err(CancelError::Unknown));
+}
+
+#[test]
+fn after_a_cancel_the_next_upgrade_waits_until_the_cancelled_one_would_have_given_up() {
+    let mut h = Harness::new(2, 2, None);
+    h.jobs.submit(7, image(), None).expect("queued");
+    h.run(3_000);
+    assert_eq!(h.last().state, Esp32State::Upgrading);
+    // Started at 1 s: gives up at 121 s.
+    let out = h.jobs.cancel(7).expect("cancelled");
+    h.carry_out(out);
+    let m5 = Esp32Image {
+        file: "demesh_m5stick_3_6.bin".to_owned(),
+        board: "m5stick".to_owned(),
+        version: "3.6".to_owned(),
+    };
+    h.jobs.submit(8, m5, None).expect("queued");
+    assert_eq!(h.jobs.poll_timeout(), Some(121_000));
+    h.run(120_000);
+    assert_eq!(
+        h.upgrades_sent(),
+        1,
+        "the root may still run the cancelled upgrade"
+    );
+    h.run(122_000);
+    assert_eq!(h.upgrades_sent(), 2, "then the next one goes");
+}
+
+#[test]
+fn an_upgrade_waits_while_an_avr_job_runs() {
+    let mut h = Harness::new(2, 0, None);
+    h.avr_running = true;
+    h.jobs.submit(1, image(), None).expect("queued");
+    h.run(30_000);
+    assert_eq!(h.upgrades_sent(), 0);
+    assert!(!h.jobs.is_upgrading());
+    h.avr_running = false;
+    h.run(31_000);
+    assert_eq!(h.upgrades_sent(), 1);
+    assert!(h.jobs.is_upgrading());
 }

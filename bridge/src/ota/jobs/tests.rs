@@ -33,6 +33,8 @@ struct Harness {
     /// Most bays held at once.
     most_held: usize,
     held: Vec<BayId>,
+    /// Commands the mesh loses (to every bay).
+    lost: fn(&Command) -> bool,
 }
 
 fn id(mac: MacAddr) -> BayId {
@@ -56,6 +58,7 @@ impl Harness {
             unreachable: Vec::new(),
             most_held: 0,
             held: Vec::new(),
+            lost: |_| false,
         }
     }
 
@@ -89,7 +92,9 @@ impl Harness {
             let mut next = Vec::new();
             for output in pending {
                 match &output {
-                    OtaOutput::Send { dst, cmd } if !self.unreachable.contains(dst) => {
+                    OtaOutput::Send { dst, cmd }
+                        if !self.unreachable.contains(dst) && !(self.lost)(cmd) =>
+                    {
                         let replies =
                             self.world
                                 .handle_command(self.now_ms, &Address::Node(*dst), cmd);
@@ -433,4 +438,53 @@ fn a_cancelled_job_releases_its_bay_and_a_queued_one_never_starts() {
     assert_eq!(h.outputs.len(), sends, "nothing more after the cancel");
     assert_eq!(h.jobs.cancel(running), Err(CancelError::Finished));
     assert_eq!(h.jobs.cancel(999), Err(CancelError::Unknown));
+}
+
+#[test]
+fn a_job_that_sent_the_flash_or_verifies_cannot_be_cancelled() {
+    let lost: [fn(&Command) -> bool; 2] = [
+        |cmd| matches!(cmd, Command::AvrOtaFlash { .. }),
+        |cmd| matches!(cmd, Command::AvrGetPar { .. }),
+    ];
+    for (lost, stage) in lost.into_iter().zip(["flashing", "verifying"]) {
+        let mut h = Harness::new(1, OtaParams::default());
+        h.lost = lost;
+        let job = h.submit(0, image(15));
+        // The controller restarts a few seconds after `avrota flash`; the flash times out
+        // after 30 s.
+        h.run(10_000);
+        let state = h.state(job);
+        assert!(
+            matches!(
+                (stage, &state),
+                (
+                    "flashing",
+                    JobState::Transferring {
+                        done_bytes: 1000,
+                        ..
+                    }
+                ) | ("verifying", JobState::Verifying)
+            ),
+            "{stage}: {state:?}"
+        );
+        assert_eq!(h.jobs.cancel(job), Err(CancelError::Flashing), "{stage}");
+        assert_eq!(h.held, vec![id(h.mac(0))], "{stage}: the hold stays");
+        assert_eq!(h.state(job), state, "{stage}: the job runs on");
+    }
+}
+
+#[test]
+fn no_avr_job_is_accepted_or_started_while_an_esp32_upgrade_runs() {
+    let mut h = Harness::new(2, OtaParams::default());
+    let queued = h.submit(0, image(15));
+    h.jobs.pause_starts(true);
+    let mac = h.mac(1);
+    let refused = h.jobs.submit(id(mac), mac, image(15), false, &h.facts());
+    assert_eq!(refused.map(|_| ()), Err(Refusal::Esp32UpgradeRunning));
+    h.run(5_000);
+    assert_eq!(h.state(queued), JobState::Queued, "waits for the upgrade");
+    assert!(h.held.is_empty() && !h.jobs.any_running());
+    h.jobs.pause_starts(false);
+    h.run(60_000);
+    assert_eq!(h.state(queued), JobState::Succeeded { version: 15 });
 }
