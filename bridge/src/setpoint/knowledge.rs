@@ -214,8 +214,15 @@ impl NodeKnowledge {
                 let floor = self.fsafecur.map_or(self.smaxcur.lo, |f| f.lo);
                 unloaded || value <= floor
             }
+            // A vehicle lets go of a dropped phase only seconds later, but may take up an
+            // added one at once: a swap of two bay phases on this site phase (odd wiring)
+            // loads it twice meanwhile. Only bay phases the node surely uses may load it.
             Write::Phases(value) => {
-                self.offer_bound() == Deciamps::ZERO || wires(value) <= wires(self.phases.lo)
+                let added = value
+                    .iter()
+                    .filter(|&p| !self.phases.lo.contains(p))
+                    .fold(PhaseSet::NONE, PhaseSet::with);
+                self.offer_bound() == Deciamps::ZERO || wires(added) == 0
             }
             Write::Fsafecur(value) => unloaded || self.fsafecur.is_none_or(|f| value <= f.lo),
             Write::Wdtsec(_) | Write::Opbutton => true,
@@ -274,6 +281,25 @@ mod tests {
             .with_write(Write::Phases(two));
         assert_eq!(k.phases.hi, union(one, two));
         assert_eq!(k.phases.lo, PhaseSet::NONE);
+    }
+
+    #[test]
+    fn moving_load_between_two_bay_phases_on_one_site_phase_may_raise_it() {
+        use ctrl22_node::Phase::{L1, L2, L3};
+        let odd = BayWiring {
+            rotation: [L1, L1, L2],
+            counted_phases: PhaseSet::ALL,
+        };
+        let k = NodeKnowledge::discovered(&heartbeat(160))
+            .with_confirmed(Write::Smaxcur(Deciamps(160)))
+            .with_confirmed(Write::Fsafecur(Deciamps::ZERO))
+            .with_confirmed(Write::Phases(PhaseSet::NONE.with(L2)));
+        // Bay phase 2 (site L1) to bay phases 1 and 3: the vehicle may still draw on 2
+        // while it takes up 1, both on site L1.
+        let swap = Write::Phases(PhaseSet::NONE.with(L1).with(L3));
+        assert!(!k.never_raises(swap, &odd, L1));
+        assert!(k.never_raises(Write::Phases(PhaseSet::NONE), &odd, L1));
+        assert!(k.never_raises(swap, &BayWiring::STRAIGHT, L2));
     }
 
     #[test]

@@ -972,3 +972,9 @@ fn the_model_actually_moves_current() {
         assert_eq!(world.nodes[bay].fsafecur, 60);
     }
 }
+
+#[test]
+fn a_case_a_random_run_found() {
+    use Op::*;
+    run(&include!("cases/ef87.rs"));
+}
