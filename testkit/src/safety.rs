@@ -236,11 +236,19 @@ pub fn check_wire_with<R: WireRecord>(
                 )));
             }
             if possible[i] > limit[i] {
+                // Who may draw what on that phase, so a failure says which bays add up.
+                let mut shares: Vec<String> = nodes
+                    .iter()
+                    .filter(|(_, node)| node.possible()[i] > 0)
+                    .map(|(mac, node)| format!("{mac}: {} {node:?}", node.possible()[i]))
+                    .collect();
+                shares.sort();
                 return Err(violation(format!(
-                    "bays may draw {} dA on L{}, limit {}",
+                    "bays may draw {} dA on L{}, limit {}: {}",
                     possible[i],
                     i + 1,
-                    limit[i]
+                    limit[i],
+                    shares.join("; ")
                 )));
             }
         }
