@@ -98,6 +98,11 @@ const ROWS: [(&str, &str, &str); 24] = [
     ("bridge: RSS", "/bridge/bridge_rss_mib", "MiB"),
     ("bridge: peak RSS", "/bridge/bridge_peak_rss_mib", "MiB"),
     ("bridge: bays known", "/bridge/bays_known", ""),
+    (
+        "bridge: start -> first allocation",
+        "/bridge/startup_to_first_allocation_ms",
+        "ms",
+    ),
 ];
 
 /// The report as an aligned two-column table.
