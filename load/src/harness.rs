@@ -396,9 +396,10 @@ async fn wait_for_metrics(
     dir: &tempfile::TempDir,
 ) -> anyhow::Result<()> {
     for _ in 0..2000 {
-        let allocated = observe::metrics(http).await.ok().and_then(|text| {
-            observe::metric(&text, "ctrl22_allocations_total{trigger=\"cycle\"}")
-        });
+        let allocated = observe::metrics(http)
+            .await
+            .ok()
+            .and_then(|text| observe::metric(&text, "ctrl22_allocations_total{trigger=\"cycle\"}"));
         if allocated.is_some_and(|n| n >= 1.0) {
             return Ok(());
         }

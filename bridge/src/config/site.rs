@@ -280,7 +280,8 @@ mod tests {
 
     #[test]
     fn max_bays_is_bounded_and_reaches_the_core() {
-        let config = Config::from_toml("[site]\nmax_bays = 20000\n").unwrap_or_else(|e| panic!("{e}"));
+        let config =
+            Config::from_toml("[site]\nmax_bays = 20000\n").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(crate::runtime::site_settings(&config).max_bays, 20_000);
         let default = Config::from_toml("").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(crate::runtime::site_settings(&default).max_bays, 10_000);

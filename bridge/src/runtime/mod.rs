@@ -391,7 +391,9 @@ impl SiteTask {
     /// When the site task must wake without input: the next cycle, or the core's deadline
     /// or a snapshot due if that is sooner.
     fn wake_at(&self, next_cycle: Instant) -> Instant {
-        let next_cycle = self.publish_due.map_or(next_cycle, |due| due.min(next_cycle));
+        let next_cycle = self
+            .publish_due
+            .map_or(next_cycle, |due| due.min(next_cycle));
         let Some(due_ms) = self.site.poll_timeout() else {
             return next_cycle;
         };
@@ -675,7 +677,10 @@ mod tests {
     fn an_allocation_is_published_at_once_or_one_spacing_after_the_last_snapshot() {
         let start = Instant::now();
         let long_after = start + EVENT_PUBLISH_SPACING * 3;
-        assert_eq!(publish_due_after_allocation(long_after, start, None), long_after);
+        assert_eq!(
+            publish_due_after_allocation(long_after, start, None),
+            long_after
+        );
         let soon = start + Duration::from_millis(10);
         assert_eq!(
             publish_due_after_allocation(soon, start, None),

@@ -123,3 +123,37 @@ impl Store {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::bay::BayId;
+    use crate::site::Output;
+    use crate::store::Store;
+
+    #[test]
+    fn batches_committed_together_keep_their_own_times_and_order() {
+        let mut store = Store::open_in_memory().unwrap_or_else(|e| panic!("{e}"));
+        let event = |text: &str| Output::Event {
+            bay: Some(BayId("a".into())),
+            text: text.into(),
+        };
+        let first = [event("online")];
+        let second = [
+            Output::SaveEnergy {
+                bay: BayId("a".into()),
+                total_wh: 7,
+            },
+            event("offline"),
+        ];
+        store
+            .persist_batches(&[(10, &first), (20, &second)])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let events = store.recent_events(10).unwrap_or_else(|e| panic!("{e}"));
+        let mut seen: Vec<(u64, &str)> =
+            events.iter().map(|e| (e.at_ms, e.text.as_str())).collect();
+        seen.sort_unstable();
+        assert_eq!(seen, [(10, "online"), (20, "offline")]);
+        let totals = store.energy_totals().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(totals.get(&BayId("a".into())), Some(&7));
+    }
+}
