@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 /// Rows of the table: label, JSON pointer into the report, unit.
-const ROWS: [(&str, &str, &str); 24] = [
+const ROWS: [(&str, &str, &str); 25] = [
     (
         "pass-through: generator sent",
         "/pass_through/generator_sent_per_s",
