@@ -240,6 +240,7 @@ async fn bridge_phase(
     let bridge_toml = dir.path().join("bridge.toml");
     std::fs::write(&bridge_toml, bridge_config(config, broker, &http, dir))?;
     let log = std::fs::File::create(dir.path().join("bridge.log"))?;
+    let spawned = std::time::Instant::now();
     let mut bridge = Command::new(&config.bridge)
         .arg("run")
         .arg("--config")
@@ -255,6 +256,7 @@ async fn bridge_phase(
         .with_context(|| format!("starting {}", config.bridge.display()))?;
     let bridge_pid = bridge.id().context("the bridge exited")?;
     wait_for_metrics(&http, &mut bridge, dir).await?;
+    let startup = spawned.elapsed();
     let subscriber = Subscriber::start(broker, "ctrl22-load-sys", &SYS_FILTERS).await?;
     let generator = Generator::start(GeneratorConfig {
         broker: broker.to_owned(),
@@ -335,6 +337,7 @@ async fn bridge_phase(
         )
     }));
     report["bridge_log_warnings"] = json!(warnings(dir));
+    report["startup_to_first_allocation_ms"] = json!(startup.as_secs_f64() * 1000.0);
     drop(generator);
     drop(bridge);
     Ok(report)
@@ -384,22 +387,29 @@ path = "{db}"
     )
 }
 
+/// Waits until the bridge's `/metrics` counts its first allocation (polled every 5 ms, so
+/// the time to it is the time from start to the first allocation, or the HTTP server's start
+/// if that is later, to within 5 ms).
 async fn wait_for_metrics(
     http: &str,
     bridge: &mut Child,
     dir: &tempfile::TempDir,
 ) -> anyhow::Result<()> {
-    for _ in 0..100 {
-        if observe::metrics(http).await.is_ok() {
+    for _ in 0..2000 {
+        let allocated = observe::metrics(http)
+            .await
+            .ok()
+            .and_then(|text| observe::metric(&text, "ctrl22_allocations_total{trigger=\"cycle\"}"));
+        if allocated.is_some_and(|n| n >= 1.0) {
             return Ok(());
         }
         if let Ok(Some(status)) = bridge.try_wait() {
             let log = std::fs::read_to_string(dir.path().join("bridge.log")).unwrap_or_default();
             anyhow::bail!("the bridge exited ({status}): {}", log.trim());
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    anyhow::bail!("the bridge's /metrics does not answer on {http}")
+    anyhow::bail!("the bridge's /metrics does not count an allocation on {http}")
 }
 
 fn warnings(dir: &tempfile::TempDir) -> Value {

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 /// Rows of the table: label, JSON pointer into the report, unit.
-const ROWS: [(&str, &str, &str); 24] = [
+const ROWS: [(&str, &str, &str); 25] = [
     (
         "pass-through: generator sent",
         "/pass_through/generator_sent_per_s",
@@ -98,6 +98,11 @@ const ROWS: [(&str, &str, &str); 24] = [
     ("bridge: RSS", "/bridge/bridge_rss_mib", "MiB"),
     ("bridge: peak RSS", "/bridge/bridge_peak_rss_mib", "MiB"),
     ("bridge: bays known", "/bridge/bays_known", ""),
+    (
+        "bridge: start -> first allocation",
+        "/bridge/startup_to_first_allocation_ms",
+        "ms",
+    ),
 ];
 
 /// The report as an aligned two-column table.

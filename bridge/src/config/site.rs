@@ -64,8 +64,14 @@ pub struct SiteConfig {
     /// the solar budget is gone.
     #[serde(with = "humantime_serde")]
     pub meter_timeout: Duration,
+    /// The most bays the site takes on (configured ones included); a node heard beyond it
+    /// is refused and counted (`too_many_bays`). Bounds memory and every per-bay table.
+    pub max_bays: usize,
     pub surplus: SurplusConfig,
 }
+
+/// The range `site.max_bays` may take.
+pub const MAX_BAYS: std::ops::RangeInclusive<usize> = 1..=100_000;
 
 /// Three currents, one per phase, written in amps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,6 +139,7 @@ impl Default for SiteConfig {
             house_margin: None,
             house_raise_hold: Duration::from_secs(15),
             meter_timeout: Duration::from_secs(30),
+            max_bays: 10_000,
             surplus: SurplusConfig::default(),
         }
     }
@@ -269,5 +276,21 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(text.contains("site.house_reserve[0]"), "{text}");
+    }
+
+    #[test]
+    fn max_bays_is_bounded_and_reaches_the_core() {
+        let config =
+            Config::from_toml("[site]\nmax_bays = 20000\n").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(crate::runtime::site_settings(&config).max_bays, 20_000);
+        let default = Config::from_toml("").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(crate::runtime::site_settings(&default).max_bays, 10_000);
+        for bad in ["0", "100001"] {
+            let text = Config::from_toml(&format!("[site]\nmax_bays = {bad}\n"))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(text.contains("site.max_bays"), "{bad}: {text}");
+        }
     }
 }

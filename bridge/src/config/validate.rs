@@ -89,6 +89,16 @@ impl Config {
             );
         }
 
+        if !super::site::MAX_BAYS.contains(&self.site.max_bays) {
+            bad(
+                "site.max_bays".into(),
+                format!(
+                    "must be {}..={}",
+                    super::site::MAX_BAYS.start(),
+                    super::site::MAX_BAYS.end()
+                ),
+            );
+        }
         if self.site.voltage == 0 {
             bad("site.voltage".into(), "must be more than 0".into());
         }

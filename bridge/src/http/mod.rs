@@ -293,9 +293,15 @@ impl State {
 /// Feeds every new snapshot to the cycle-time histogram and the 24 h history.
 async fn observe(state: State) {
     let mut snapshots = state.site.subscribe();
+    // Snapshots come between cycles too (settings, allocations a change asked for): each
+    // cycle's time is observed once.
+    let mut observed_cycle = None;
     loop {
         let snapshot = Arc::clone(&snapshots.borrow_and_update());
-        state.metrics.observe(&snapshot);
+        if observed_cycle != Some(snapshot.traffic.cycle_allocations) {
+            observed_cycle = Some(snapshot.traffic.cycle_allocations);
+            state.metrics.observe(&snapshot);
+        }
         state
             .history
             .lock()

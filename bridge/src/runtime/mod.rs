@@ -75,6 +75,7 @@ pub fn site_settings(config: &Config) -> SiteSettings {
         min_on_ms: millis(config.site.min_on),
         min_off_ms: millis(config.site.min_off),
         heartbeat_timeout_ms: millis(config.mesh.heartbeat_timeout),
+        max_bays: config.site.max_bays,
         wdtsec: config.mesh.wdtsec,
         setpoint_refresh_ms: millis(config.mesh.setpoint_refresh),
         ack_timeout_ms: millis(mesh::reply_deadline(config.mesh.transport)),
@@ -218,6 +219,8 @@ impl Bridge {
             storage,
             commands: commands_tx,
             pending_since: None,
+            published_at: Instant::now(),
+            publish_due: None,
         };
         task.execute(now, restored).await?;
         let task = tokio::spawn(site_task(task, mesh_events, requests, stopped));
@@ -264,6 +267,25 @@ struct SiteTask {
     commands: mpsc::Sender<CommandBatch>,
     /// When the first change the core's pending allocation answers came in.
     pending_since: Option<Instant>,
+    /// When the last snapshot went out.
+    published_at: Instant,
+    /// An allocation a change asked for ran since: its targets are published at this moment
+    /// (at most every [`EVENT_PUBLISH_SPACING`], so a stream of them costs no snapshot each).
+    publish_due: Option<Instant>,
+}
+
+/// The least time between two snapshots published for allocations a change asked for (a
+/// snapshot of 10,000 bays takes milliseconds to build); the cycle publishes anyway.
+const EVENT_PUBLISH_SPACING: Duration = Duration::from_millis(200);
+
+/// When the snapshot of an allocation that ran at `now` goes out: at once if the last one is
+/// [`EVENT_PUBLISH_SPACING`] old, else that long after it; an earlier due moment stands.
+fn publish_due_after_allocation(
+    now: Instant,
+    published_at: Instant,
+    due: Option<Instant>,
+) -> Instant {
+    due.unwrap_or_else(|| now.max(published_at + EVENT_PUBLISH_SPACING))
 }
 
 /// Commands of one input, sent in order once the reservations they raise are on disk.
@@ -344,8 +366,10 @@ impl SiteTask {
         Ok(())
     }
 
-    fn publish(&self, now: crate::clock::Now) {
+    fn publish(&mut self, now: crate::clock::Now) {
         let _ = self.snapshot.send(Arc::new(self.site.snapshot(now)));
+        self.published_at = Instant::now();
+        self.publish_due = None;
     }
 
     /// Follows the core's pending allocation after an input that came in at `received`:
@@ -365,8 +389,11 @@ impl SiteTask {
     }
 
     /// When the site task must wake without input: the next cycle, or the core's deadline
-    /// if that is sooner.
+    /// or a snapshot due if that is sooner.
     fn wake_at(&self, next_cycle: Instant) -> Instant {
+        let next_cycle = self
+            .publish_due
+            .map_or(next_cycle, |due| due.min(next_cycle));
         let Some(due_ms) = self.site.poll_timeout() else {
             return next_cycle;
         };
@@ -377,8 +404,9 @@ impl SiteTask {
 }
 
 /// SQLite commits wait for the disk; they run on their own thread so the control loop never
-/// does. One batch per input, one transaction per batch; the queue is bounded, and a full
-/// one makes the site task wait rather than lose a record.
+/// does. One batch per input; one transaction for every batch queued when the thread gets
+/// to them; the queue is bounded, and a full one makes the site task wait rather than lose
+/// a record.
 #[derive(Debug)]
 struct StoreWriter {
     batches: mpsc::Sender<StoreBatch>,
@@ -399,11 +427,25 @@ impl StoreWriter {
             .name("store".to_owned())
             .spawn(move || {
                 let mut failures = 0;
-                while let Some(batch) = incoming.blocking_recv() {
-                    match store.persist_outputs(batch.at_ms, &batch.outputs) {
+                while let Some(first) = incoming.blocking_recv() {
+                    // Everything queued while the last commit waited for the disk goes in
+                    // this one: a batch per input (a heartbeat's events) must not cost an
+                    // fsync each, or 10,000 bays block the site task on the store.
+                    let mut group = vec![first];
+                    while group.len() < STORE_QUEUE {
+                        match incoming.try_recv() {
+                            Ok(batch) => group.push(batch),
+                            Err(_) => break,
+                        }
+                    }
+                    let batches: Vec<(u64, &[Output])> = group
+                        .iter()
+                        .map(|b| (b.at_ms, b.outputs.as_slice()))
+                        .collect();
+                    match store.persist_batches(&batches) {
                         Ok(()) => {
                             failures = 0;
-                            if let Some(done) = batch.committed {
+                            for done in group.into_iter().filter_map(|b| b.committed) {
                                 let _ = done.send(());
                             }
                         }
@@ -550,18 +592,24 @@ async fn site_task(
         let now = t.clock.now();
         let started = Instant::now();
         let outputs = t.site.handle(now, input);
+        let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         let caused_at = t.follow_pending(started);
-        if publish || caused_at.is_some() {
-            // What an allocation costs also spaces the ones changes ask for.
-            t.site.record_cycle_time(
-                u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-            );
+        if publish {
+            t.site.record_cycle_time(elapsed_us);
+        } else if caused_at.is_some() {
+            // An allocation a change asked for, and nothing else: its cost spaces the next.
+            t.site.record_allocation_time(elapsed_us);
+            t.publish_due = Some(publish_due_after_allocation(
+                Instant::now(),
+                t.published_at,
+                t.publish_due,
+            ));
         }
         if let Err(e) = t.execute_caused(now, outputs, caused_at).await {
             break Err(e);
         }
         t.answer_parameters();
-        if publish {
+        if publish || t.publish_due.is_some_and(|due| Instant::now() >= due) {
             t.publish(now);
         }
     };
@@ -616,5 +664,30 @@ async fn forward_commands(
         if let Some(caused_at) = batch.caused_at.filter(|_| wrote) {
             traffic.observe_event_to_write(caused_at.elapsed());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::{publish_due_after_allocation, EVENT_PUBLISH_SPACING};
+
+    #[test]
+    fn an_allocation_is_published_at_once_or_one_spacing_after_the_last_snapshot() {
+        let start = Instant::now();
+        let long_after = start + EVENT_PUBLISH_SPACING * 3;
+        assert_eq!(
+            publish_due_after_allocation(long_after, start, None),
+            long_after
+        );
+        let soon = start + Duration::from_millis(10);
+        assert_eq!(
+            publish_due_after_allocation(soon, start, None),
+            start + EVENT_PUBLISH_SPACING
+        );
+        // A second allocation before the snapshot went out rides along with the first's.
+        let due = start + EVENT_PUBLISH_SPACING;
+        assert_eq!(publish_due_after_allocation(soon, start, Some(due)), due);
     }
 }

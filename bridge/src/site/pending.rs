@@ -41,6 +41,8 @@ pub(super) struct Pending {
     /// When the first change not yet allocated for came in (monotonic ms).
     since_ms: Option<u64>,
     last_allocation_ms: Option<u64>,
+    /// What the last allocation a change asked for took (µs), as the runtime measured it.
+    cost_us: u64,
 }
 
 impl Pending {
@@ -48,14 +50,18 @@ impl Pending {
         self.since_ms.get_or_insert(now_ms);
     }
 
-    /// When the allocation is due, after the last one took `cost_us`.
-    fn due_ms(&self, cost_us: u64) -> Option<u64> {
+    /// When the allocation is due, spaced by what the last one took.
+    fn due_ms(&self) -> Option<u64> {
         let since = self.since_ms?;
-        let gap_ms = (cost_us.saturating_mul(COST_FACTOR) / 1000).max(COALESCE_MS);
+        let gap_ms = (self.cost_us.saturating_mul(COST_FACTOR) / 1000).max(COALESCE_MS);
         let spaced = self
             .last_allocation_ms
             .map_or(0, |last| last.saturating_add(gap_ms));
         Some(since.saturating_add(COALESCE_MS).max(spaced))
+    }
+
+    pub(super) fn record_cost(&mut self, cost_us: u64) {
+        self.cost_us = cost_us;
     }
 
     pub(super) fn allocated(&mut self, now_ms: u64) {
@@ -105,7 +111,7 @@ impl Site {
     /// Timeouts of writes, refreshes, polls and firmware jobs are the control cycle's.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<u64> {
-        self.pending.due_ms(self.cycle_us)
+        self.pending.due_ms()
     }
 
     /// The pending allocation, if it is due: start/stop presses the new state calls for,
@@ -136,5 +142,21 @@ impl Site {
         if lowered {
             self.allocation_needed(now);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Pending, COALESCE_MS, COST_FACTOR};
+
+    #[test]
+    fn only_the_recorded_allocation_cost_spaces_the_next_allocation() {
+        let mut pending = Pending::default();
+        pending.allocated(1_000);
+        pending.mark(1_001);
+        assert_eq!(pending.due_ms(), Some(1_001 + COALESCE_MS));
+        // An allocation that took 10 ms: the next waits 4 x that after the last.
+        pending.record_cost(10_000);
+        assert_eq!(pending.due_ms(), Some(1_000 + COST_FACTOR * 10));
     }
 }

@@ -90,6 +90,12 @@ impl Site {
         self.cycle_us = micros;
     }
 
+    /// How long the last allocation a change asked for took (its input alone, measured by
+    /// the runtime): the spacing of the next ones follows it, not the whole cycle's cost.
+    pub fn record_allocation_time(&mut self, micros: u64) {
+        self.pending.record_cost(micros);
+    }
+
     /// The bay's state in OCPP's words (SPEC section 7), shared by Home Assistant and OCPP.
     pub(super) fn status_of(&self, index: usize) -> BayStatus {
         self.registry

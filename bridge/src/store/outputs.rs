@@ -20,12 +20,12 @@ enum Row<'a> {
     Energy(&'a BayId, u64),
     Session(Session),
     Setting(SettingWrite<'a>),
-    Event(Option<&'a BayId>, &'a str),
+    Event(u64, Option<&'a BayId>, &'a str),
 }
 
 /// What `output` stores, if anything. An output that cannot be stored is logged and dropped,
 /// so it cannot cost the rest of the cycle (its energy above all).
-fn row(output: &Output) -> Vec<Row<'_>> {
+fn row(at_ms: u64, output: &Output) -> Vec<Row<'_>> {
     let kept = match output {
         Output::Send { .. } => return Vec::new(),
         Output::SaveEnergy { bay, total_wh } => Ok(Row::Energy(bay, *total_wh)),
@@ -36,7 +36,7 @@ fn row(output: &Output) -> Vec<Row<'_>> {
             return bay_event_rows(event);
         }
         Output::SaveSetting(change) => setting_write(change).map(Row::Setting),
-        Output::Event { bay, text } => Ok(Row::Event(bay.as_ref(), text)),
+        Output::Event { bay, text } => Ok(Row::Event(at_ms, bay.as_ref(), text)),
     };
     kept.map_err(|e| tracing::warn!(error = %e, ?output, "not stored"))
         .ok()
@@ -85,7 +85,20 @@ impl Store {
     /// # Errors
     /// SQLite failures; nothing of the cycle is stored then.
     pub fn persist_outputs(&mut self, at_ms: u64, outputs: &[Output]) -> Result<(), StoreError> {
-        let rows: Vec<Row<'_>> = outputs.iter().flat_map(row).collect();
+        self.persist_batches(&[(at_ms, outputs)])
+    }
+
+    /// [`Store::persist_outputs`] for several inputs' outputs (each `Event` stamped with its
+    /// own time) in one commit, in order: what queued up while the disk was busy costs one
+    /// fsync, not one each.
+    ///
+    /// # Errors
+    /// SQLite failures; nothing of any batch is stored then.
+    pub fn persist_batches(&mut self, batches: &[(u64, &[Output])]) -> Result<(), StoreError> {
+        let rows: Vec<Row<'_>> = batches
+            .iter()
+            .flat_map(|&(at_ms, outputs)| outputs.iter().flat_map(move |o| row(at_ms, o)))
+            .collect();
         if rows.is_empty() {
             return Ok(());
         }
@@ -101,12 +114,46 @@ impl Store {
                         record_session(tx, session)?;
                     }
                     Row::Setting(write) => save_setting(tx, write)?,
-                    Row::Event(bay, text) => {
-                        append_event(tx, at_ms, *bay, text)?;
+                    Row::Event(at_ms, bay, text) => {
+                        append_event(tx, *at_ms, *bay, text)?;
                     }
                 }
             }
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::bay::BayId;
+    use crate::site::Output;
+    use crate::store::Store;
+
+    #[test]
+    fn batches_committed_together_keep_their_own_times_and_order() {
+        let mut store = Store::open_in_memory().unwrap_or_else(|e| panic!("{e}"));
+        let event = |text: &str| Output::Event {
+            bay: Some(BayId("a".into())),
+            text: text.into(),
+        };
+        let first = [event("online")];
+        let second = [
+            Output::SaveEnergy {
+                bay: BayId("a".into()),
+                total_wh: 7,
+            },
+            event("offline"),
+        ];
+        store
+            .persist_batches(&[(10, &first), (20, &second)])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let events = store.recent_events(10).unwrap_or_else(|e| panic!("{e}"));
+        let mut seen: Vec<(u64, &str)> =
+            events.iter().map(|e| (e.at_ms, e.text.as_str())).collect();
+        seen.sort_unstable();
+        assert_eq!(seen, [(10, "online"), (20, "offline")]);
+        let totals = store.energy_totals().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(totals.get(&BayId("a".into())), Some(&7));
     }
 }
