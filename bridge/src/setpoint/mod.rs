@@ -456,6 +456,32 @@ impl Sequencer {
         now_ms: u64,
         bay: usize,
     ) -> Result<Vec<SetparCommand>, SequencerError> {
+        self.start_over(now_ms, bay, false)
+    }
+
+    /// The node of offline `bay` restarted with values the bridge did not write: it is
+    /// treated as unknown when heard again, and its reservation stays as the least one
+    /// until the node confirmed the bridge's own setpoint. Unlike [`Self::release`],
+    /// no other bay gets any of that budget meanwhile.
+    ///
+    /// # Errors
+    /// As [`Self::release`].
+    pub fn relearn(
+        &mut self,
+        now_ms: u64,
+        bay: usize,
+    ) -> Result<Vec<SetparCommand>, SequencerError> {
+        self.start_over(now_ms, bay, true)
+    }
+
+    /// Forgets what offline `bay`'s node holds; `keep_reservation` makes its reservation
+    /// the floor before anything is sent, so the bays waiting for budget see none freed.
+    fn start_over(
+        &mut self,
+        now_ms: u64,
+        bay: usize,
+        keep_reservation: bool,
+    ) -> Result<Vec<SetparCommand>, SequencerError> {
         let state = self
             .bays
             .get_mut(bay)
@@ -467,6 +493,7 @@ impl Sequencer {
             target: state.target,
             // The old value, so that syncing below takes it out of the group totals.
             reservation: state.reservation,
+            floor: keep_reservation.then(|| PhaseLoad(state.reservation.0.map(|v| v.max(0)))),
             ..BayState::new(state.wiring)
         };
         *state = fresh;

@@ -226,6 +226,21 @@ fn an_offline_bay_keeps_its_reservation_until_released() {
 }
 
 #[test]
+fn a_relearned_bay_keeps_its_reservation_from_the_bays_waiting_for_it() {
+    let mut seq = settled(320, 160, target(160, 123, 60), 2);
+    // Bay 1 waits for bay 0's share.
+    assert!(seq
+        .set_targets(1_000, &[(1, target(320, 123, 60))])
+        .is_empty());
+    // Bay 0's controller restarted (a firmware update): what it holds is unknown.
+    seq.on_offline(0);
+    assert!(seq.relearn(2_000, 0).unwrap().is_empty());
+    assert_eq!(seq.reservation(0), PhaseLoad([160; 3]));
+    assert_eq!(seq.total(0), PhaseLoad([320; 3]));
+    assert!(seq.poll(3_000).iter().all(|c| c.bay != 1 || c.value <= 160));
+}
+
+#[test]
 fn an_online_bay_cannot_be_released() {
     let mut seq = settled(320, 160, target(160, 123, 60), 1);
     assert_eq!(seq.release(1_000, 0), Err(SequencerError::StillOnline(0)));

@@ -296,13 +296,11 @@ impl Site {
     /// a firmware update): it is learned afresh from its next heartbeat, and what it was
     /// reserved stays reserved until the node confirmed the sequencer's own setpoint.
     pub(super) fn learn_afresh(&mut self, now: Now, index: usize) {
-        let reserved = self.sequencer.reservation(index);
         self.sequencer.on_offline(index);
-        match self.sequencer.release(now.mono_ms, index) {
+        match self.sequencer.relearn(now.mono_ms, index) {
             Ok(writes) => self.writes.extend(writes),
             Err(e) => tracing::warn!(index, "learning a bay afresh: {e}"),
         }
-        self.sequencer.restore_reservation(index, reserved);
     }
 
     /// Answers of operator requests since the last call (replies, refusals, timeouts).
