@@ -26,7 +26,7 @@ mod metrics;
 mod ota;
 mod parameters;
 mod refusal;
-mod server;
+pub(crate) mod server;
 mod sessions;
 mod sse;
 

@@ -5,6 +5,7 @@
 //! `axum::serve` has neither bound. HTTP/1.1 only: the dashboard and API clients need no
 //! more, and hyper-util's HTTP/1-or-2 detection waits for the first bytes without a timeout.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,8 +15,8 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
@@ -48,28 +49,16 @@ pub(super) async fn serve(
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let mut connections = JoinSet::new();
+    let busy = busy();
     loop {
         while connections.try_join_next().is_some() {}
-        let (tcp, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                // Out of file descriptors, or the peer left before accept: wait a little
-                // rather than spin.
-                tracing::warn!("HTTP accept: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-            // A fresh socket's send buffer takes these few bytes at once; no waiting on the
-            // peer in the accept loop.
-            let _ = tcp.try_write(&busy());
+        let (tcp, peer, permit) = next_connection(&listener, &permits, "HTTP", &busy, |peer| {
             refusals.refuse(
                 "http_connections",
                 &format!("{peer}: already {} connections", limits.max_connections),
             );
-            continue;
-        };
+        })
+        .await;
         // A browser leaves a connection idle after its requests; that ends on the same
         // timeout but is no refusal. Only a connection that never sent a whole request
         // head is counted.
@@ -102,5 +91,36 @@ pub(super) async fn serve(
                 Err(e) => tracing::debug!("HTTP connection from {peer}: {e}"),
             }
         });
+    }
+}
+
+/// The next connection with its slot of `permits`. An accept error (out of file descriptors,
+/// a peer gone before accept) waits a little rather than spin; a connection over the limit
+/// is answered `busy` and closed, and `on_busy` is told of it.
+pub(crate) async fn next_connection(
+    listener: &TcpListener,
+    permits: &Arc<Semaphore>,
+    server: &str,
+    busy: &[u8],
+    mut on_busy: impl FnMut(SocketAddr),
+) -> (TcpStream, SocketAddr, OwnedSemaphorePermit) {
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!("{server} accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        match Arc::clone(permits).try_acquire_owned() {
+            Ok(permit) => return (tcp, peer, permit),
+            Err(_) => {
+                // A fresh socket's send buffer takes these few bytes at once; no waiting on
+                // the peer in the accept loop.
+                let _ = tcp.try_write(busy);
+                on_busy(peer);
+            }
+        }
     }
 }

@@ -27,6 +27,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::config::firmware::{is_plain_file_name, ImageName};
+use crate::http::server::next_connection;
 
 /// Connections (downloads) at the same time.
 const MAX_CONCURRENT: usize = 4;
@@ -76,21 +77,11 @@ async fn serve_on(listener: TcpListener, routes: Router, timeout: Duration) {
     let mut connections = JoinSet::new();
     loop {
         while connections.try_join_next().is_some() {}
-        let (tcp, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                // Out of file descriptors, or the peer left before accept: no spinning.
-                tracing::warn!("image server accept: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-            BUSY.fetch_add(1, Ordering::Relaxed);
-            // A fresh socket's send buffer takes these few bytes at once.
-            let _ = tcp.try_write(BUSY_ANSWER);
-            continue;
-        };
+        let (tcp, peer, permit) =
+            next_connection(&listener, &permits, "image server", BUSY_ANSWER, |_| {
+                BUSY.fetch_add(1, Ordering::Relaxed);
+            })
+            .await;
         let service = TowerToHyperService::new(routes.clone());
         connections.spawn(async move {
             let _permit = permit;
