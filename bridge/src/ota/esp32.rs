@@ -393,6 +393,12 @@ impl Esp32Jobs {
             .is_some_and(|j| j.state == Esp32State::Upgrading)
     }
 
+    /// A job waits or runs: [`Esp32Jobs::poll`] has something to look at.
+    #[must_use]
+    pub fn has_open_jobs(&self) -> bool {
+        !self.jobs.is_empty()
+    }
+
     /// Stops following job `id` (the root cannot be told to stop an upgrade it started, so
     /// the next job waits until this one's give-up time).
     ///

@@ -301,6 +301,12 @@ impl OtaJobs {
         self.jobs.iter().any(Job::is_running)
     }
 
+    /// A job waits or runs: [`OtaJobs::poll`] has something to look at.
+    #[must_use]
+    pub fn has_open_jobs(&self) -> bool {
+        !self.jobs.is_empty()
+    }
+
     /// Keeps queued jobs from starting while `paused` (an ESP32 upgrade runs).
     pub fn pause_starts(&mut self, paused: bool) {
         self.starts_paused = paused;

@@ -200,20 +200,25 @@ impl Site {
     }
 
     /// Timeouts of running jobs and queued ones started (once per control cycle).
+    /// Nearly every cycle has no open job: the per-bay facts are built only for one.
     pub(super) fn poll_ota(&mut self, now: Now, out: &mut Vec<Output>) {
-        let facts: Vec<(BayId, BayFacts)> = self
-            .registry
-            .iter()
-            .map(|slot| (slot.bay.id.clone(), facts_of(&slot.bay)))
-            .collect();
-        self.ota.pause_starts(self.esp32.is_upgrading());
-        let ota_out = self.ota.poll(now.mono_ms, |bay| {
-            facts.iter().find(|(b, _)| b == bay).map(|(_, f)| f.clone())
-        });
-        self.carry_out_ota(now, ota_out, out);
-        let bays = self.esp32_bays();
-        let esp32_out = self.esp32.poll(now.mono_ms, &bays, self.ota.any_running());
-        self.carry_out_esp32(now, esp32_out, out);
+        if self.ota.has_open_jobs() {
+            let facts: Vec<(BayId, BayFacts)> = self
+                .registry
+                .iter()
+                .map(|slot| (slot.bay.id.clone(), facts_of(&slot.bay)))
+                .collect();
+            self.ota.pause_starts(self.esp32.is_upgrading());
+            let ota_out = self.ota.poll(now.mono_ms, |bay| {
+                facts.iter().find(|(b, _)| b == bay).map(|(_, f)| f.clone())
+            });
+            self.carry_out_ota(now, ota_out, out);
+        }
+        if self.esp32.has_open_jobs() {
+            let bays = self.esp32_bays();
+            let esp32_out = self.esp32.poll(now.mono_ms, &bays, self.ota.any_running());
+            self.carry_out_esp32(now, esp32_out, out);
+        }
     }
 
     /// Every bay with what its last `system` said, for the ESP32 jobs.
